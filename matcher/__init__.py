@@ -1,0 +1,43 @@
+"""matcher: template matching that is exact, guarded and fast.
+
+>>> import numpy as np
+>>> from matcher import match_template
+>>> image = np.arange(1, 19, dtype=float).reshape(3, 6)
+>>> scores = match_template(image, [[5, 6], [11, 12]], "ssd")
+>>> np.unravel_index(scores.argmin(), scores.shape)   # (y, x)
+(np.int64(0), np.int64(4))
+"""
+
+from ._inputs import ALGORITHMS, LOWER_IS_BETTER, METHODS, MODES, PRECISIONS
+from .choose import choose_algorithm
+from .engine import match_template
+from .io import LoadedImage, load_image
+from .errors import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    MatcherError,
+    TemplateTooLargeError,
+    UnsupportedFormatError,
+)
+from .reference import match_template_reference
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "match_template",
+    "match_template_reference",
+    "load_image",
+    "LoadedImage",
+    "choose_algorithm",
+    "METHODS",
+    "MODES",
+    "PRECISIONS",
+    "ALGORITHMS",
+    "LOWER_IS_BETTER",
+    "MatcherError",
+    "ImageDecodeError",
+    "UnsupportedFormatError",
+    "ImageTooLargeError",
+    "TemplateTooLargeError",
+    "__version__",
+]

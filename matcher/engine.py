@@ -1,0 +1,314 @@
+"""The matching engine: every window's score, exact and guarded.
+
+Scores are assembled from three kinds of pieces, all in float64:
+
+- one correlation of the image with a template-derived kernel (direct or
+  FFT, :mod:`matcher.correlate`), plus two more with the weights for a mask;
+- window sums of the image and of its square (box filters, :mod:`matcher.window_sums`);
+- exact window minima and maxima, which say where a window is flat or zero.
+
+The image is centred first (its mean subtracted; rounded to an integer for
+integer data so that sums stay exact): the scores do not change, but the
+rounding errors no longer grow with a large DC offset, which is what breaks
+OpenCV's float32 path. Every score also gets a bound on its rounding error;
+the few windows whose bound exceeds the precision's tolerance (near-flat
+windows, mostly) are recomputed by definition with
+:func:`matcher.reference.window_scores`. Hence ``precision="exact"`` agrees
+with the float64 reference to ~1e-10 on every input, and never returns a
+score for a flat window other than its documented value.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ._inputs import PRECISIONS, check_choice, prepare, prepare_image
+from .choose import resolve_algorithm
+from .correlate import FFTCorrelator, correlate_direct
+from .reference import window_scores
+from .window_sums import box_error_bounds, window_extremes, window_sums, window_sums_of_squares
+
+__all__ = ["match_template", "match_templates"]
+
+_EPS = np.finfo(np.float64).eps
+_EXACT_INTEGER = 2.0**52  # integer sums below this are exact in float64
+_TOLERANCE = {"exact": 1e-10, "fast": 1e-6}
+_RECHECK_VALUES = 1 << 22  # pixel values per batch of windows recomputed by definition
+
+
+def match_template(image, template, method="ncc", *, mask=None, mode="correlate", precision="fast", algorithm="auto"):
+    """Score every position of ``template`` over ``image``.
+
+    With ``M`` the mask weights (all ones without a mask), ``T`` the template
+    and ``I`` the image window at ``(y, x)``, sums over pixels and channels:
+
+    ============  ==============================================================
+    method        score (OpenCV constant)
+    ============  ==============================================================
+    ssd           ``sum(((T - I) M)^2)``  (TM_SQDIFF; lower is better)
+    ssd_normed    ``min(1, ssd / sqrt(sum((T M)^2) sum((I M)^2)))`` (TM_SQDIFF_NORMED)
+    ccorr         ``sum(T I M^2)`` (TM_CCORR)
+    ccorr_normed  ``ccorr / sqrt(sum((T M)^2) sum((I M)^2))`` in [-1, 1] (TM_CCORR_NORMED)
+    ccoeff        ``sum(T' I')``, ``X' = M (X - sum(M X) / sum(M))`` per channel (TM_CCOEFF)
+    ncc           ``ccoeff / sqrt(sum(T'^2) sum(I'^2))`` in [-1, 1] (TM_CCOEFF_NORMED)
+    ============  ==============================================================
+
+    Where a denominator vanishes the score is defined, never NaN: ``ncc`` is 0
+    for a constant window or template (no evidence, not a false 1.0);
+    ``ccorr_normed`` is 0 when either norm is 0; ``ssd_normed`` is 0 when both
+    are 0 and 1 when one is, and saturates at 1 (as OpenCV's unmasked
+    TM_SQDIFF_NORMED does; OpenCV's masked one does not).
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W), (H, W, C) or (N,)
+        bool, integer or float; C in 1..4; 1-D is a single row.
+    template : array_like, shape (h, w), (h, w, C) or (n,)
+        Same number of channels as ``image``; must fit inside it.
+    method : str or int
+        One of :data:`matcher.METHODS`, or OpenCV's ``TM_*`` constant (0-5) or name.
+    mask : array_like, shape (h, w) or (h, w, C), optional, keyword-only
+        bool or integer (non-zero = pixel used) or float weights in [0, 1].
+    mode : {"correlate", "convolve"}, keyword-only
+        ``"convolve"`` flips the template (and mask) by 180 degrees first.
+    precision : {"fast", "exact"}, keyword-only
+        Error tolerance against the float64 reference: 1e-4 ("fast") or 1e-9
+        ("exact") of the score range. Both are float64 today; "fast" tolerates
+        more before recomputing a window by definition.
+    algorithm : {"auto", "direct", "fft"}, keyword-only
+        How to compute the correlations; ``"auto"`` asks :func:`matcher.choose_algorithm`.
+
+    Returns
+    -------
+    scores : ndarray of float64, shape (H - h + 1, W - w + 1), or (N - n + 1,) for 1-D
+        ``scores[y, x]`` scores the window whose top-left corner is ``(x, y)``.
+
+    Raises
+    ------
+    MatcherError (a ValueError)
+        Unknown method, mode, precision or algorithm; empty arrays; NaN or inf;
+        template larger than the image; channel or mask shape mismatch.
+    TypeError
+        Non-numeric arrays.
+
+    References
+    ----------
+    J. P. Lewis, "Fast Normalized Cross-Correlation", Vision Interface, 1995.
+    D. Padfield, "Masked Object Registration in the Fourier Domain", IEEE TIP 21(5), 2012.
+
+    Examples
+    --------
+    >>> scores = match_template([0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0], [3, 4, 5], "ssd")
+    >>> int(scores.argmin()), float(scores.min())
+    (6, 0.0)
+    """
+    return match_templates(image, [template], method, masks=[mask], mode=mode, precision=precision, algorithm=algorithm)[0]
+
+
+def match_templates(image, templates, method="ncc", *, masks=None, mode="correlate", precision="fast", algorithm="auto"):
+    """Score several templates over one image, sharing the image-side work.
+
+    The image is validated, centred and transformed once; window sums are
+    shared by templates of equal shape. Arguments are as in
+    :func:`match_template`, with ``templates`` a sequence and ``masks`` None
+    or a sequence of the same length (entries may be None).
+
+    Returns
+    -------
+    list of ndarray
+        One score map per template, in order.
+
+    Examples
+    --------
+    >>> maps = match_templates([[1, 2, 3, 4]], [[[2, 3]], [[4]]], "ssd")
+    >>> [m.tolist() for m in maps]
+    [[[2.0, 0.0, 2.0]], [[9.0, 4.0, 1.0, 0.0]]]
+    """
+    check_choice("precision", precision, PRECISIONS)
+    templates = list(templates)
+    if not templates:
+        raise ValueError("templates must contain at least one template, got an empty sequence")
+    masks = [None] * len(templates) if masks is None else list(masks)
+    if len(masks) != len(templates):
+        raise ValueError(f"masks must have one entry per template ({len(templates)}), got {len(masks)}")
+    prepared_image = prepare_image(image)
+    problems = [prepare(image, t, method, mask=m, mode=mode, prepared_image=prepared_image) for t, m in zip(templates, masks)]
+    sides = {}
+    results = []
+    for p in problems:
+        algo = resolve_algorithm(algorithm, p.image.shape[1:], p.template.shape[1:], masked=p.weights is not None)
+        if algo not in sides:
+            sides[algo] = _ImageSide(p.image, p.integer_valued, algo)
+        scores = _scores(sides[algo], p, _TOLERANCE[precision])
+        results.append(scores[0] if p.one_d else scores)
+    return results
+
+
+class _ImageSide:
+    """The work on one image that every template matched against it shares."""
+
+    def __init__(self, image, integer_valued, algorithm):
+        self.image = image
+        self.integer_valued = integer_valued
+        self.algorithm = algorithm
+        self.centre = [float(np.round(c.mean()) if integer_valued else c.mean()) for c in image]
+        self.centred = [c - g for c, g in zip(image, self.centre)]
+        self._cache = {}
+
+    def _cached(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def correlate(self, c, kernel, *, squared=False):
+        """Correlate centred channel ``c`` (or its square) with ``kernel``: (values, error bound)."""
+        norm = float(np.linalg.norm(kernel))
+        if self.algorithm == "fft":
+            corr = self._cached(("fft", c, squared), lambda: FFTCorrelator(self._plane(c, squared)))
+            return corr(kernel), corr.error_bound(norm)
+        plane = self._plane(c, squared)
+        peak = self._cached(("peak", c, squared), lambda: float(np.abs(plane).max()))
+        taps = kernel.size
+        return correlate_direct(plane, kernel), 2.0 * _EPS * taps * peak * norm
+
+    def _plane(self, c, squared):
+        if not squared:
+            return self.centred[c]
+        return self._cached(("square", c), lambda: np.square(self.centred[c]))
+
+    def sums(self, c, shape):
+        """Window sums of centred channel ``c`` and of its square, with their error bound."""
+
+        def make():
+            plane = self.centred[c]
+            exact = self.integer_valued and float(np.abs(plane).max()) ** 2 * np.prod(shape) < _EXACT_INTEGER
+            s1 = window_sums(plane, shape, exact_integers=exact)
+            s2 = window_sums_of_squares(plane, shape, exact_integers=exact)
+            return (s1, s2, 0.0, 0.0) if exact else (s1, s2) + box_error_bounds(s2, shape)
+
+        return self._cached(("sums", c, shape), make)
+
+    def extremes(self, c, shape, out_shape, offset):
+        """Exact (min, max) of channel ``c`` over a box inside every window."""
+        return self._cached(
+            ("extremes", c, shape, offset), lambda: window_extremes(self.image[c], shape, out_shape, offset)
+        )
+
+
+def _scores(side, p, tolerance):
+    """Score map of one validated problem on a prepared image."""
+    method, weights = p.method, p.weights
+    C, h, w = p.template.shape
+    out_shape = p.out_shape
+    used = np.ones((h, w), bool) if weights is None else (weights > 0).any(axis=0)
+    rows, cols = np.nonzero(used)
+    box = (int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1))
+    offset = (int(rows.min()), int(cols.min()))
+
+    num = np.zeros(out_shape)
+    err_num = np.zeros(out_shape)
+    den = np.zeros(out_shape) if method not in ("ssd", "ccorr", "ccoeff") else None
+    err_den = np.zeros(out_shape)
+    t_den = 0.0
+    degenerate = np.ones(out_shape, bool)  # windows flat (ncc) or zero (other normed), exactly
+    for c in range(C):
+        terms = _channel_terms(side, c, p.template[c], None if weights is None else weights[c], method)
+        num += terms["num"]
+        err_num += terms["err_num"]
+        if den is not None:
+            den += terms["den"]
+            err_den += terms["err_den"]
+            t_den += terms["t_den"]
+            lo, hi = side.extremes(c, box, out_shape, offset)
+            degenerate &= (lo == hi) if method == "ncc" else ((lo == 0) & (hi == 0))
+    if den is None:  # ssd, ccorr, ccoeff: tolerance relative to the score range
+        scores = np.maximum(num, 0.0) if method == "ssd" else num
+        _recompute(scores, err_num > tolerance * float(np.ptp(scores)), p)
+        return scores
+    scores, err = _normalise(method, num, err_num, den, err_den, t_den)
+    recheck = ((err > tolerance) | (den <= err_den)) & ~degenerate
+    if method == "ssd_normed":
+        # A zero window scores 0 against a zero template and 1 against any other.
+        scores[degenerate] = 0.0 if t_den == 0 else 1.0
+        if t_den == 0:
+            scores[~degenerate] = 1.0
+            recheck = (den <= err_den) & ~degenerate
+    else:
+        scores[degenerate] = 0.0  # flat window (ncc) or zero window (ccorr_normed)
+        if t_den == 0:  # constant (ncc) or all-zero (ccorr_normed) template
+            return np.zeros(out_shape)
+    _recompute(scores, recheck, p)
+    return scores
+
+
+def _channel_terms(side, c, T, M, method):
+    """One channel's share of the numerator and denominator sums, with error bounds."""
+    g = side.centre[c]
+    shape = T.shape
+    if M is None:
+        s1, s2, err_s1, err_s2 = side.sums(c, shape)
+        n = float(T.size)
+        weights_sq = None
+        a1, a2, q, err_a, err_q = s1, s1, s2, err_s1, err_s2
+        sw, sw2 = n, n
+    else:
+        weights_sq = M * M
+        sw, sw2 = float(M.sum()), float(weights_sq.sum())
+        a1, err_a = side.correlate(c, M)
+        a2, err_a2 = (a1, err_a) if np.array_equal(M, weights_sq) else side.correlate(c, weights_sq)
+        err_a = np.maximum(err_a, err_a2)
+        q, err_q = side.correlate(c, weights_sq, squared=True)
+    m2 = 1.0 if weights_sq is None else weights_sq
+    if method in ("ncc", "ccoeff"):
+        used = (M is None) or (M > 0)
+        vals = T[used] if M is not None else T
+        flat = vals.min() == vals.max()
+        mean_t = 0.0 if M is None else float((M * T).sum() / sw)
+        t_dev = np.zeros_like(T) if flat else T - (T.mean() if M is None else mean_t)
+        kernel = m2 * t_dev
+        x, err_x = side.correlate(c, kernel)
+        mean_i = a1 / sw
+        num = x - mean_i * kernel.sum()
+        den = q - 2.0 * mean_i * a2 + mean_i * mean_i * sw2
+        err_den = err_q + 2.0 * np.abs(mean_i) * err_a + 8.0 * _EPS * (np.abs(q) + np.abs(mean_i * a2))
+        return {"num": num, "err_num": err_x + np.abs(kernel.sum()) * err_a / sw, "den": den, "err_den": err_den,
+                "t_den": float((m2 * t_dev * t_dev).sum())}
+    energy = q + 2.0 * g * a2 + g * g * sw2  # sum((I M)^2) of the raw window
+    err_energy = err_q + 2.0 * abs(g) * err_a + 8.0 * _EPS * (np.abs(q) + np.abs(2.0 * g * a2) + g * g * sw2)
+    t_norm = float((m2 * T * T).sum())
+    if method in ("ccorr", "ccorr_normed"):
+        kernel = m2 * T
+        x, err_x = side.correlate(c, kernel)
+        shift = g * kernel.sum()
+        return {"num": x + shift, "err_num": err_x + 4.0 * _EPS * (np.abs(x) + abs(shift)), "den": energy, "err_den": err_energy, "t_den": t_norm}
+    t_g = T - g  # ssd is unchanged when image and template shift together
+    kernel = m2 * t_g
+    x, err_x = side.correlate(c, kernel)
+    num = q - 2.0 * x + float((m2 * t_g * t_g).sum())
+    err = err_q + 2.0 * err_x + 8.0 * _EPS * (np.abs(q) + float((m2 * t_g * t_g).sum()))
+    return {"num": num, "err_num": err, "den": energy, "err_den": err_energy, "t_den": t_norm}
+
+
+def _normalise(method, num, err_num, den, err_den, t_den):
+    """Normalised scores from summed terms, with a first-order bound on their error."""
+    safe = np.where(den > 0, den, 1.0)
+    denom = np.sqrt(t_den * safe)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(denom > 0, num / denom, 0.0)
+        err = np.where(denom > 0, err_num / denom + np.abs(ratio) * err_den / (2.0 * safe), np.inf)
+    if method == "ssd_normed":
+        return np.clip(ratio, 0.0, 1.0), err
+    return np.clip(ratio, -1.0, 1.0), err
+
+
+def _recompute(scores, recheck, p):
+    """Replace the flagged scores by their definition (two-pass, per window)."""
+    ys, xs = np.nonzero(recheck)
+    if ys.size == 0:
+        return
+    C, h, w = p.template.shape
+    windows = sliding_window_view(p.image, (h, w), axis=(1, 2))  # (C, H', W', h, w)
+    batch = max(1, _RECHECK_VALUES // (C * h * w))
+    for start in range(0, ys.size, batch):
+        y, x = ys[start : start + batch], xs[start : start + batch]
+        chunk = np.ascontiguousarray(windows[:, y, x].transpose(1, 0, 2, 3))
+        scores[y, x] = window_scores(chunk, p.template, p.weights, p.method)

@@ -1,0 +1,34 @@
+"""Exceptions raised by matcher.
+
+Every error a caller can cause is a ``MatcherError``, which subclasses
+``ValueError`` so that plain ``except ValueError`` keeps working. The service
+maps these classes to HTTP statuses in one place (``service/errors.py``).
+"""
+
+__all__ = [
+    "MatcherError",
+    "ImageDecodeError",
+    "UnsupportedFormatError",
+    "ImageTooLargeError",
+    "TemplateTooLargeError",
+]
+
+
+class MatcherError(ValueError):
+    """Base class for every error caused by the caller's input."""
+
+
+class ImageDecodeError(MatcherError):
+    """The bytes could not be decoded as an image (corrupt or truncated)."""
+
+
+class UnsupportedFormatError(ImageDecodeError):
+    """The data is in a format outside the allowed list."""
+
+
+class ImageTooLargeError(MatcherError):
+    """The image has more pixels (or bytes) than the configured limit."""
+
+
+class TemplateTooLargeError(MatcherError):
+    """The template is larger than the image in at least one dimension."""

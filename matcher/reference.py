@@ -1,0 +1,118 @@
+"""The definition of the scores: a plain float64 sliding-window implementation.
+
+This module is the oracle. It is written to be read, not to be fast: every
+window is cut out of the image and scored by the formulas below, with
+two-pass means and no running sums. The fast engine (:mod:`matcher.engine`)
+must agree with it, and reuses :func:`window_scores` to recompute the few
+windows whose fast score could be inaccurate.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ._inputs import prepare
+
+__all__ = ["match_template_reference", "window_scores"]
+
+
+def window_scores(windows, template, weights, method):
+    """Score a batch of windows against one template, by definition.
+
+    Parameters
+    ----------
+    windows : ndarray, shape (K, C, h, w), float64
+        K image windows, channel first.
+    template : ndarray, shape (C, h, w), float64
+    weights : ndarray, shape (C, h, w), float64, or None
+        Mask weights ``M`` in [0, 1]; None means all ones.
+    method : str
+        One of :data:`matcher.METHODS`.
+
+    Returns
+    -------
+    ndarray, shape (K,), float64
+
+    Notes
+    -----
+    With ``M`` the weights (1 without a mask), sums run over pixels and channels:
+
+    - ssd:           ``sum(((T - I) * M)**2)``
+    - ssd_normed:    ``min(1, ssd / sqrt(sum((T*M)**2) * sum((I*M)**2)))``;
+      0 when both norms are 0, 1 when only one is (OpenCV's unmasked
+      TM_SQDIFF_NORMED saturates at 1 too)
+    - ccorr:         ``sum(T * I * M**2)``
+    - ccorr_normed:  ``ccorr / sqrt(sum((T*M)**2) * sum((I*M)**2))``; 0 when a norm is 0
+    - ccoeff:        ``sum(T' * I')`` with ``T' = M * (T - mean_M(T))``,
+      ``I' = M * (I - mean_M(I))`` and ``mean_M(X) = sum(M*X) / sum(M)`` per channel
+    - ncc:           ``ccoeff / sqrt(sum(T'**2) * sum(I'**2))``; 0 when the
+      template or the window is constant over the pixels with ``M > 0``
+    """
+    axes = (1, 2, 3)
+    T = template[None]
+    M = np.ones_like(T) if weights is None else weights[None]
+    if method in ("ssd", "ssd_normed", "ccorr", "ccorr_normed"):
+        if method == "ssd":
+            return (((T - windows) * M) ** 2).sum(axis=axes)
+        if method == "ccorr":
+            return (T * windows * M * M).sum(axis=axes)
+        t_norm2 = ((T * M) ** 2).sum()
+        w_norm2 = ((windows * M) ** 2).sum(axis=axes)
+        denom = np.sqrt(t_norm2 * w_norm2)
+        num = (((T - windows) * M) ** 2).sum(axis=axes) if method == "ssd_normed" else (T * windows * M * M).sum(axis=axes)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = num / denom
+        if method == "ssd_normed":
+            zero_pair = (t_norm2 == 0) & (w_norm2 == 0)
+            return np.where(denom > 0, np.minimum(ratio, 1.0), np.where(zero_pair, 0.0, 1.0))
+        return np.where(denom > 0, np.clip(ratio, -1.0, 1.0), 0.0)
+    # ccoeff and ncc: weighted means per channel, subtracted in a second pass.
+    sum_m = M.sum(axis=(2, 3), keepdims=True)
+    t_dev = M * (T - (M * T).sum(axis=(2, 3), keepdims=True) / sum_m)
+    w_dev = M * (windows - (M * windows).sum(axis=(2, 3), keepdims=True) / sum_m)
+    num = (t_dev * w_dev).sum(axis=axes)
+    if method == "ccoeff":
+        return num
+    used = np.broadcast_to(M > 0, windows.shape)
+    flat_window = _flat_per_channel(windows, used).all(axis=1)
+    flat_template = _flat_per_channel(T, used[:1]).all()
+    denom = np.sqrt((t_dev**2).sum() * (w_dev**2).sum(axis=axes))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.clip(num / denom, -1.0, 1.0)
+    return np.where(flat_window | flat_template | ~(denom > 0), 0.0, score)
+
+
+def _flat_per_channel(windows, used):
+    """(K, C) booleans: is each channel of each window constant where ``used``?
+
+    A window is flat exactly when its minimum equals its maximum over the used
+    pixels, so the test is exact; a variance computed from sums never is.
+    """
+    lo = np.where(used, windows, np.inf).min(axis=(2, 3))
+    hi = np.where(used, windows, -np.inf).max(axis=(2, 3))
+    return lo == hi
+
+
+def match_template_reference(image, template, method="ncc", *, mask=None, mode="correlate"):
+    """Score every window by definition, in float64 (slow; the tests' oracle).
+
+    Takes the same arguments and raises the same errors as
+    :func:`matcher.match_template`; see :func:`window_scores` for the formulas.
+
+    Returns
+    -------
+    ndarray, shape (H - h + 1, W - w + 1), or (N - n + 1,) for 1-D input
+
+    Examples
+    --------
+    >>> match_template_reference([0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0], [3, 4, 5], "ssd").argmin()
+    np.int64(6)
+    """
+    p = prepare(image, template, method, mask=mask, mode=mode)
+    C, h, w = p.template.shape
+    out = np.empty(p.out_shape)
+    for y in range(out.shape[0]):
+        band = p.image[:, y : y + h, :]  # (C, h, W)
+        windows = sliding_window_view(band, w, axis=2)  # (C, h, W', w)
+        windows = np.ascontiguousarray(windows.transpose(2, 0, 1, 3))  # (W', C, h, w)
+        out[y] = window_scores(windows, p.template, p.weights, p.method)
+    return out[0] if p.one_d else out

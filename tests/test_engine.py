@@ -1,0 +1,669 @@
+"""match_template against its oracles.
+
+- the float64 reference (``match_template_reference``), for every method x
+  mask x gray/colour x precision x algorithm, on seeded random images and on
+  real photographs;
+- ``cv2.matchTemplate`` and ``skimage.feature.match_template`` on shapes and
+  dtypes where their outputs are defined;
+- known truth: hard cases (constant templates, flat windows, DC offsets,
+  integer extremes), properties (hypothesis) and hand-worked examples.
+
+Tolerances (the precision contract): the maximum absolute error against the
+reference is at most ``REL[precision] * range`` where ``range`` is the
+reference map's max - min (1 if that is 0): 1e-9 for "exact", 1e-4 for "fast".
+A floor of a few float64 ulps of the values' magnitude is added
+(``ULP_FLOOR``): no float64 result, the reference's included, can be more
+accurate than that, and it only matters when the range is ~1e-7 of the
+values (ccorr_normed on a DC-offset image, whose scores are all ~1 - 1e-9).
+"""
+
+import functools
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import skimage.feature
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numpy.lib.stride_tricks import sliding_window_view
+
+from matcher import LOWER_IS_BETTER, METHODS, match_template, match_template_reference
+from matcher.reference import window_scores
+
+REL = {"exact": 1e-9, "fast": 1e-4}
+PRECISIONS = ("exact", "fast")
+ALGORITHMS = ("direct", "fft", "auto")
+MASK_KINDS = ("none", "bool", "float")
+EPS = np.finfo(np.float64).eps
+ULP_FLOOR = 16 * EPS
+
+# Deterministic hypothesis runs (a CI failure reproduces locally), no deadline
+# (a first call may pay for imports), no example database in the work tree.
+HYPOTHESIS = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=[HealthCheck.too_slow])
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def score_range(ref):
+    r = float(np.max(ref) - np.min(ref))
+    return r if r > 0 else 1.0
+
+
+def allowed_error(ref, precision, factor=1.0):
+    ref = np.asarray(ref)
+    return factor * REL[precision] * score_range(ref) + ULP_FLOOR * float(np.abs(ref).max())
+
+
+def check_contract(out, method):
+    """What every score map must satisfy, whatever the input."""
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64, (type(out), getattr(out, "dtype", None))
+    assert np.isfinite(out).all(), "non-finite scores"
+    if method in ("ncc", "ccorr_normed"):
+        assert out.min() >= -1.0 and out.max() <= 1.0, (out.min(), out.max())
+    elif method == "ssd_normed":
+        assert out.min() >= 0.0 and out.max() <= 1.0, (out.min(), out.max())
+    elif method == "ssd":
+        assert out.min() >= 0.0, out.min()
+
+
+def assert_matches(got, ref, method, precision, *, factor=1.0, extra=0.0):
+    """``got`` satisfies the contract and is within the precision's tolerance of ``ref``."""
+    ref = np.asarray(ref, dtype=np.float64)
+    assert got.shape == ref.shape, (got.shape, ref.shape)
+    check_contract(got, method)
+    err = np.abs(got - ref)
+    allowed = allowed_error(ref, precision, factor) + extra
+    worst = np.unravel_index(int(err.argmax()), err.shape)
+    assert err.max() <= allowed, (
+        f"{method}/{precision}: max error {err.max():.3g} at {tuple(int(i) for i in worst)}: "
+        f"got {got[worst]!r}, reference {ref[worst]!r}; allowed {allowed:.3g} "
+        f"(= {factor * REL[precision]:g} x range {score_range(ref):.6g} + floor)"
+    )
+
+
+def best_index(scores, method):
+    i = scores.argmin() if method in LOWER_IS_BETTER else scores.argmax()
+    return tuple(int(v) for v in np.unravel_index(i, scores.shape))
+
+
+def make_mask(kind, shape, seed):
+    """None, a bool mask (~70 % used) or float weights in [0, 1] with ~20 % zeros."""
+    if kind == "none":
+        return None
+    rng = np.random.default_rng(seed)
+    if kind == "bool":
+        mask = rng.random(shape) < 0.7
+        mask.flat[0] = True
+        return mask
+    weights = rng.random(shape)
+    weights[rng.random(shape) < 0.2] = 0.0
+    weights.flat[0] = 1.0
+    return weights
+
+
+def flat_windows(image, used):
+    """(H', W') bool: windows constant over the used pixels (all channels), by min == max."""
+    img = image if image.ndim == 3 else image[:, :, None]
+    used = np.broadcast_to(used if used.ndim == 3 else used[:, :, None], used.shape[:2] + (img.shape[2],))
+    v = sliding_window_view(img, used.shape[:2], axis=(0, 1))  # (H', W', C, h, w)
+    u = np.moveaxis(used, 2, 0)
+    lo = np.where(u, v, np.inf).min(axis=(3, 4))
+    hi = np.where(u, v, -np.inf).max(axis=(3, 4))
+    return (lo == hi).all(axis=2)
+
+
+def window_std(image, used):
+    """(H', W') standard deviation of each window over the used pixels (2-D image)."""
+    v = sliding_window_view(image.astype(np.float64), used.shape)
+    n = used.sum()
+    mean = np.where(used, v, 0).sum(axis=(2, 3)) / n
+    return np.sqrt((np.where(used, v - mean[..., None, None], 0) ** 2).sum(axis=(2, 3)) / n)
+
+
+# ---------------------------------------------------------------------------
+# cases, with their (cached) reference maps
+# ---------------------------------------------------------------------------
+
+
+def _random_case(colour, mask_kind):
+    rng = np.random.default_rng(1000 + 10 * colour + MASK_KINDS.index(mask_kind))
+    shape = (40, 50, 3) if colour else (40, 50)
+    image = rng.normal(100.0, 30.0, shape)
+    template = image[9:16, 13:22] + rng.normal(0.0, 3.0, (7, 9) + shape[2:])
+    mask_shape = (7, 9, 3) if (colour and mask_kind == "float") else (7, 9)  # also a per-channel mask
+    return image, template, make_mask(mask_kind, mask_shape, seed=int(rng.integers(1 << 30)))
+
+
+PHOTOS = {
+    # name: (crop of the skimage image, template's top-left corner)
+    "camera": (lambda: skimage.data.camera()[150:270, 180:340], (37, 71)),
+    "astronaut": (lambda: skimage.data.astronaut()[30:150, 140:300], (37, 71)),
+    "coins": (lambda: skimage.data.coins()[60:180, 100:260], (37, 71)),
+}
+PHOTO_TEMPLATE = (15, 17)
+
+
+def _photo_case(name, mask_kind):
+    load, (y, x) = PHOTOS[name]
+    image = load()
+    h, w = PHOTO_TEMPLATE
+    template = image[y : y + h, x : x + w].copy()
+    return image, template, make_mask(mask_kind, (h, w), seed=len(name))
+
+
+@functools.lru_cache(maxsize=None)
+def case(kind, variant, mask_kind):
+    return _random_case(variant == "colour", mask_kind) if kind == "random" else _photo_case(variant, mask_kind)
+
+
+@functools.lru_cache(maxsize=None)
+def reference(kind, variant, mask_kind, method):
+    image, template, mask = case(kind, variant, mask_kind)
+    return match_template_reference(image, template, method, mask=mask)
+
+
+# ---------------------------------------------------------------------------
+# engine == reference
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("colour", ["gray", "colour"])
+@pytest.mark.parametrize("mask_kind", MASK_KINDS)
+@pytest.mark.parametrize("method", METHODS)
+def test_random_images_match_reference(method, mask_kind, colour, precision, algorithm):
+    image, template, mask = case("random", colour, mask_kind)
+    got = match_template(image, template, method, mask=mask, precision=precision, algorithm=algorithm)
+    assert_matches(got, reference("random", colour, mask_kind, method), method, precision)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("mask_kind", MASK_KINDS)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("photo", sorted(PHOTOS))
+def test_photos_match_reference(photo, method, mask_kind, precision, algorithm):
+    image, template, mask = case("photo", photo, mask_kind)
+    got = match_template(image, template, method, mask=mask, precision=precision, algorithm=algorithm)
+    assert_matches(got, reference("photo", photo, mask_kind, method), method, precision)
+
+
+# where the template was cut (unmasked or masked), these scores peak exactly there
+PEAK_AT_CUT = ("ssd", "ssd_normed", "ncc", "ccorr_normed")
+
+
+@pytest.mark.parametrize("mask_kind", MASK_KINDS)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("photo", sorted(PHOTOS))
+def test_fast_has_the_same_best_match_as_exact_on_photos(photo, method, mask_kind):
+    image, template, mask = case("photo", photo, mask_kind)
+    ref = reference("photo", photo, mask_kind, method)
+    fast = match_template(image, template, method, mask=mask, precision="fast")
+    exact = match_template(image, template, method, mask=mask, precision="exact")
+    best_ref = best_index(ref, method)
+    if method in PEAK_AT_CUT:
+        assert best_ref == PHOTOS[photo][1]
+    # the runner-up's margin decides whether "the same argmax" is well defined
+    ordered = np.sort(ref.ravel())
+    margin = ordered[1] - ordered[0] if method in LOWER_IS_BETTER else ordered[-1] - ordered[-2]
+    if margin > 2 * allowed_error(ref, "fast"):
+        assert best_index(fast, method) == best_index(exact, method) == best_ref
+    else:  # a near tie: each choice must be as good as the best, within its tolerance
+        for got, precision in ((exact, "exact"), (fast, "fast")):
+            assert abs(ref[best_index(got, method)] - ref[best_ref]) <= 2 * allowed_error(ref, precision)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("method", METHODS)
+def test_convolve_mode_matches_reference(method, precision):
+    image, template, mask = case("random", "colour", "float")
+    ref = match_template_reference(image, template, method, mask=mask, mode="convolve")
+    for algorithm in ALGORITHMS:
+        got = match_template(image, template, method, mask=mask, mode="convolve", precision=precision, algorithm=algorithm)
+        assert_matches(got, ref, method, precision)
+
+
+# ---------------------------------------------------------------------------
+# parity with OpenCV and scikit-image
+# ---------------------------------------------------------------------------
+
+
+def _opencv_cases():
+    rng = np.random.default_rng(77)
+    camera = skimage.data.camera()[150:230, 180:290]
+    row = rng.integers(0, 256, (1, 61)).astype(np.uint8)
+    small = rng.integers(1, 256, (12, 14)).astype(np.uint8)  # no zero pixel: 1x1-template normed scores are defined
+    return {
+        "photo": (camera, camera[21:32, 40:53].copy()),
+        "1xN": (row, row[:, 20:27].copy()),
+        "1xN-1x1": (row[:, :30] // 2 + 1, row[:, 5:6] // 2 + 1),
+        "template-is-image": (small, small.copy()),
+        "template-is-image-noisy": (small, np.clip(small.astype(int) + rng.integers(-9, 10, small.shape), 0, 255).astype(np.uint8)),
+        "1x1-template": (small, small[4:5, 7:8].copy()),
+        "tall": (camera[:, :9].copy(), camera[30:45, 2:6].copy()),
+    }
+
+
+OPENCV_CASES = _opencv_cases()
+
+
+def opencv_error(expected):
+    """OpenCV computes in float32: 1e-4 of the range, and 1e-6 of the magnitude (for 1x1 outputs)."""
+    return 1e-4 * score_range(expected) + 1e-6 * float(np.abs(expected).max())
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", sorted(OPENCV_CASES))
+def test_parity_with_opencv(name, method, dtype, precision):
+    image, template = (a.astype(dtype) for a in OPENCV_CASES[name])
+    expected = cv2.matchTemplate(image, template, METHODS.index(method)).astype(np.float64)
+    got = match_template(image, template, method, precision=precision)
+    if method == "ncc" and template.size == 1:
+        # Deviation: a 1x1 template is constant; OpenCV says 1.0 everywhere, we say 0.
+        assert np.all(expected == 1.0)
+        assert got.shape == expected.shape and np.all(got == 0.0)
+        return
+    assert_matches(got, expected, method, precision, extra=opencv_error(expected))
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_parity_with_opencv_masked(algorithm, precision):
+    image, template = OPENCV_CASES["photo"]
+    image, template = image.astype(np.float32), template.astype(np.float32)
+    mask = make_mask("float", template.shape, 4).astype(np.float32)
+    for method in METHODS:
+        expected = cv2.matchTemplate(image, template, METHODS.index(method), mask=mask).astype(np.float64)
+        if method == "ssd_normed":
+            expected = np.minimum(expected, 1.0)  # OpenCV's masked ssd_normed is not clipped (test_reference)
+        got = match_template(image, template, method, mask=mask, precision=precision, algorithm=algorithm)
+        if method == "ncc":
+            # OpenCV's float32 ncc loses digits on low-contrast windows (std ~1.5 -> errors ~2e-4)
+            defined = window_std(image, mask > 0) >= 4.0
+            assert defined.mean() > 0.8
+            got, expected = np.where(defined, got, 0.0), np.where(defined, expected, 0.0)
+        assert_matches(got, expected, method, precision, extra=opencv_error(expected))
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("source", ["camera", "coins", "random-with-flat-regions"])
+def test_parity_with_skimage_ncc(source, precision):
+    if source == "random-with-flat-regions":
+        rng = np.random.default_rng(5)
+        image = rng.normal(0, 1, (70, 90))
+        image[10:40, 5:30] = 3.25
+        image[45:70, 50:90] = 0.0
+        template = image[30:41, 20:33].copy()  # overlaps a flat region, not flat itself
+    else:
+        load, _ = PHOTOS[source]
+        image = load()[:90, :110]
+        template = image[20:33, 40:51].copy()
+    expected = skimage.feature.match_template(image.astype(np.float64), template.astype(np.float64), pad_input=False)
+    got = match_template(image, template, "ncc", precision=precision)
+    flat = flat_windows(image, np.ones(template.shape, bool))
+    assert np.all(got[flat] == 0.0)
+    if source == "random-with-flat-regions":
+        assert flat.sum() > 100
+    assert_matches(np.where(flat, 0.0, got), np.where(flat, 0.0, expected), "ncc", precision, extra=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# hard cases
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("mask_kind", MASK_KINDS)
+def test_constant_template_ncc_is_exactly_zero(mask_kind, precision, algorithm):
+    rng = np.random.default_rng(8)
+    image = rng.normal(10000.0, 1.0, (50, 60))
+    template = np.full((12, 9), 10000.5)
+    mask = make_mask(mask_kind, template.shape, 9)
+    if mask is not None:
+        template[mask == 0] = 3.0  # constant only where the mask is > 0
+    got = match_template(image, template, "ncc", mask=mask, precision=precision, algorithm=algorithm)
+    assert got.shape == (39, 52)
+    assert np.all(got == 0.0)
+    got = match_template(image, template, "ccoeff", mask=mask, precision=precision, algorithm=algorithm)
+    assert_matches(got, np.zeros((39, 52)), "ccoeff", precision)
+
+
+def _image_with_flat_regions(colour=False):
+    rng = np.random.default_rng(12)
+    shape = (70, 80, 3) if colour else (70, 80)
+    image = rng.normal(128.0, 40.0, shape)
+    image[5:30, 4:34] = 77.0  # flat
+    image[40:70, 50:80] = 0.0  # flat and zero
+    image[35:60, 2:25] = 10000.25  # flat on a DC offset
+    return image
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("mask_kind", MASK_KINDS)
+@pytest.mark.parametrize("colour", ["gray", "colour"])
+def test_flat_regions(colour, mask_kind, precision, algorithm):
+    image = _image_with_flat_regions(colour == "colour")
+    template = image[26:36, 28:37].copy()  # straddles flat and textured pixels
+    mask = make_mask(mask_kind, template.shape[:2], 13)
+    used = np.ones(template.shape[:2], bool) if mask is None else mask > 0
+    flat = flat_windows(image, used)
+    assert flat.sum() > 300
+    for method in METHODS:
+        ref = match_template_reference(image, template, method, mask=mask)
+        got = match_template(image, template, method, mask=mask, precision=precision, algorithm=algorithm)
+        assert_matches(got, ref, method, precision)
+        if method == "ncc":
+            assert np.all(got[flat] == 0.0), f"ncc on flat windows: {np.unique(got[flat])[:5]}"
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_windows_flat_only_on_the_used_pixels_of_a_scattered_mask(precision, algorithm):
+    """A checkerboard mask: windows at even offsets see only the constant pixels -> ncc exactly 0."""
+    rng = np.random.default_rng(14)
+    image = rng.normal(500.0, 50.0, (40, 44))
+    yy, xx = np.mgrid[:40, :44]
+    image[(yy + xx) % 2 == 0] = 123.5
+    r, c = np.mgrid[:6, :7]
+    mask = (r + c) % 2 == 0
+    template = rng.normal(500.0, 50.0, (6, 7))
+    flat = flat_windows(image, mask)
+    assert flat.sum() > 500 and (~flat).sum() > 500
+    for method in METHODS:
+        ref = match_template_reference(image, template, method, mask=mask)
+        got = match_template(image, template, method, mask=mask, precision=precision, algorithm=algorithm)
+        assert_matches(got, ref, method, precision)
+        if method == "ncc":
+            assert np.all(got[flat] == 0.0)
+    # float weights (0.3 on the checkerboard): the weighted mean of a constant need not round to it
+    weights = np.where(mask, 0.3, 0.0)
+    got = match_template(image, template, "ncc", mask=weights, precision=precision, algorithm=algorithm)
+    assert np.all(got[flat] == 0.0)
+    assert_matches(got, match_template_reference(image, template, "ncc", mask=weights), "ncc", precision)
+
+
+def _template_equal_to_image_cases():
+    rng = np.random.default_rng(21)
+    return {
+        "normal": rng.normal(0.0, 1.0, (8, 5)),
+        "dc-offset-colour": 1e4 + rng.uniform(-1.0, 1.0, (7, 9, 3)),
+        "high-dynamic-range": rng.choice([0.0, 1.0, -3.5, 1e6], (12, 10)),
+        "uint16-full-range": rng.integers(0, 65536, (9, 9)).astype(np.uint16),
+    }
+
+
+TEMPLATE_IS_IMAGE = _template_equal_to_image_cases()
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("name", sorted(TEMPLATE_IS_IMAGE))
+def test_template_equal_to_image(name, precision, algorithm):
+    """One window, a perfect match: ssd 0, ssd_normed 0, ncc 1, ccorr_normed 1 (the map's range is 0, so
+    the tolerance is absolute: 1e-9 / 1e-4)."""
+    image = TEMPLATE_IS_IMAGE[name]
+    for method in METHODS:
+        got = match_template(image, image, method, precision=precision, algorithm=algorithm)
+        assert got.shape == (1, 1)
+        ref = match_template_reference(image, image, method)
+        assert_matches(got, ref, method, precision)
+        if method in ("ssd", "ssd_normed"):
+            assert ref[0, 0] == 0.0
+        elif method in ("ncc", "ccorr_normed"):
+            assert ref[0, 0] == pytest.approx(1.0, abs=1e-15)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("mask_kind", ["bool", "float"])
+def test_masked_match_next_to_bright_pixels_it_never_uses(mask_kind, precision, algorithm):
+    """A bright column (1e6) that no used mask pixel ever covers must not cost accuracy elsewhere.
+
+    The mask ignores the template's first column, so image column 0 (the bright one) is never
+    under a used pixel: every score only involves values ~N(0, 10), and so does the map's range.
+    """
+    rng = np.random.default_rng(22)
+    image = rng.normal(0.0, 10.0, (40, 50))
+    image[:, 0] = 1e6
+    template = image[10:16, 20:27].copy()
+    mask = np.ones(template.shape, bool)
+    mask[:, 0] = False
+    if mask_kind == "float":
+        mask = mask * rng.uniform(0.2, 1.0, template.shape)
+    for method in METHODS:
+        ref = match_template_reference(image, template, method, mask=mask)
+        got = match_template(image, template, method, mask=mask, precision=precision, algorithm=algorithm)
+        assert_matches(got, ref, method, precision)
+
+
+def _dc_offset_image(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    return (10000.0 + rng.uniform(-1.0, 1.0, shape)).astype(dtype)
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "fft"])
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dc_offset(dtype, precision, algorithm):
+    image = _dc_offset_image((90, 110), dtype, 15)
+    y0, x0 = 41, 63
+    template = image[y0 : y0 + 16, x0 : x0 + 16].copy()
+    for mask_kind in ("none", "float"):
+        mask = make_mask(mask_kind, template.shape, 16)
+        for method in METHODS:
+            ref = match_template_reference(image, template, method, mask=mask)
+            got = match_template(image, template, method, mask=mask, precision=precision, algorithm=algorithm)
+            assert_matches(got, ref, method, precision)
+            if method in ("ssd", "ssd_normed", "ncc"):
+                assert best_index(got, method) == (y0, x0), method
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["ncc", "ssd"])
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_dc_offset_large_image(precision, method):
+    """2048 x 2048 float64 at 10000 +- 1, a 32 x 32 template cut from it; the reference on 400 sampled windows."""
+    image = _dc_offset_image((2048, 2048), np.float64, 17)
+    y0, x0 = 1234, 567
+    template = image[y0 : y0 + 32, x0 : x0 + 32].copy()
+    got = match_template(image, template, method, precision=precision)
+    assert got.shape == (2017, 2017)
+    check_contract(got, method)
+    assert best_index(got, method) == (y0, x0)
+    rng = np.random.default_rng(18)
+    ys = np.concatenate([[y0, 0, 2016], rng.integers(0, 2017, 400)])
+    xs = np.concatenate([[x0, 2016, 0], rng.integers(0, 2017, 400)])
+    windows = np.stack([image[y : y + 32, x : x + 32] for y, x in zip(ys, xs)])[:, None]  # (K, 1, 32, 32)
+    ref = window_scores(windows, template[None], None, method)
+    # the sampled range is at most the full map's: this tolerance is, if anything, a little strict
+    assert_matches(got[ys, xs], ref, method, precision)
+    assert ref[0] == pytest.approx(1.0 if method == "ncc" else 0.0, abs=1e-12)
+
+
+def _integer_cases():
+    rng = np.random.default_rng(19)
+    u16 = rng.integers(65000, 65536, (50, 60)).astype(np.uint16)
+    i64 = rng.integers(-(2**31), 2**31, (40, 50), dtype=np.int64)
+    i32 = rng.integers(2**31 - 2000, 2**31 - 1, (40, 50)).astype(np.int32)
+    b = rng.random((40, 50)) < 0.5
+    u8 = rng.integers(0, 256, (40, 50)).astype(np.uint8)
+    return {
+        "uint16-near-65535": (u16, u16[10:25, 20:33].copy()),
+        "uint16-template-far-from-image": (u16, np.full((9, 9), 3, np.uint16) + (np.arange(81) % 7).reshape(9, 9).astype(np.uint16)),
+        "int64-large": (i64, i64[5:17, 8:19].copy()),
+        "int32-near-max": (i32, i32[3:13, 30:41].copy()),
+        "bool": (b, b[7:15, 9:20].copy()),
+        "uint8-wraparound": (u8, (255 - u8[2:12, 3:14]).astype(np.uint8)),
+    }
+
+
+INTEGER_CASES = _integer_cases()
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "fft"])
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("mask_kind", ["none", "bool"])
+@pytest.mark.parametrize("name", sorted(INTEGER_CASES))
+def test_integer_inputs_do_not_overflow(name, mask_kind, precision, algorithm):
+    image, template = INTEGER_CASES[name]
+    mask = make_mask(mask_kind, template.shape, 20)
+    for method in METHODS:
+        ref = match_template_reference(image, template, method, mask=mask)
+        got = match_template(image, template, method, mask=mask, precision=precision, algorithm=algorithm)
+        assert_matches(got, ref, method, precision)
+    if "wraparound" not in name and "far" not in name:
+        ssd = match_template(image, template, "ssd", mask=mask, precision=precision, algorithm=algorithm)
+        assert ssd.min() == pytest.approx(0.0, abs=allowed_error(ssd, precision))
+
+
+def test_bool_image_known_values():
+    image = np.array([[True, False, True, True], [False, False, True, False]])
+    template = np.array([[True, True], [True, False]])
+    for precision in PRECISIONS:
+        ccorr = match_template(image, template, "ccorr", precision=precision)
+        np.testing.assert_allclose(ccorr, [[1, 1, 3]], atol=1e-9)
+        ssd = match_template(image, template, "ssd", precision=precision)
+        np.testing.assert_allclose(ssd, [[2, 3, 0]], atol=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# properties (hypothesis)
+# ---------------------------------------------------------------------------
+
+
+@st.composite
+def problems(draw, *, min_side=1, max_side=10, values=None, allow_mask=True):
+    C = draw(st.sampled_from([0, 0, 1, 3]))  # 0 = a 2-D image
+    H, W = draw(st.integers(min_side, max_side)), draw(st.integers(min_side, max_side))
+    h, w = draw(st.integers(1, H)), draw(st.integers(1, W))
+    if values is None:
+        values = st.integers(0, 6).map(float)
+    extra = (C,) if C else ()
+    n_img, n_tpl = H * W * max(C, 1), h * w * max(C, 1)
+    image = np.array(draw(st.lists(values, min_size=n_img, max_size=n_img))).reshape((H, W) + extra)
+    template = np.array(draw(st.lists(values, min_size=n_tpl, max_size=n_tpl))).reshape((h, w) + extra)
+    mask = None
+    if allow_mask and draw(st.booleans()):
+        weights = draw(st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=h * w, max_size=h * w))
+        mask = np.array(weights).reshape(h, w)
+        mask.flat[draw(st.integers(0, h * w - 1))] = 1.0
+    return image, template, mask
+
+
+@HYPOTHESIS
+@given(problem=problems(), method=st.sampled_from(METHODS), precision=st.sampled_from(PRECISIONS),
+       algorithm=st.sampled_from(ALGORITHMS))
+def test_property_convolve_is_correlate_with_flipped_template(problem, method, precision, algorithm):
+    image, template, mask = problem
+    conv = match_template(image, template, method, mask=mask, mode="convolve", precision=precision, algorithm=algorithm)
+    flipped_mask = None if mask is None else np.flip(mask, (0, 1))
+    corr = match_template(image, np.flip(template, (0, 1)), method, mask=flipped_mask, precision=precision,
+                          algorithm=algorithm)
+    ref = match_template_reference(image, np.flip(template, (0, 1)), method, mask=flipped_mask)
+    assert_matches(conv, ref, method, precision)
+    np.testing.assert_array_less(np.abs(conv - corr), 2 * allowed_error(ref, precision) + 1e-300)
+
+
+@HYPOTHESIS
+@given(problem=problems(min_side=2, max_side=12, values=st.integers(0, 20).map(float)),
+       a=st.floats(0.05, 20.0), b=st.floats(-1e4, 1e4), algorithm=st.sampled_from(ALGORITHMS))
+def test_property_ncc_is_invariant_to_affine_image_changes(problem, a, b, algorithm):
+    image, template, mask = problem
+    base = match_template(image, template, "ncc", mask=mask, precision="exact", algorithm=algorithm)
+    moved = match_template(a * image + b, template, "ncc", mask=mask, precision="exact", algorithm=algorithm)
+    np.testing.assert_allclose(moved, base, rtol=0, atol=1e-6)
+    fast = match_template(a * image + b, template, "ncc", mask=mask, precision="fast", algorithm=algorithm)
+    np.testing.assert_allclose(fast, base, rtol=0, atol=2 * 1e-4 * score_range(base) + 1e-9)
+
+
+@HYPOTHESIS
+@given(problem=problems(min_side=2, max_side=12, values=st.sampled_from([0.0, 1.0, 2.5, 1e4])),
+       precision=st.sampled_from(PRECISIONS), algorithm=st.sampled_from(ALGORITHMS))
+def test_property_flat_windows_score_zero(problem, precision, algorithm):
+    image, template, mask = problem
+    used = np.ones(template.shape[:2], bool) if mask is None else mask > 0
+    flat = flat_windows(image, used)
+    got = match_template(image, template, "ncc", mask=mask, precision=precision, algorithm=algorithm)
+    check_contract(got, "ncc")
+    assert np.all(got[flat] == 0.0)
+
+
+@HYPOTHESIS
+@given(problem=problems(values=st.floats(-1e6, 1e6, allow_subnormal=False) | st.sampled_from([0.0, 1e6 + 0.5])),
+       offset=st.sampled_from([0.0, 1e4, -3e7]), precision=st.sampled_from(PRECISIONS),
+       algorithm=st.sampled_from(ALGORITHMS))
+def test_property_scores_are_finite_and_in_range(problem, offset, precision, algorithm):
+    image, template, mask = problem
+    for method in METHODS:
+        got = match_template(image + offset, template + offset, method, mask=mask, precision=precision,
+                             algorithm=algorithm)
+        check_contract(got, method)  # finite; ssd >= 0; ncc, ccorr_normed in [-1, 1]; ssd_normed in [0, 1]
+
+
+# ---------------------------------------------------------------------------
+# worked examples
+# ---------------------------------------------------------------------------
+
+SIGNAL = [0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_worked_example_1d_search(precision, algorithm):
+    ssd = match_template(SIGNAL, [3, 4, 5], "ssd", precision=precision, algorithm=algorithm)
+    assert ssd.shape == (12,)
+    assert int(ssd.argmin()) == 6
+    assert ssd[6] == pytest.approx(0.0, abs=1e-9)
+    # by hand: (3-0)^2 + (4-0)^2 + (5-0)^2 = 50 at offset 0; at offset 5: (3-2)^2 + (4-3)^2 + (5-4)^2 = 3
+    assert ssd[0] == pytest.approx(50.0, abs=1e-7)
+    assert ssd[5] == pytest.approx(3.0, abs=1e-7)
+    ncc = match_template(SIGNAL, [3, 4, 5], "ncc", precision=precision, algorithm=algorithm)
+    assert ncc.shape == (12,)
+    assert ncc[6] == pytest.approx(1.0, abs=1e-9)
+    # [0, 1, 2], [1, 2, 3], [2, 3, 4] and [4, 5, 6] are linear copies of [3, 4, 5] too: ncc 1 there
+    np.testing.assert_allclose(ncc[3:8], 1.0, rtol=0, atol=1e-9)
+    assert np.all(ncc[[0, 1, 11]] == 0.0)  # windows [0, 0, 0] are flat
+    # offset 2, window [0, 0, 1]: deviations (-1/3, -1/3, 2/3) vs (-1, 0, 1) -> (1/3 + 2/3) / sqrt(2/3 * 2) = sqrt(3)/2
+    assert ncc[2] == pytest.approx(np.sqrt(3) / 2, abs=1e-9)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_worked_example_1d_convolution(precision, algorithm):
+    kernel = [1, 0.9, 0.8, 0.7]
+    conv = match_template(SIGNAL, kernel, "ccorr", mode="convolve", precision=precision, algorithm=algorithm)
+    assert conv.shape == (11,)
+    # offset 2: window [0, 0, 1, 2] . reversed kernel [0.7, 0.8, 0.9, 1] = 0.9 + 2 = 2.9
+    assert conv[2] == pytest.approx(2.9, abs=1e-9)
+    assert conv[0] == pytest.approx(0.0, abs=1e-9)
+    assert conv[1] == pytest.approx(1.0, abs=1e-9)  # [0, 0, 0, 1] . [0.7, 0.8, 0.9, 1]
+    np.testing.assert_allclose(conv, np.convolve(SIGNAL, kernel, mode="valid"), rtol=0, atol=1e-9)
+    corr = match_template(SIGNAL, kernel[::-1], "ccorr", precision=precision, algorithm=algorithm)
+    np.testing.assert_allclose(corr, conv, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_worked_example_2d(precision, algorithm):
+    image = np.arange(1, 19).reshape(3, 6)
+    ssd = match_template(image, [[5, 6], [11, 12]], "ssd", precision=precision, algorithm=algorithm)
+    assert ssd.shape == (2, 5)
+    assert best_index(ssd, "ssd") == (0, 4)  # y = 0, x = 4
+    assert ssd[0, 4] == pytest.approx(0.0, abs=1e-9)
+    # every window is the template shifted by d = 6y + x - 4 in value: ssd = 4 d^2
+    y, x = np.mgrid[:2, :5]
+    np.testing.assert_allclose(ssd, 4.0 * (6 * y + x - 4) ** 2, rtol=0, atol=1e-8)
+
+    one = match_template([[1, 20], [0, 5]], [[2, 20], [0, 5]], "ssd", precision=precision, algorithm=algorithm)
+    assert one.shape == (1, 1)
+    assert one[0, 0] == pytest.approx(1.0, abs=1e-9)
