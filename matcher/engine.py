@@ -176,14 +176,15 @@ class _ImageSide:
         return self._cached(("square", c), lambda: np.square(self.centred[c]))
 
     def sums(self, c, shape):
-        """Window sums of centred channel ``c`` and of its square, with their error bound."""
+        """Window sums of centred channel ``c`` and of its square: ``(s1, s2, err1, err2, exact)``."""
 
         def make():
             plane = self.centred[c]
-            exact = self.integer_valued and float(np.abs(plane).max()) ** 2 * np.prod(shape) < _EXACT_INTEGER
+            n = float(np.prod(shape))
+            exact = self.integer_valued and float(np.abs(plane).max()) ** 2 * n * n < _EXACT_INTEGER
             s1 = window_sums(plane, shape, exact_integers=exact)
             s2 = window_sums_of_squares(plane, shape, exact_integers=exact)
-            return (s1, s2, 0.0, 0.0) if exact else (s1, s2) + box_error_bounds(s2, shape)
+            return (s1, s2, 0.0, 0.0, True) if exact else (s1, s2) + box_error_bounds(s2, shape) + (False,)
 
         return self._cached(("sums", c, shape), make)
 
@@ -199,39 +200,34 @@ def _scores(side, p, tolerance):
     method, weights = p.method, p.weights
     C, h, w = p.template.shape
     out_shape = p.out_shape
-    used = np.ones((h, w), bool) if weights is None else (weights > 0).any(axis=0)
-    rows, cols = np.nonzero(used)
-    box = (int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1))
-    offset = (int(rows.min()), int(cols.min()))
-
     num = np.zeros(out_shape)
-    err_num = np.zeros(out_shape)
-    den = np.zeros(out_shape) if method not in ("ssd", "ccorr", "ccoeff") else None
-    err_den = np.zeros(out_shape)
-    t_den = 0.0
-    degenerate = np.ones(out_shape, bool)  # windows flat (ncc) or zero (other normed), exactly
+    err_num = 0.0
+    normalised = method in ("ncc", "ccorr_normed", "ssd_normed")
+    den, err_den, t_den, exact_den = np.zeros(out_shape), 0.0, 0.0, True
     for c in range(C):
         terms = _channel_terms(side, c, p.template[c], None if weights is None else weights[c], method)
-        num += terms["num"]
-        err_num += terms["err_num"]
-        if den is not None:
-            den += terms["den"]
-            err_den += terms["err_den"]
-            t_den += terms["t_den"]
-            lo, hi = side.extremes(c, box, out_shape, offset)
-            degenerate &= (lo == hi) if method == "ncc" else ((lo == 0) & (hi == 0))
-    if den is None:  # ssd, ccorr, ccoeff: tolerance relative to the score range
-        scores = np.maximum(num, 0.0) if method == "ssd" else num
-        _recompute(scores, err_num > tolerance * float(np.ptp(scores)), p)
-        return scores
-    scores, err = _normalise(method, num, err_num, den, err_den, t_den)
-    recheck = ((err > tolerance) | (den <= err_den)) & ~degenerate
+        num += terms.num
+        err_num = err_num + terms.err_num
+        if normalised:
+            den += terms.den
+            err_den = err_den + terms.err_den
+            t_den += terms.t_den
+            exact_den = exact_den and terms.exact_den
+    if not normalised:  # ssd, ccorr, ccoeff: tolerance relative to the score range
+        if method == "ssd":
+            np.maximum(num, 0.0, out=num)
+        _recompute(num, np.broadcast_to(err_num > tolerance * float(np.ptp(num)), out_shape), p)
+        return num
+    # Degenerate windows (flat for ncc, all zero otherwise) get their documented
+    # value exactly: from exact integer sums, or else from exact window extremes.
+    degenerate = den == 0 if exact_den else _degenerate_windows(side, p)
+    scores, recheck = _normalise(method, num, err_num, den, err_den, t_den, tolerance)
+    recheck &= ~degenerate
     if method == "ssd_normed":
         # A zero window scores 0 against a zero template and 1 against any other.
         scores[degenerate] = 0.0 if t_den == 0 else 1.0
         if t_den == 0:
             scores[~degenerate] = 1.0
-            recheck = (den <= err_den) & ~degenerate
     else:
         scores[degenerate] = 0.0  # flat window (ncc) or zero window (ccorr_normed)
         if t_den == 0:  # constant (ncc) or all-zero (ccorr_normed) template
@@ -240,64 +236,116 @@ def _scores(side, p, tolerance):
     return scores
 
 
+def _degenerate_windows(side, p):
+    """Windows that are exactly flat (ncc) or exactly zero (other normalised methods).
+
+    Tested over the bounding box of the mask's used pixels: sufficient, not
+    necessary; windows degenerate under the mask only have a near-zero
+    denominator and are recomputed by definition.
+    """
+    _, h, w = p.template.shape
+    used = np.ones((h, w), bool) if p.weights is None else (p.weights > 0).any(axis=0)
+    rows, cols = np.nonzero(used)
+    box = (int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1))
+    offset = (int(rows.min()), int(cols.min()))
+    degenerate = np.ones(p.out_shape, bool)
+    for c in range(p.image.shape[0]):
+        lo, hi = side.extremes(c, box, p.out_shape, offset)
+        degenerate &= (lo == hi) if p.method == "ncc" else ((lo == 0) & (hi == 0))
+    return degenerate
+
+
+class _Terms:
+    """One channel's share of a score: numerator, denominator, template term, error bounds."""
+
+    __slots__ = ("num", "err_num", "den", "err_den", "t_den", "exact_den")
+
+    def __init__(self, num, err_num, den=None, err_den=0.0, t_den=0.0, exact_den=False):
+        self.num, self.err_num, self.den, self.err_den = num, err_num, den, err_den
+        self.t_den, self.exact_den = t_den, exact_den
+
+
 def _channel_terms(side, c, T, M, method):
-    """One channel's share of the numerator and denominator sums, with error bounds."""
+    """Window sums ``a1 = sum(M I)``, ``a2 = sum(M^2 I)``, ``q = sum(M^2 I^2)`` and the method's terms.
+
+    ``I`` is the centred image channel. Every array comes with a bound on its
+    absolute rounding error (0 where integer arithmetic makes it exact).
+    """
     g = side.centre[c]
-    shape = T.shape
     if M is None:
-        s1, s2, err_s1, err_s2 = side.sums(c, shape)
-        n = float(T.size)
-        weights_sq = None
-        a1, a2, q, err_a, err_q = s1, s1, s2, err_s1, err_s2
-        sw, sw2 = n, n
+        a1, q, err_a, err_q, exact = side.sums(c, T.shape)
+        a2, sw, sw2, m2 = a1, float(T.size), float(T.size), 1.0
     else:
-        weights_sq = M * M
-        sw, sw2 = float(M.sum()), float(weights_sq.sum())
+        m2 = M * M
+        sw, sw2 = float(M.sum()), float(m2.sum())
         a1, err_a = side.correlate(c, M)
-        a2, err_a2 = (a1, err_a) if np.array_equal(M, weights_sq) else side.correlate(c, weights_sq)
-        err_a = np.maximum(err_a, err_a2)
-        q, err_q = side.correlate(c, weights_sq, squared=True)
-    m2 = 1.0 if weights_sq is None else weights_sq
+        if np.array_equal(M, m2):
+            a2 = a1
+        else:
+            a2, err_a2 = side.correlate(c, m2)
+            err_a = np.maximum(err_a, err_a2)
+        q, err_q = side.correlate(c, m2, squared=True)
+        exact = False
     if method in ("ncc", "ccoeff"):
-        used = (M is None) or (M > 0)
-        vals = T[used] if M is not None else T
-        flat = vals.min() == vals.max()
-        mean_t = 0.0 if M is None else float((M * T).sum() / sw)
-        t_dev = np.zeros_like(T) if flat else T - (T.mean() if M is None else mean_t)
+        used = T if M is None else T[M > 0]
+        mean_t = T.mean() if M is None else float((M * T).sum() / sw)
+        t_dev = np.zeros_like(T) if used.min() == used.max() else T - mean_t
         kernel = m2 * t_dev
         x, err_x = side.correlate(c, kernel)
+        k_sum = float(kernel.sum())
+        num = x - (k_sum / sw) * a1
+        err_num = err_x + abs(k_sum) / sw * err_a
+        if method == "ccoeff":
+            return _Terms(num, err_num)
+        t_den = float((m2 * t_dev * t_dev).sum())
+        if exact:  # integer sums: sw * q - a1^2 is an exact integer
+            den = q * sw
+            den -= a1 * a1
+            den /= sw
+            return _Terms(num, err_num, den, 0.0, t_den, True)
         mean_i = a1 / sw
-        num = x - mean_i * kernel.sum()
-        den = q - 2.0 * mean_i * a2 + mean_i * mean_i * sw2
+        den = q - (2.0 * mean_i) * a2 + (mean_i * mean_i) * sw2
         err_den = err_q + 2.0 * np.abs(mean_i) * err_a + 8.0 * _EPS * (np.abs(q) + np.abs(mean_i * a2))
-        return {"num": num, "err_num": err_x + np.abs(kernel.sum()) * err_a / sw, "den": den, "err_den": err_den,
-                "t_den": float((m2 * t_dev * t_dev).sum())}
-    energy = q + 2.0 * g * a2 + g * g * sw2  # sum((I M)^2) of the raw window
-    err_energy = err_q + 2.0 * abs(g) * err_a + 8.0 * _EPS * (np.abs(q) + np.abs(2.0 * g * a2) + g * g * sw2)
+        return _Terms(num, err_num, den, err_den, t_den)
     t_norm = float((m2 * T * T).sum())
+    energy = q + (2.0 * g) * a2 + g * g * sw2  # sum((I M)^2) of the raw window; exact for integers
+    err_energy = 0.0 if exact else err_q + 2.0 * abs(g) * err_a + 8.0 * _EPS * (q + np.abs(2.0 * g * a2) + g * g * sw2)
     if method in ("ccorr", "ccorr_normed"):
         kernel = m2 * T
         x, err_x = side.correlate(c, kernel)
-        shift = g * kernel.sum()
-        return {"num": x + shift, "err_num": err_x + 4.0 * _EPS * (np.abs(x) + abs(shift)), "den": energy, "err_den": err_energy, "t_den": t_norm}
+        shift = g * float(kernel.sum())
+        return _Terms(x + shift, err_x + 4.0 * _EPS * (np.abs(x) + abs(shift)), energy, err_energy, t_norm, exact)
     t_g = T - g  # ssd is unchanged when image and template shift together
     kernel = m2 * t_g
     x, err_x = side.correlate(c, kernel)
-    num = q - 2.0 * x + float((m2 * t_g * t_g).sum())
-    err = err_q + 2.0 * err_x + 8.0 * _EPS * (np.abs(q) + float((m2 * t_g * t_g).sum()))
-    return {"num": num, "err_num": err, "den": energy, "err_den": err_energy, "t_den": t_norm}
+    t_sq = float((m2 * t_g * t_g).sum())
+    num = q - 2.0 * x
+    num += t_sq
+    err = err_q + 2.0 * err_x + 8.0 * _EPS * (np.abs(q) + t_sq)
+    return _Terms(num, err, energy, err_energy, t_norm, exact)
 
 
-def _normalise(method, num, err_num, den, err_den, t_den):
-    """Normalised scores from summed terms, with a first-order bound on their error."""
-    safe = np.where(den > 0, den, 1.0)
-    denom = np.sqrt(t_den * safe)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(denom > 0, num / denom, 0.0)
-        err = np.where(denom > 0, err_num / denom + np.abs(ratio) * err_den / (2.0 * safe), np.inf)
-    if method == "ssd_normed":
-        return np.clip(ratio, 0.0, 1.0), err
-    return np.clip(ratio, -1.0, 1.0), err
+def _normalise(method, num, err_num, den, err_den, t_den, tolerance):
+    """Normalised scores ``num / sqrt(t_den * den)`` and where their error bound exceeds ``tolerance``.
+
+    The bound is first order: ``err_num / d + |score| * err_den / (2 den)``
+    with ``d = sqrt(t_den * den)``; windows whose denominator is not clearly
+    positive (``den <= err_den``) are flagged too.
+    """
+    denom = np.maximum(den, 0.0)
+    denom *= t_den
+    np.sqrt(denom, out=denom)
+    scores = np.divide(num, denom, out=np.zeros_like(num), where=denom > 0)
+    np.clip(scores, 0.0 if method == "ssd_normed" else -1.0, 1.0, out=scores)
+    # err > tol  <=>  err_num + |score| * err_den * d / (2 den) > tol * d
+    excess = np.broadcast_to(err_num, den.shape).copy() if np.ndim(err_num) == 0 else err_num.copy()
+    if np.any(err_den):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            excess += np.abs(scores) * err_den * np.sqrt(t_den / np.maximum(den, 0.0)) / 2.0
+    excess -= tolerance * denom
+    recheck = excess > 0
+    recheck |= den <= err_den
+    return scores, recheck
 
 
 def _recompute(scores, recheck, p):
