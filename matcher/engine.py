@@ -18,11 +18,16 @@ with the float64 reference to ~1e-10 on every input, and never returns a
 score for a flat window other than its documented value.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ._inputs import PRECISIONS, check_choice, prepare, prepare_image
 from .choose import resolve_algorithm
+from .errors import MatcherError
 from .correlate import FFTCorrelator, correlate_direct
 from .reference import window_scores
 from .window_sums import box_error_bounds, window_extremes, window_sums, window_sums_of_squares
@@ -33,6 +38,8 @@ _EPS = np.finfo(np.float64).eps
 _EXACT_INTEGER = 2.0**52  # integer sums below this are exact in float64
 _TOLERANCE = {"exact": 1e-10, "fast": 1e-6}
 _RECHECK_VALUES = 1 << 22  # pixel values per batch of windows recomputed by definition
+_MIN_BAND_OUTPUTS = 1 << 18  # maps smaller than this are scored in one piece
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def match_template(image, template, method="ncc", *, mask=None, mode="correlate", precision="fast", algorithm="auto"):
@@ -126,30 +133,64 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
     check_choice("precision", precision, PRECISIONS)
     templates = list(templates)
     if not templates:
-        raise ValueError("templates must contain at least one template, got an empty sequence")
+        raise MatcherError("templates must contain at least one template, got an empty sequence")
     masks = [None] * len(templates) if masks is None else list(masks)
     if len(masks) != len(templates):
-        raise ValueError(f"masks must have one entry per template ({len(templates)}), got {len(masks)}")
+        raise MatcherError(f"masks must have one entry per template ({len(templates)}), got {len(masks)}")
     prepared_image = prepare_image(image)
     problems = [prepare(image, t, method, mask=m, mode=mode, prepared_image=prepared_image) for t, m in zip(templates, masks)]
-    sides = {}
-    results = []
-    for p in problems:
-        algo = resolve_algorithm(algorithm, p.image.shape[1:], p.template.shape[1:], masked=p.weights is not None)
-        if algo not in sides:
-            sides[algo] = _ImageSide(p.image, p.integer_valued, algo)
-        scores = _scores(sides[algo], p, _TOLERANCE[precision])
-        results.append(scores[0] if p.one_d else scores)
-    return results
+    algorithms = [
+        resolve_algorithm(algorithm, p.image.shape[1:], p.template.shape[1:], masked=p.weights is not None)
+        for p in problems
+    ]
+    results = [np.empty(p.out_shape) for p in problems]
+    bounds = _band_bounds(problems)
+    workers = 1 if len(bounds) > 2 else -1  # threads share the cores, or the FFT does
+
+    def score_band(k):
+        # Band k computes output rows bounds[k]:bounds[k+1] of every map, from
+        # the image rows those windows cover; the last band runs to the end.
+        r0, r1 = bounds[k], bounds[k + 1]
+        last = k == len(bounds) - 2
+        h_max = max(p.template.shape[1] for p in problems)
+        band_end = problems[0].image.shape[1] if last else r1 + h_max - 1
+        sides = {}
+        for p, algo, out in zip(problems, algorithms, results):
+            band = replace(p, image=p.image[:, r0:band_end])
+            if algo not in sides:
+                sides[algo] = _ImageSide(band.image, p.integer_valued, algo, workers=workers)
+            rows = out.shape[0] - r0 if last else r1 - r0
+            out[r0 : r0 + rows] = _scores(sides[algo], band, _TOLERANCE[precision])[:rows]
+
+    if len(bounds) == 2:
+        score_band(0)
+    else:
+        with ThreadPoolExecutor(len(bounds) - 1) as pool:
+            list(pool.map(score_band, range(len(bounds) - 1)))
+    return [r[0] if p.one_d else r for r, p in zip(results, problems)]
+
+
+def _band_bounds(problems):
+    """Output-row boundaries of the horizontal bands scored in parallel, one per core.
+
+    Small maps are not split, and bands are never thinner than the tallest
+    template (their overlap is recomputed).
+    """
+    out_rows = min(p.out_shape[0] for p in problems)
+    h_max = max(p.template.shape[1] for p in problems)
+    outputs = out_rows * min(p.out_shape[1] for p in problems)
+    bands = 1 if outputs < _MIN_BAND_OUTPUTS else max(1, min(_CORES, out_rows // h_max))
+    return [round(out_rows * k / bands) for k in range(bands + 1)]
 
 
 class _ImageSide:
     """The work on one image that every template matched against it shares."""
 
-    def __init__(self, image, integer_valued, algorithm):
+    def __init__(self, image, integer_valued, algorithm, *, workers=-1):
         self.image = image
         self.integer_valued = integer_valued
         self.algorithm = algorithm
+        self.workers = workers
         self.centre = [float(np.round(c.mean()) if integer_valued else c.mean()) for c in image]
         self.centred = [c - g for c, g in zip(image, self.centre)]
         self._cache = {}
@@ -163,7 +204,7 @@ class _ImageSide:
         """Correlate centred channel ``c`` (or its square) with ``kernel``: (values, error bound)."""
         norm = float(np.linalg.norm(kernel))
         if self.algorithm == "fft":
-            corr = self._cached(("fft", c, squared), lambda: FFTCorrelator(self._plane(c, squared)))
+            corr = self._cached(("fft", c, squared), lambda: FFTCorrelator(self._plane(c, squared), workers=self.workers))
             return corr(kernel), corr.error_bound(norm)
         plane = self._plane(c, squared)
         peak = self._cached(("peak", c, squared), lambda: float(np.abs(plane).max()))

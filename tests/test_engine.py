@@ -667,3 +667,24 @@ def test_worked_example_2d(precision, algorithm):
     one = match_template([[1, 20], [0, 5]], [[2, 20], [0, 5]], "ssd", precision=precision, algorithm=algorithm)
     assert one.shape == (1, 1)
     assert one[0, 0] == pytest.approx(1.0, abs=1e-9)
+
+
+# --------------------------------------------------------------------------- bands
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mask_kind", ["none", "bool"])
+def test_parallel_bands_agree_with_the_reference(monkeypatch, method, mask_kind):
+    """Large maps are scored in horizontal bands on several threads; seams must not show."""
+    import matcher.engine as engine
+
+    monkeypatch.setattr(engine, "_MIN_BAND_OUTPUTS", 1)
+    monkeypatch.setattr(engine, "_CORES", 3)
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (61, 40, 3)).astype(np.uint8)
+    image[20:35] = 90  # a flat band across a seam
+    template = image[18:27, 5:12].copy()
+    mask = None if mask_kind == "none" else rng.random((9, 7)) > 0.3
+    assert len(engine._band_bounds([engine.prepare(image, template, method, mask=mask)])) == 4
+    got = match_template(image, template, method, mask=mask, precision="exact")
+    ref = match_template_reference(image, template, method, mask=mask)
+    scale = max(float(np.ptp(ref)), 1.0)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9 * scale + 16 * np.finfo(float).eps * np.abs(ref).max())
