@@ -11,6 +11,7 @@
 from ._inputs import ALGORITHMS, LOWER_IS_BETTER, METHODS, MODES, PRECISIONS
 from .choose import choose_algorithm
 from .engine import match_template
+from .find import Match, find, find_many
 from .io import LoadedImage, load_image
 from .errors import (
     ImageDecodeError,
@@ -24,6 +25,9 @@ from .reference import match_template_reference
 __version__ = "0.1.0"
 
 __all__ = [
+    "find",
+    "find_many",
+    "Match",
     "match_template",
     "match_template_reference",
     "load_image",

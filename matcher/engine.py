@@ -155,12 +155,20 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
         h_max = max(p.template.shape[1] for p in problems)
         band_end = problems[0].image.shape[1] if last else r1 + h_max - 1
         sides = {}
-        for p, algo, out in zip(problems, algorithms, results):
+        # Templates of one shape share window sums; once a shape is done, its
+        # sums are dropped (the image spectra stay for the other shapes).
+        order = sorted(range(len(problems)), key=lambda i: problems[i].template.shape[1:])
+        for n, i in enumerate(order):
+            p, algo, out = problems[i], algorithms[i], results[i]
             band = replace(p, image=p.image[:, r0:band_end])
             if algo not in sides:
                 sides[algo] = _ImageSide(band.image, p.integer_valued, algo, workers=workers)
             rows = out.shape[0] - r0 if last else r1 - r0
             out[r0 : r0 + rows] = _scores(sides[algo], band, _TOLERANCE[precision])[:rows]
+            shape = p.template.shape[1:]
+            if n + 1 == len(order) or problems[order[n + 1]].template.shape[1:] != shape:
+                for side in sides.values():
+                    side.forget(shape)
 
     if len(bounds) == 2:
         score_band(0)
@@ -194,6 +202,11 @@ class _ImageSide:
         self.centre = [float(np.round(c.mean()) if integer_valued else c.mean()) for c in image]
         self.centred = [c - g for c, g in zip(image, self.centre)]
         self._cache = {}
+
+    def forget(self, shape):
+        """Drop the cached window sums of templates of ``shape``, and all window extremes."""
+        for key in [k for k in self._cache if k[0] == "extremes" or (k[0] == "sums" and k[2] == shape)]:
+            del self._cache[key]
 
     def _cached(self, key, make):
         if key not in self._cache:
@@ -232,7 +245,7 @@ class _ImageSide:
     def extremes(self, c, shape, out_shape, offset):
         """Exact (min, max) of channel ``c`` over a box inside every window."""
         return self._cached(
-            ("extremes", c, shape, offset), lambda: window_extremes(self.image[c], shape, out_shape, offset)
+            ("extremes", c, shape, offset, out_shape), lambda: window_extremes(self.image[c], shape, out_shape, offset)
         )
 
 

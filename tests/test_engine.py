@@ -688,3 +688,20 @@ def test_parallel_bands_agree_with_the_reference(monkeypatch, method, mask_kind)
     ref = match_template_reference(image, template, method, mask=mask)
     scale = max(float(np.ptp(ref)), 1.0)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9 * scale + 16 * np.finfo(float).eps * np.abs(ref).max())
+
+
+def test_match_templates_equals_separate_calls_for_mixed_shapes_and_masks():
+    """Shared image-side work (sums, extremes, spectra) never leaks between templates."""
+    from matcher.engine import match_templates
+
+    rng = np.random.default_rng(11)
+    image = rng.integers(0, 256, (70, 80)).astype(np.uint8)
+    image[30:50, 10:60] = 17
+    templates = [image[5:14, 3:10], image[40:47, 20:33], image[2:11, 50:57], image[30:39, 12:19]]
+    masks = [None, rng.random((7, 13)) > 0.4, None, np.pad(np.ones((3, 3), bool), ((1, 5), (2, 2)))]
+    for method in METHODS:
+        together = match_templates(image, templates, method, masks=masks, precision="exact")
+        for t, m, got in zip(templates, masks, together):
+            ref = match_template_reference(image, t, method, mask=m)
+            scale = max(float(np.ptp(ref)), 1.0)
+            np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9 * scale + 16 * np.finfo(float).eps * np.abs(ref).max())

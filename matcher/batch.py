@@ -1,0 +1,342 @@
+"""Matching templates in many images: the engine of ``matcher batch``.
+
+Three steps, each usable on its own:
+
+- :func:`collect_images` turns files, directories (walked recursively for
+  image extensions) and glob patterns into a list of paths;
+- :func:`process_image` reads one image and finds every template in it,
+  returning a JSON-ready record; it never raises for a bad image, the error
+  goes into the record;
+- :func:`run` maps :func:`process_image` over the paths with Dask, either on
+  the local machine (``"threads"``, ``"processes"`` or ``"sync"``: no server
+  needed) or on an existing ``dask.distributed`` cluster (``"tcp://host:8786"``),
+  and hands each record to a callback *as soon as it is done*, in completion
+  order, so results can be streamed to a file.
+
+A record (one line of ``matcher batch``'s JSONL output) is::
+
+    {"path": "imgs/a.png",
+     "image": {"format": "png", "width": 640, "height": 480, "channels": 1, "dtype": "uint8", "has_mask": false},
+     "matches": [{"x": ..., "y": ..., "width": ..., "height": ..., "score": ..., "label": "logo", ...}],
+     "error": null, "error_type": null, "elapsed_ms": 12.3}
+
+or, when the image cannot be processed, ``"image": null, "matches": null`` and
+``"error"``/``"error_type"`` set (e.g. ``"ImageDecodeError"``). ``elapsed_ms``
+is the time to read, decode and match that image.
+"""
+
+import glob
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+
+from .errors import MatcherError
+from .io import load_image
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "LOCAL_SCHEDULERS",
+    "DEFAULT_SCHEDULER",
+    "Template",
+    "Job",
+    "collect_images",
+    "process_image",
+    "run",
+    "done_paths",
+    "is_remote",
+]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".webp", ".bmp", ".dib", ".tif", ".tiff")
+"""File name extensions picked up when walking a directory (case-insensitive)."""
+
+LOCAL_SCHEDULERS = ("threads", "processes", "sync")
+DEFAULT_SCHEDULER = "threads"
+"""Measured fastest on the local machine (see ``bench/bench_batch.py``): the
+engine's FFTs, OpenCV's decoders and NumPy's loops release the GIL, and
+threads need no process start-up nor pickling of templates and results."""
+
+_CHUNK = 4096  # tasks per local dask.compute call: bounds the graph's memory on huge runs
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True, eq=False)
+class Template:
+    """A template ready for matching: ``pixels`` as :func:`matcher.load_image`
+    returns them, ``mask`` (alpha channel, a ``--mask`` file, or None) and the
+    ``label`` given to its matches."""
+
+    label: str
+    pixels: object
+    mask: object = None
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """Everything a worker needs besides the image path: the templates, the
+    colour mode to read images in (``"gray"`` or ``"color"``, that of the
+    templates), keyword arguments for :func:`matcher.find`, and the pixel
+    limit for decoding. Sent once to each worker of a cluster."""
+
+    templates: tuple
+    color: str = "gray"
+    find_options: dict = field(default_factory=dict)
+    max_pixels: "int | None" = None
+
+
+def collect_images(inputs, *, extensions=IMAGE_EXTENSIONS):
+    """Expand files, directories and glob patterns into a list of image paths.
+
+    Parameters
+    ----------
+    inputs : iterable of str
+        A file is taken as is (whatever its extension: if it is not an image
+        its record will say so); a directory is walked recursively, in sorted
+        order, for files with one of ``extensions``; anything else that
+        contains ``*``, ``?`` or ``[`` is expanded as a glob pattern
+        (``**`` matches any depth), for shells that do not expand them.
+    extensions : tuple of str
+
+    Returns
+    -------
+    list of str
+        Without duplicates, in the order given.
+
+    Raises
+    ------
+    MatcherError
+        An input does not exist, or a pattern matches nothing.
+    """
+    exts = tuple(e.lower() for e in extensions)
+    seen, out = set(), []
+
+    def add(path):
+        key = path_key(path)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+
+    def expand(path):
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    if name.lower().endswith(exts):
+                        add(os.path.join(root, name))
+        else:
+            add(path)
+
+    for item in inputs:
+        item = os.fspath(item)
+        if os.path.exists(item):
+            expand(item)
+        elif _GLOB_CHARS.intersection(item):
+            found = sorted(glob.glob(item, recursive=True))
+            if not found:
+                raise MatcherError(f"{item}: no file matches this pattern")
+            for path in found:
+                expand(path)
+        else:
+            raise MatcherError(f"{item}: no such file or directory")
+    return out
+
+
+def process_image(path, job, source=None):
+    """Read one image and find every template of ``job`` in it.
+
+    Parameters
+    ----------
+    path : str
+        The path recorded in the result.
+    job : Job
+    source : str, optional
+        Where to read the image from, if not ``path`` (e.g. its absolute path,
+        for workers on a cluster whose working directory differs).
+
+    Returns
+    -------
+    dict
+        The record described in the module docstring. Errors (unreadable,
+        corrupt or too large image, template larger than the image, ...) are
+        recorded, never raised; matches of all templates are listed together,
+        each template's best first, in template order, each with its label.
+    """
+    from .find import find  # deferred: workers import what they need on first use
+
+    start = time.perf_counter()
+    try:
+        kwargs = {} if job.max_pixels is None else {"max_pixels": job.max_pixels}
+        img = load_image(source or path, color=job.color, **kwargs)
+        matches = []
+        for t in job.templates:
+            found = find(img.pixels, t.pixels, mask=t.mask, **job.find_options)
+            matches.extend(replace(m, label=t.label).to_dict() for m in found)
+        record = {"path": path, "image": img.to_dict(), "matches": matches, "error": None, "error_type": None}
+    except Exception as exc:  # noqa: BLE001 - a bad image must never stop the run
+        record = error_record(path, exc)
+    record["elapsed_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
+    return record
+
+
+def error_record(path, exc):
+    """The record of an image that could not be processed because of ``exc``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        message = exc.strerror
+    else:
+        message = str(exc) or type(exc).__name__
+    return {"path": path, "image": None, "matches": None, "error": message,
+            "error_type": type(exc).__name__, "elapsed_ms": None}
+
+
+def is_remote(scheduler):
+    """True if ``scheduler`` is a cluster address (``"tcp://host:8786"``, ...), not a local scheduler name."""
+    return isinstance(scheduler, str) and "://" in scheduler
+
+
+def run(paths, job, on_record, *, scheduler=DEFAULT_SCHEDULER, num_workers=None, connect_timeout=10):
+    """Process every path with Dask and call ``on_record(record)`` for each as it completes.
+
+    Parameters
+    ----------
+    paths : sequence of str
+    job : Job
+    on_record : callable
+        Called in the calling thread, once per path, in completion order.
+    scheduler : str
+        ``"threads"``, ``"processes"`` or ``"sync"`` (one at a time, in this
+        process: for debugging) run Dask's local scheduler on this machine;
+        an address such as ``"tcp://10.0.0.5:8786"`` uses an existing
+        ``dask.distributed`` scheduler: the job (templates) is scattered to
+        every worker once and the workers read the images themselves (so the
+        paths must be valid on the workers; they are made absolute).
+    num_workers : int, optional
+        Threads or processes of the local scheduler (default: one per core).
+    connect_timeout : float
+        Seconds to wait for a remote scheduler.
+    """
+    paths = list(paths)
+    if not paths:
+        return None
+    if is_remote(scheduler):
+        return _run_distributed(paths, job, on_record, scheduler, connect_timeout)
+    if scheduler not in LOCAL_SCHEDULERS:
+        raise MatcherError(f"scheduler must be one of {LOCAL_SCHEDULERS} or an address like tcp://host:8786, "
+                           f"got {scheduler!r}")
+    return _run_local(paths, job, on_record, scheduler, num_workers)
+
+
+def _need(module, what):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise MatcherError(f"{what} needs the {module!r} package: pip install {module}") from None
+
+
+def _run_local(paths, job, on_record, scheduler, num_workers):
+    _need("dask", "matcher batch")
+    import dask
+    from dask.callbacks import Callback
+
+    pool = None
+    if scheduler == "processes":
+        from concurrent.futures import ProcessPoolExecutor
+
+        from dask.multiprocessing import get_context
+
+        pool = ProcessPoolExecutor(num_workers or os.cpu_count(), mp_context=get_context())
+    elif scheduler == "threads":
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(num_workers or os.cpu_count())
+    try:
+        job_task = dask.delayed(job, name="matcher-batch-job")
+        process = dask.delayed(process_image, pure=False)
+        it = iter(paths)
+        while chunk := list(itertools.islice(it, _CHUNK)):
+            tasks = [process(p, job_task) for p in chunk]
+            keys = {t.key for t in tasks}
+
+            def posttask(key, result, dsk, state, worker_id, keys=keys):
+                if key in keys:
+                    on_record(result)
+
+            with Callback(posttask=posttask):
+                dask.compute(*tasks, scheduler=scheduler, pool=pool, optimize_graph=False)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_distributed(paths, job, on_record, address, connect_timeout):
+    _need("distributed", "a Dask cluster (--scheduler ADDRESS)")
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(address, timeout=connect_timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise MatcherError(f"cannot connect to the Dask scheduler at {address}: {exc}") from None
+    with client:
+        job_future = client.scatter(job, broadcast=True)
+        window = _window(client)
+        pending = {}
+        done = as_completed(loop=client.loop)
+        it = iter(paths)
+
+        def submit(path):
+            fut = client.submit(process_image, path, job_future, os.path.abspath(path), pure=False)
+            pending[fut.key] = path
+            done.add(fut)
+
+        for path in itertools.islice(it, window):
+            submit(path)
+        for fut in done:
+            path = pending.pop(fut.key)
+            try:
+                record = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a worker lost or killed: record it and go on
+                record = error_record(path, exc)
+            fut.release()
+            on_record(record)
+            nxt = next(it, None)
+            if nxt is not None:
+                submit(nxt)
+
+
+def _window(client):
+    """How many images to keep in flight on a cluster: enough to keep every worker busy."""
+    return max(64, 8 * sum(client.nthreads().values()))
+
+
+def done_paths(out_path):
+    """The paths already recorded in a JSONL output file, for ``--resume``.
+
+    A last line cut short by an interruption is removed from the file (so
+    appending continues on a fresh line) and its image is processed again.
+
+    Returns
+    -------
+    set of str
+        Normalised absolute paths (compare with :func:`path_key`).
+    """
+    if not os.path.exists(out_path):
+        return set()
+    with open(out_path, "rb+") as f:
+        data = f.read()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):  # partial last line
+            f.truncate(end)
+    done = set()
+    for line in data[:end].splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("path"), str):
+            done.add(path_key(record["path"]))
+    return done
+
+
+def path_key(path):
+    """Normalised absolute form of ``path``, to recognise an image however it was named."""
+    return os.path.normcase(os.path.abspath(path))

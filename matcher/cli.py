@@ -1,0 +1,519 @@
+"""The ``matcher`` command line: ``matcher match`` and ``matcher batch``.
+
+Parse, call matcher, format: the matching itself is :func:`matcher.find`,
+the batch machinery :mod:`matcher.batch`, the pictures :mod:`matcher.render`.
+
+Exit status, as grep's: 0 a match was found; 1 nothing was found (only
+possible with ``--threshold``: without one the best window is always
+reported); 2 a usage or input error (bad flag value, missing, unreadable or
+corrupt file, template larger than the image or the region, region outside
+the image, ...), reported as one line on stderr naming the file or flag; 130
+interrupted. ``--traceback`` adds the Python traceback to errors. For
+``batch``: 0 if any image has a match (or nothing was left to do with
+``--resume``), 1 if none has; an image that cannot be read is recorded in
+the output with its error and does not change the exit status.
+
+``matcher match --json`` prints one JSON document (keys are only ever added)::
+
+    {"version": "0.1.0", "method": "ncc",
+     "image": {"path", "format", "width", "height", "channels", "dtype", "has_mask"},
+     "template": {same keys as image, "mask": null | "alpha" | "file", "mask_path": str | null},
+     "options": {"threshold", "max_matches" (null: --all), "max_overlap", "region" ([x, y, w, h] | null),
+                 "subpixel", "precision", "gray"},
+     "matches": [Match.to_dict(): {"label", "x", "y", "width", "height", "score", "center", "method"}, ...],
+     "elapsed_ms": time spent in find(), reading the files excluded}
+
+``--jsonl`` prints one match per line: ``{"image": path, "template": path,
+"rank": 1, ...Match.to_dict()}``. ``matcher batch`` writes the records of
+:mod:`matcher.batch`, one line per image.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import traceback
+
+from . import __version__
+from ._inputs import LOWER_IS_BETTER, METHODS, PRECISIONS
+from .errors import MatcherError
+from .io import load_image
+
+__all__ = ["main", "build_parser"]
+
+PROG = "matcher"
+NORMALIZED_METHODS = ("ncc", "ccorr_normed", "ssd_normed")
+
+
+class UsageError(Exception):
+    """A problem with the command's arguments or input files: one line, exit status 2."""
+
+
+# ---------------------------------------------------------------- argument types
+
+def _finite_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _fraction(text):
+    value = _finite_float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def _region(text):
+    parts = text.split(",")
+    try:
+        x, y, w, h = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected four integers x,y,width,height, got {text!r}") from None
+    if x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"x and y must be >= 0, got {text!r}")
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be >= 1, got {text!r}")
+    return (x, y, w, h)
+
+
+def _scheduler(text):
+    from .batch import LOCAL_SCHEDULERS, is_remote
+
+    if text in LOCAL_SCHEDULERS or is_remote(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"must be one of {', '.join(LOCAL_SCHEDULERS)} or a Dask scheduler address like tcp://HOST:8786, got {text!r}")
+
+
+# ---------------------------------------------------------------- parser
+
+def _add_find_options(p):
+    g = p.add_argument_group("matching options (as matcher.find)")
+    g.add_argument("--method", choices=METHODS, default="ncc",
+                   help="score (default: ncc, zero-mean normalised cross-correlation); "
+                        "ssd and ssd_normed are lower-is-better")
+    g.add_argument("--threshold", type=_finite_float, metavar="T",
+                   help="keep only matches scoring at least T (at most T for ssd, ssd_normed); "
+                        "exit status 1 when none does")
+    n = g.add_mutually_exclusive_group()
+    n.add_argument("--max-matches", type=_positive_int, default=1, metavar="N",
+                   help="report up to N matches, best first (default: 1)")
+    n.add_argument("--all", action="store_true",
+                   help="report every match (non-overlapping peaks; use with --threshold)")
+    g.add_argument("--max-overlap", type=_fraction, default=0.3, metavar="F",
+                   help="largest overlap (intersection over union, 0..1) allowed between two reported "
+                        "matches (default: 0.3)")
+    g.add_argument("--region", type=_region, metavar="X,Y,W,H",
+                   help="search only windows inside this rectangle of the image (pixels)")
+    g.add_argument("--subpixel", action="store_true", help="refine positions to sub-pixel precision")
+    g.add_argument("--mask", metavar="FILE",
+                   help="mask image, same size as the template: non-zero pixels are matched, zero ones "
+                        "ignored (default: the template's alpha channel, if it has one)")
+    g.add_argument("--gray", action="store_true", help="convert image and template to gray first")
+    g.add_argument("--precision", choices=PRECISIONS, default="fast", help="score precision (default: fast)")
+
+
+def _add_common(p):
+    p.add_argument("--traceback", action="store_true", help="show the Python traceback of errors")
+
+
+def build_parser():
+    """The ``matcher`` argument parser, with its ``match`` and ``batch`` subcommands."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Find a template image in other images.",
+        epilog="Exit status: 0 found, 1 not found, 2 usage or input error. "
+               "Run 'matcher COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    m = sub.add_parser("match", help="find a template in one image",
+                       description="Find TEMPLATE in IMAGE and print the matches, best first.")
+    m.add_argument("image", metavar="IMAGE", help="image to search (PNG, JPEG, WebP, BMP, TIFF)")
+    m.add_argument("template", metavar="TEMPLATE",
+                   help="template to find; a PNG's alpha channel is used as the mask")
+    _add_find_options(m)
+    out = m.add_argument_group("output")
+    fmt = out.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print one JSON document (stable, for scripts)")
+    fmt.add_argument("--jsonl", action="store_true", help="print one JSON object per match, one per line")
+    out.add_argument("--annotate", metavar="OUT.png", help="write the image with every match drawn on it (PNG)")
+    out.add_argument("--heatmap", metavar="OUT.png",
+                     help="write the score map, colour-mapped and aligned with the image (PNG; "
+                          "bright = good match)")
+    _add_common(m)
+    m.set_defaults(handler=_cmd_match)
+
+    b = sub.add_parser(
+        "batch", help="find templates in many images",
+        usage="%(prog)s TEMPLATE IMAGES_OR_DIRS... --out FILE [--template TEMPLATE ...] [options]",
+        description="Find TEMPLATE (and every --template) in every image: files, directories (walked "
+                    "recursively for image files) and glob patterns. One JSON line per image is appended to "
+                    "--out as soon as it is done: path, image size, matches (each labelled with its "
+                    "template's file name) or error, elapsed_ms. Unreadable images are recorded with their "
+                    "error and never stop the run.")
+    b.add_argument("paths", nargs="+", metavar="TEMPLATE IMAGES_OR_DIRS",
+                   help="the template, then images, directories or glob patterns")
+    b.add_argument("--template", action="append", default=[], metavar="TEMPLATE",
+                   help="another template to find (repeatable)")
+    b.add_argument("--out", required=True, metavar="FILE",
+                   help="JSONL results file (overwritten unless --resume; '-' for stdout)")
+    b.add_argument("--resume", action="store_true",
+                   help="append to --out, skipping the images already recorded in it")
+    b.add_argument("--scheduler", type=_scheduler, default=None, metavar="S",
+                   help="'threads' (default), 'processes' or 'sync' (one at a time) for Dask's local scheduler, "
+                        "or the address of a Dask distributed scheduler, e.g. tcp://HOST:8786, whose workers "
+                        "read the images (paths must be valid there)")
+    b.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="threads or processes of the local scheduler (default: one per core)")
+    b.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none anyway when stderr is not a terminal)")
+    _add_find_options(b)
+    _add_common(b)
+    b.set_defaults(handler=_cmd_batch)
+    return parser
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv=None):
+    """Run the ``matcher`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 found, 1 not found, 2 usage or input error, 130 interrupted.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        print(f"{PROG}: error: a command is required (match or batch)", file=sys.stderr)
+        return 2
+    where = f"{PROG} {args.command}"
+    try:
+        return args.handler(args)
+    except (UsageError, MatcherError) as exc:
+        if args.traceback:
+            traceback.print_exc()
+        print(f"{where}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(f"{where}: {exc or 'interrupted'}", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. piped into head: stop quietly
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:  # pragma: no cover
+            pass
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line unless --traceback
+        if args.traceback:
+            traceback.print_exc()
+        print(f"{where}: internal error: {type(exc).__name__}: {exc}"
+              + ("" if args.traceback else " (run again with --traceback for details)"), file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------- shared helpers
+
+def _load(role, path, color):
+    """load_image with errors turned into one-line messages naming the file."""
+    try:
+        return load_image(path, color=color)
+    except FileNotFoundError as exc:
+        raise UsageError(f"{role} {path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise UsageError(f"{role} {path}: is a directory, not an image file") from exc
+    except OSError as exc:
+        raise UsageError(f"{role} {path}: cannot read: {exc.strerror or exc}") from exc
+    except MatcherError as exc:
+        raise UsageError(f"{role} {path}: {exc}") from exc
+
+
+def _find_options(args):
+    return {
+        "method": args.method,
+        "threshold": args.threshold,
+        "max_matches": None if args.all else args.max_matches,
+        "max_overlap": args.max_overlap,
+        "region": args.region,
+        "subpixel": args.subpixel,
+        "precision": args.precision,
+    }
+
+
+def _load_mask(path, template, template_path):
+    mask = _load("--mask", path, "gray")
+    if (mask.height, mask.width) != (template.height, template.width):
+        raise UsageError(f"--mask {path}: the mask is {mask.width}x{mask.height} but template "
+                         f"{template_path} is {template.width}x{template.height}; they must be the same size")
+    return mask.pixels
+
+
+def _write_file(flag, path, data):
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot write: {exc.strerror or exc}") from exc
+
+
+def _dumps(obj):
+    return json.dumps(obj, allow_nan=False)
+
+
+# ---------------------------------------------------------------- match
+
+def _cmd_match(args):
+    from .find import find
+
+    template = _load("template", args.template, "gray" if args.gray else "auto")
+    color = "gray" if template.channels == 1 else "color"
+    image = _load("image", args.image, color)
+    if args.mask is not None:
+        mask, mask_kind = _load_mask(args.mask, template, args.template), "file"
+    else:
+        mask, mask_kind = template.mask, ("alpha" if template.mask is not None else None)
+    options = _find_options(args)
+
+    start = time.perf_counter()
+    try:
+        matches = find(image.pixels, template.pixels, mask=mask, **options)
+    except MatcherError as exc:
+        raise UsageError(_find_error(exc, args)) from exc
+    elapsed_ms = (time.perf_counter() - start) * 1000.0
+
+    if args.annotate:
+        _write_annotation(args, image, color, matches)
+    if args.heatmap:
+        _write_heatmap(args, image, template, mask)
+
+    if args.json:
+        doc = {
+            "version": __version__,
+            "method": args.method,
+            "image": {"path": args.image, **image.to_dict()},
+            "template": {"path": args.template, **template.to_dict(), "mask": mask_kind,
+                         "mask_path": args.mask},
+            "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items() if k != "method"}
+            | {"gray": args.gray},
+            "matches": [m.to_dict() for m in matches],
+            "elapsed_ms": round(elapsed_ms, 3),
+        }
+        print(_dumps(doc))
+    elif args.jsonl:
+        for rank, m in enumerate(matches, start=1):
+            print(_dumps({"image": args.image, "template": args.template, "rank": rank, **m.to_dict()}))
+    else:
+        _print_table(args, image, template, matches, elapsed_ms)
+    return 0 if matches else 1
+
+
+_FLAGS = {  # find's parameter names, as its messages start with them, and the flags that set them
+    "threshold": lambda a: f"--threshold {a.threshold:g}",
+    "region": lambda a: "--region " + ",".join(map(str, a.region)),
+    "max_overlap": lambda a: f"--max-overlap {a.max_overlap:g}",
+    "max_matches": lambda a: f"--max-matches {a.max_matches}",
+    "mask": lambda a: f"--mask {a.mask}" if a.mask is not None else f"template {a.template} (its alpha channel)",
+}
+
+
+def _find_error(exc, args):
+    """One line for an error raised by find, naming the flag or files it is about."""
+    text = str(exc)
+    for name, flag in _FLAGS.items():
+        if text.startswith(name) and (name != "region" or args.region is not None):
+            return f"{flag(args)}: {text}"
+    return f"template {args.template} in image {args.image}: {text}"
+
+
+def _write_annotation(args, image, color, matches):
+    from .render import draw_matches, encode_png
+
+    pixels = image.pixels
+    if color == "gray":  # converted to gray for matching? draw on the image as stored
+        original = _load("image", args.image, "auto")
+        pixels = original.pixels
+    _write_file("--annotate", args.annotate, encode_png(draw_matches(pixels, matches)))
+
+
+def _write_heatmap(args, image, template, mask):
+    import numpy as np
+
+    from .engine import match_template
+    from .render import score_heatmap, encode_png
+
+    H, W = image.height, image.width
+    h, w = template.height, template.width
+    x, y, rw, rh = args.region if args.region is not None else (0, 0, W, H)
+    crop = image.pixels[y:y + rh, x:x + rw]
+    scores = match_template(crop, template.pixels, args.method, mask=mask, precision=args.precision)
+    if scores.shape != (H - h + 1, W - w + 1):  # a region: the rest of the map is the worst score
+        worst = scores.max() if args.method in LOWER_IS_BETTER else scores.min()
+        full = np.full((H - h + 1, W - w + 1), worst)
+        full[y:y + scores.shape[0], x:x + scores.shape[1]] = scores
+        scores = full
+    picture = score_heatmap(scores, (H, W), (h, w), method=args.method)
+    _write_file("--heatmap", args.heatmap, encode_png(picture))
+
+
+def _format_coord(v):
+    return f"{v:.2f}" if isinstance(v, float) else str(v)  # sub-pixel positions are floats
+
+
+def _format_score(method, score):
+    return f"{score:.4f}" if method in NORMALIZED_METHODS else f"{score:.6g}"
+
+
+def _print_table(args, image, template, matches, elapsed_ms):
+    count = f"{len(matches)} match" + ("" if len(matches) == 1 else "es")
+    if not matches and args.threshold is not None:
+        bound = "<=" if args.method in LOWER_IS_BETTER else ">="
+        count = f"no match (none scores {bound} {args.threshold:g})"
+    print(f"{args.image} ({image.width}x{image.height}), template {args.template} "
+          f"({template.width}x{template.height}), {args.method}: {count} in {elapsed_ms:.1f} ms")
+    if not matches:
+        return
+    rows = [("rank", "x", "y", "width", "height", "score")]
+    for rank, m in enumerate(matches, start=1):
+        rows.append((str(rank), _format_coord(m.x), _format_coord(m.y), str(m.width), str(m.height),
+                     _format_score(args.method, m.score)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.rjust(wd) for cell, wd in zip(r, widths)).rstrip())
+
+
+# ---------------------------------------------------------------- batch
+
+def _cmd_batch(args):
+    from . import batch
+
+    template_paths = [args.paths[0], *args.template]
+    inputs = args.paths[1:]
+    if not inputs:
+        raise UsageError("no images given: expected TEMPLATE IMAGES_OR_DIRS... (at least one image, "
+                         "directory or pattern after the template)")
+    if args.mask is not None and len(template_paths) > 1:
+        raise UsageError(f"--mask {args.mask}: --mask needs a single template, got {len(template_paths)}")
+    if args.resume and args.out == "-":
+        raise UsageError("--resume needs an --out file, not '-' (stdout)")
+    if args.workers is not None and batch.is_remote(args.scheduler):
+        raise UsageError(f"--workers applies to the local scheduler; the cluster at {args.scheduler} "
+                         "has its own workers")
+
+    templates, color = _batch_templates(args, template_paths)
+    job = batch.Job(templates=templates, color=color, find_options=_find_options(args))
+    try:
+        paths = batch.collect_images(inputs)
+    except MatcherError as exc:
+        raise UsageError(str(exc)) from exc
+    if not paths:
+        raise UsageError(f"no image files (extensions {', '.join(batch.IMAGE_EXTENSIONS)}) in "
+                         f"{', '.join(inputs)}")
+    todo = paths
+    if args.resume:
+        try:
+            done = batch.done_paths(args.out)
+        except OSError as exc:
+            raise UsageError(f"--out {args.out}: cannot read: {exc.strerror or exc}") from exc
+        todo = [p for p in paths if batch.path_key(p) not in done]
+    return _run_batch(args, job, paths, todo)
+
+
+def _batch_templates(args, template_paths):
+    """Load the templates in one colour mode, gray if --gray or all are gray, else colour:
+    ``(tuple of batch.Template, color)``; images are then read in that mode."""
+    from .batch import Template
+
+    loaded = [_load("template", p, "gray" if args.gray else "auto") for p in template_paths]
+    color = "gray" if all(t.channels == 1 for t in loaded) else "color"
+    loaded = [t if t.channels == (1 if color == "gray" else 3) else _load("template", p, color)
+              for t, p in zip(loaded, template_paths)]
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in template_paths]
+    labels = stems if len(set(stems)) == len(stems) else list(template_paths)
+    masks = [t.mask for t in loaded]
+    if args.mask is not None:
+        masks = [_load_mask(args.mask, loaded[0], template_paths[0])]
+    return tuple(Template(label, t.pixels, m) for label, t, m in zip(labels, loaded, masks)), color
+
+
+def _run_batch(args, job, paths, todo):
+    from . import batch
+
+    show = not args.no_progress and sys.stderr.isatty()
+    skipped = len(paths) - len(todo)
+    counts = {"images": 0, "found": 0, "errors": 0}
+    out_name = "stdout" if args.out == "-" else args.out
+    try:
+        out = sys.stdout if args.out == "-" else open(args.out, "a" if args.resume else "w", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from exc
+    bar = None
+    if show:
+        try:
+            from tqdm import tqdm
+        except ImportError:  # no progress bar without tqdm; the run itself does not need it
+            tqdm = None
+    if show and tqdm is not None:
+        bar = tqdm(total=len(paths), initial=skipped, unit="img", file=sys.stderr, dynamic_ncols=True)
+
+    def on_record(record):
+        out.write(_dumps(record) + "\n")
+        out.flush()
+        counts["images"] += 1
+        counts["errors"] += record["error"] is not None
+        counts["found"] += bool(record["matches"])
+        if bar is not None:
+            bar.update(1)
+
+    start = time.perf_counter()
+    try:
+        batch.run(todo, job, on_record, scheduler=args.scheduler or batch.DEFAULT_SCHEDULER,
+                  num_workers=args.workers)
+    except MatcherError as exc:
+        raise UsageError(f"--scheduler: {exc}" if batch.is_remote(args.scheduler) else str(exc)) from exc
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted after {counts['images']} images; their results are in {out_name}; "
+                                "run again with --resume to continue") from None
+    finally:
+        if bar is not None:
+            bar.close()
+        if out is not sys.stdout:
+            out.close()
+    elapsed = time.perf_counter() - start
+    if show:
+        rate = counts["images"] / elapsed if elapsed > 0 else float("inf")
+        print(f"{PROG} batch: {counts['images']} images in {elapsed:.1f} s ({rate:.1f} images/s)"
+              + (f", {skipped} already done" if skipped else "")
+              + f"; {counts['found']} with matches, {counts['errors']} errors; results in {out_name}",
+              file=sys.stderr)
+    if not todo or counts["found"]:
+        return 0
+    return 1
