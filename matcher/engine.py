@@ -30,7 +30,7 @@ from .choose import resolve_algorithm
 from .errors import MatcherError
 from .correlate import FFTCorrelator, correlate_direct
 from .reference import window_scores
-from .window_sums import box_error_bounds, window_extremes, window_sums, window_sums_of_squares
+from .window_sums import pairwise_error_scale, window_extremes, window_sums, window_sums_of_squares
 
 __all__ = ["match_template", "match_templates"]
 
@@ -38,6 +38,7 @@ _EPS = np.finfo(np.float64).eps
 _EXACT_INTEGER = 2.0**52  # integer sums below this are exact in float64
 _TOLERANCE = {"exact": 1e-10, "fast": 1e-6}
 _RECHECK_VALUES = 1 << 22  # pixel values per batch of windows recomputed by definition
+_DIRECT_DEGENERATE = 1 << 12  # up to this many candidate windows are tested one by one
 _MIN_BAND_OUTPUTS = 1 << 18  # maps smaller than this are scored in one piece
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -215,7 +216,7 @@ class _ImageSide:
 
     def correlate(self, c, kernel, *, squared=False):
         """Correlate centred channel ``c`` (or its square) with ``kernel``: (values, error bound)."""
-        norm = float(np.linalg.norm(kernel))
+        norm = float(np.sqrt(np.sum(kernel * kernel)))  # not BLAS: no thread wake-ups
         if self.algorithm == "fft":
             corr = self._cached(("fft", c, squared), lambda: FFTCorrelator(self._plane(c, squared), workers=self.workers))
             return corr(kernel), corr.error_bound(norm)
@@ -229,18 +230,24 @@ class _ImageSide:
             return self.centred[c]
         return self._cached(("square", c), lambda: np.square(self.centred[c]))
 
-    def sums(self, c, shape):
-        """Window sums of centred channel ``c`` and of its square: ``(s1, s2, err1, err2, exact)``."""
+    def window_sum(self, c, shape, *, squared=False):
+        """Window sums of centred channel ``c`` (or of its square): ``(sums, error bound, exact)``.
+
+        Integer data small enough for float64 gives exact sums (bound 0).
+        """
 
         def make():
             plane = self.centred[c]
             n = float(np.prod(shape))
-            exact = self.integer_valued and float(np.abs(plane).max()) ** 2 * n * n < _EXACT_INTEGER
-            s1 = window_sums(plane, shape, exact_integers=exact)
-            s2 = window_sums_of_squares(plane, shape, exact_integers=exact)
-            return (s1, s2, 0.0, 0.0, True) if exact else (s1, s2) + box_error_bounds(s2, shape) + (False,)
+            peak = float(np.abs(plane).max())
+            exact = self.integer_valued and peak * peak * n * n < _EXACT_INTEGER
+            if squared:
+                sums = window_sums_of_squares(plane, shape, exact_integers=exact)
+                return sums, (0.0 if exact else pairwise_error_scale(shape) * sums), exact
+            sums = window_sums(plane, shape, exact_integers=exact)
+            return sums, (0.0 if exact else pairwise_error_scale(shape) * n * peak), exact
 
-        return self._cached(("sums", c, shape), make)
+        return self._cached(("sums", c, shape, squared), make)
 
     def extremes(self, c, shape, out_shape, offset):
         """Exact (min, max) of channel ``c`` over a box inside every window."""
@@ -273,8 +280,9 @@ def _scores(side, p, tolerance):
         _recompute(num, np.broadcast_to(err_num > tolerance * float(np.ptp(num)), out_shape), p)
         return num
     # Degenerate windows (flat for ncc, all zero otherwise) get their documented
-    # value exactly: from exact integer sums, or else from exact window extremes.
-    degenerate = den == 0 if exact_den else _degenerate_windows(side, p)
+    # value exactly: from exact integer sums, or else among the windows whose
+    # denominator is within its error bound of zero (no other can be).
+    degenerate = den == 0 if exact_den else _degenerate_windows(side, p, den <= err_den)
     scores, recheck = _normalise(method, num, err_num, den, err_den, t_den, tolerance)
     recheck &= ~degenerate
     if method == "ssd_normed":
@@ -290,23 +298,44 @@ def _scores(side, p, tolerance):
     return scores
 
 
-def _degenerate_windows(side, p):
-    """Windows that are exactly flat (ncc) or exactly zero (other normalised methods).
+def _degenerate_windows(side, p, candidates):
+    """Which ``candidates`` windows are exactly flat (ncc) or exactly zero (others).
 
-    Tested over the bounding box of the mask's used pixels: sufficient, not
-    necessary; windows degenerate under the mask only have a near-zero
-    denominator and are recomputed by definition.
+    A few candidates are gathered and tested directly, over the used pixels.
+    Many (large flat areas) are tested at once with exact window minima and
+    maxima over the bounding box of the used pixels: sufficient, not
+    necessary; the rest are recomputed by definition.
     """
+    ys, xs = np.nonzero(candidates)
+    if ys.size <= max(_DIRECT_DEGENERATE, candidates.size // 64):
+        degenerate = np.zeros(p.out_shape, bool)
+        for y, x, windows in _gather(p, ys, xs):
+            used = np.ones(windows.shape[1:], bool) if p.weights is None else p.weights > 0
+            lo = np.where(used, windows, np.inf).min(axis=(2, 3))
+            hi = np.where(used, windows, -np.inf).max(axis=(2, 3))
+            flat = lo == hi if p.method == "ncc" else (lo == 0) & (hi == 0)
+            degenerate[y, x] = flat.all(axis=1)
+        return degenerate
     _, h, w = p.template.shape
     used = np.ones((h, w), bool) if p.weights is None else (p.weights > 0).any(axis=0)
     rows, cols = np.nonzero(used)
     box = (int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1))
     offset = (int(rows.min()), int(cols.min()))
-    degenerate = np.ones(p.out_shape, bool)
+    degenerate = candidates.copy()
     for c in range(p.image.shape[0]):
         lo, hi = side.extremes(c, box, p.out_shape, offset)
         degenerate &= (lo == hi) if p.method == "ncc" else ((lo == 0) & (hi == 0))
     return degenerate
+
+
+def _gather(p, ys, xs):
+    """Yield ``(ys, xs, windows)`` batches, windows shaped ``(K, C, h, w)``."""
+    C, h, w = p.template.shape
+    view = sliding_window_view(p.image, (h, w), axis=(1, 2))  # (C, H', W', h, w)
+    batch = max(1, _RECHECK_VALUES // (C * h * w))
+    for start in range(0, ys.size, batch):
+        y, x = ys[start : start + batch], xs[start : start + batch]
+        yield y, x, np.ascontiguousarray(view[:, y, x].transpose(1, 0, 2, 3))
 
 
 class _Terms:
@@ -327,19 +356,24 @@ def _channel_terms(side, c, T, M, method):
     """
     g = side.centre[c]
     if M is None:
-        a1, q, err_a, err_q, exact = side.sums(c, T.shape)
-        a2, sw, sw2, m2 = a1, float(T.size), float(T.size), 1.0
+        # Only the sums the method needs: ccorr none, ccoeff sum(I), ssd sum(I^2).
+        zeros = (0.0, 0.0, True)
+        a1, err_a, exact_a = zeros if method in ("ccorr", "ssd") else side.window_sum(c, T.shape)
+        q, err_q, exact_q = zeros if method in ("ccorr", "ccoeff") else side.window_sum(c, T.shape, squared=True)
+        a2, sw, sw2, m2, exact = a1, float(T.size), float(T.size), 1.0, exact_a and exact_q
     else:
         m2 = M * M
-        sw, sw2 = float(M.sum()), float(m2.sum())
-        a1, err_a = side.correlate(c, M)
-        if np.array_equal(M, m2):
+        sw, sw2, exact = float(M.sum()), float(m2.sum()), False
+        # Only the correlations the method needs: a1 for the weighted mean
+        # (ncc, ccoeff), a2 and q for the window's energy (normalised methods).
+        a1, err_a = side.correlate(c, M) if method in ("ncc", "ccoeff") else (0.0, 0.0)
+        a2 = 0.0
+        if method == "ncc" and np.array_equal(M, m2):
             a2 = a1
-        else:
+        elif method in ("ncc", "ccorr_normed", "ssd_normed"):
             a2, err_a2 = side.correlate(c, m2)
             err_a = np.maximum(err_a, err_a2)
-        q, err_q = side.correlate(c, m2, squared=True)
-        exact = False
+        q, err_q = (0.0, 0.0) if method in ("ccorr", "ccoeff") else side.correlate(c, m2, squared=True)
     if method in ("ncc", "ccoeff"):
         used = T if M is None else T[M > 0]
         mean_t = T.mean() if M is None else float((M * T).sum() / sw)
@@ -405,12 +439,5 @@ def _normalise(method, num, err_num, den, err_den, t_den, tolerance):
 def _recompute(scores, recheck, p):
     """Replace the flagged scores by their definition (two-pass, per window)."""
     ys, xs = np.nonzero(recheck)
-    if ys.size == 0:
-        return
-    C, h, w = p.template.shape
-    windows = sliding_window_view(p.image, (h, w), axis=(1, 2))  # (C, H', W', h, w)
-    batch = max(1, _RECHECK_VALUES // (C * h * w))
-    for start in range(0, ys.size, batch):
-        y, x = ys[start : start + batch], xs[start : start + batch]
-        chunk = np.ascontiguousarray(windows[:, y, x].transpose(1, 0, 2, 3))
-        scores[y, x] = window_scores(chunk, p.template, p.weights, p.method)
+    for y, x, windows in _gather(p, ys, xs):
+        scores[y, x] = window_scores(windows, p.template, p.weights, p.method)

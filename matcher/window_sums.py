@@ -5,7 +5,7 @@ position. Integer data goes through OpenCV's running-sum box filters, exact
 in float64 (every partial sum is an integer below 2**53). Float data is
 summed pairwise (blocks of 1, 2, 4, ... values), so each window sum carries
 rounding from about ``log2(h) + log2(w)`` additions of its own values only,
-never from the rest of its row: :func:`box_error_bounds` says how much.
+never from the rest of its row: :func:`pairwise_error_scale` says how much.
 """
 
 import cv2
@@ -89,17 +89,14 @@ def window_extremes(a, shape, out_shape, offset=(0, 0)):
     return lo, hi
 
 
-def box_error_bounds(sums_of_squares, shape):
-    """First-order error bounds of pairwise window sums: ``(err_sums, err_sums_of_squares)``.
+def pairwise_error_scale(shape):
+    """Relative error bound of a pairwise window sum over ``shape = (h, w)``.
 
     A pairwise sum of ``n`` values adds each one at most ``L = ceil(log2 h) +
     ceil(log2 w) + 2`` times, so its error is below ``L u sum(|a|)`` (``u``
-    the unit roundoff); ``sum(|a|) <= sqrt(n sum(a**2))``. A factor of 2
-    covers the squaring and second-order terms.
+    the unit roundoff); a factor of 2 covers squaring and second-order terms.
+    The absolute bound is this scale times ``sum(|a|)`` over the window.
     """
     h, w = shape
     levels = np.ceil(np.log2(h)) + np.ceil(np.log2(w)) + 2.0
-    scale = 2.0 * levels * _EPS
-    err_sq = scale * sums_of_squares
-    err = scale * np.sqrt(float(h * w) * np.maximum(sums_of_squares, 0.0))
-    return err, err_sq
+    return float(2.0 * levels * _EPS)
