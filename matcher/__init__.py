@@ -10,8 +10,8 @@
 
 from ._inputs import ALGORITHMS, LOWER_IS_BETTER, METHODS, MODES, PRECISIONS
 from .choose import choose_algorithm
-from .engine import match_template
-from .find import Match, find, find_many
+from .engine import match_template, set_num_threads
+from .matches import Match, find, find_many
 from .io import LoadedImage, load_image
 from .errors import (
     ImageDecodeError,
@@ -33,6 +33,7 @@ __all__ = [
     "load_image",
     "LoadedImage",
     "choose_algorithm",
+    "set_num_threads",
     "METHODS",
     "MODES",
     "PRECISIONS",

@@ -292,7 +292,7 @@ def _dumps(obj):
 # ---------------------------------------------------------------- match
 
 def _cmd_match(args):
-    from .find import find
+    from .matches import find
 
     template = _load("template", args.template, "gray" if args.gray else "auto")
     color = "gray" if template.channels == 1 else "color"

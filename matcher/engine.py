@@ -32,7 +32,7 @@ from .correlate import FFTCorrelator, correlate_direct
 from .reference import window_scores
 from .window_sums import pairwise_error_scale, window_extremes, window_sums, window_sums_of_squares
 
-__all__ = ["match_template", "match_templates"]
+__all__ = ["match_template", "match_templates", "set_num_threads"]
 
 _EPS = np.finfo(np.float64).eps
 _EXACT_INTEGER = 2.0**52  # integer sums below this are exact in float64
@@ -40,7 +40,8 @@ _TOLERANCE = {"exact": 1e-10, "fast": 1e-6}
 _RECHECK_VALUES = 1 << 22  # pixel values per batch of windows recomputed by definition
 _DIRECT_DEGENERATE = 1 << 12  # up to this many candidate windows are tested one by one
 _MIN_BAND_OUTPUTS = 1 << 18  # maps smaller than this are scored in one piece
-_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_CORES = _USABLE_CORES  # threads for bands and FFTs; set_num_threads changes it
 
 
 def match_template(image, template, method="ncc", *, mask=None, mode="correlate", precision="fast", algorithm="auto"):
@@ -146,7 +147,7 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
     ]
     results = [np.empty(p.out_shape) for p in problems]
     bounds = _band_bounds(problems)
-    workers = 1 if len(bounds) > 2 else -1  # threads share the cores, or the FFT does
+    workers = 1 if len(bounds) > 2 else _CORES  # threads share the cores, or the FFT does
 
     def score_band(k):
         # Band k computes output rows bounds[k]:bounds[k+1] of every map, from
@@ -179,6 +180,35 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
     return [r[0] if p.one_d else r for r, p in zip(results, problems)]
 
 
+def set_num_threads(n=None):
+    """Set how many threads matcher's engine uses; ``None`` means every usable core.
+
+    Large score maps are split into that many bands scored in parallel, and
+    FFTs use that many workers. A server running several worker processes
+    sets this to its share of the cores so that they do not oversubscribe.
+
+    Parameters
+    ----------
+    n : int or None
+        A positive number of threads.
+
+    Returns
+    -------
+    int
+        The previous setting.
+
+    Examples
+    --------
+    >>> previous = set_num_threads(1)
+    >>> _ = set_num_threads(previous)
+    """
+    global _CORES
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise MatcherError(f"n must be a positive integer or None, got {n!r}")
+    previous, _CORES = _CORES, (_USABLE_CORES if n is None else int(n))
+    return previous
+
+
 def _band_bounds(problems):
     """Output-row boundaries of the horizontal bands scored in parallel, one per core.
 
@@ -195,7 +225,7 @@ def _band_bounds(problems):
 class _ImageSide:
     """The work on one image that every template matched against it shares."""
 
-    def __init__(self, image, integer_valued, algorithm, *, workers=-1):
+    def __init__(self, image, integer_valued, algorithm, *, workers):
         self.image = image
         self.integer_valued = integer_valued
         self.algorithm = algorithm

@@ -18,6 +18,7 @@ values (ccorr_normed on a DC-offset image, whose scores are all ~1 - 1e-9).
 """
 
 import functools
+import re
 
 import cv2
 import numpy as np
@@ -705,3 +706,22 @@ def test_match_templates_equals_separate_calls_for_mixed_shapes_and_masks():
             ref = match_template_reference(image, t, method, mask=m)
             scale = max(float(np.ptp(ref)), 1.0)
             np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9 * scale + 16 * np.finfo(float).eps * np.abs(ref).max())
+
+
+def test_set_num_threads_controls_bands_and_rejects_bad_values(monkeypatch):
+    import matcher.engine as engine
+    from matcher import set_num_threads
+
+    monkeypatch.setattr(engine, "_MIN_BAND_OUTPUTS", 1)
+    image = np.random.default_rng(3).random((80, 30))
+    problem = engine.prepare(image, image[:5, :5], "ncc")
+    previous = set_num_threads(1)
+    try:
+        assert len(engine._band_bounds([problem])) == 2
+        assert set_num_threads(4) == 1
+        assert len(engine._band_bounds([problem])) == 5
+        for bad in (0, -2, 1.5, True, "2"):
+            with pytest.raises(ValueError, match=re.escape(f"n must be a positive integer or None, got {bad!r}")):
+                set_num_threads(bad)
+    finally:
+        set_num_threads(previous)

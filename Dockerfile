@@ -1,0 +1,30 @@
+# matcher's HTTP service: gunicorn + Flask on a slim Python, as a non-root user.
+#   docker build -t matcher-service .
+#   docker run --rm -p 127.0.0.1:8000:8000 matcher-service
+# Settings: MATCHER_* environment variables (service/config.py), e.g. -e MATCHER_API_KEYS=...
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+# Dependencies first (pinned; gunicorn among them), so code changes keep this layer cached.
+COPY requirements.txt ./
+RUN pip install -r requirements.txt
+
+COPY matcher/ matcher/
+COPY service/ service/
+COPY gunicorn.conf.py ./
+COPY samples/ samples/
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin matcher
+USER matcher
+
+# Inside the container the service must listen on every interface of the container;
+# publish it on the host's loopback only (-p 127.0.0.1:8000:8000) unless a proxy fronts it.
+ENV MATCHER_BIND=0.0.0.0:8000
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request as u; port = os.environ['MATCHER_BIND'].rpartition(':')[2]; sys.exit(u.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status != 200)"]
+CMD ["python", "-m", "gunicorn", "-c", "gunicorn.conf.py", "service.wsgi:app"]

@@ -1,0 +1,40 @@
+"""``python -m service``: run the service on 127.0.0.1:8000.
+
+With gunicorn installed this becomes ``python -m gunicorn -c gunicorn.conf.py
+service.wsgi:app`` (the production command, the same as the Dockerfile's);
+without it, or with ``--dev``, Flask's development server runs (one process,
+for trying things out only). ``--bind HOST:PORT`` overrides ``MATCHER_BIND``.
+"""
+
+import argparse
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent  # the folder holding the service package
+CONFIG_FILE = ROOT / "gunicorn.conf.py"
+
+
+def main(argv=None):
+    """Parse the arguments, then exec gunicorn or run the development server."""
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bind", default=os.environ.get("MATCHER_BIND", "127.0.0.1:8000"),
+                        help="HOST:PORT to listen on (default: $MATCHER_BIND or 127.0.0.1:8000)")
+    parser.add_argument("--dev", action="store_true", help="Flask's development server instead of gunicorn")
+    args = parser.parse_args(argv)
+    if not args.dev and importlib.util.find_spec("gunicorn") is not None:
+        command = [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--pythonpath", str(ROOT)]
+        if CONFIG_FILE.is_file():
+            command += ["-c", str(CONFIG_FILE)]
+        os.execv(sys.executable, command + ["service.wsgi:app"])
+    if not args.dev:
+        print("gunicorn is not installed: running Flask's development server", file=sys.stderr)
+    host, _, port = args.bind.rpartition(":")
+    from . import create_app
+
+    create_app().run(host=host.strip("[]") or "127.0.0.1", port=int(port or 8000))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""From a parsed request to the response body: decode, check limits, call matcher, format.
+
+Where requests meet matcher: the only module that matches for a request. Checks that need
+the decoded sizes (region, template and mask against the image, the work
+limit) are made here, before any matching starts.
+"""
+
+import base64
+import time
+
+import cv2
+import numpy as np
+
+import matcher
+from matcher import LOWER_IS_BETTER, load_image, match_template
+from matcher.matches import find, find_many
+from matcher.errors import MatcherError, TemplateTooLargeError
+from matcher.render import draw_matches, encode_png, score_heatmap
+
+from .errors import InvalidOption, TooLarge, Unprocessable
+from .options import OPTION_NAMES
+
+__all__ = ["run_match", "run_batch"]
+
+
+def run_match(inp, config):
+    """Answer /v1/match: ``inp`` is a :class:`service.inputs.MatchInput` with one template."""
+    start = time.perf_counter()
+    opts = inp.options
+    image = _load(inp.image, opts, config)
+    (_, upload), = inp.templates
+    template = _load(upload, opts, config)
+    mask = _mask(inp.mask, template, opts, config)
+    area = _check_fit(image, [template], opts, config)
+    found = _call(find, image.pixels, template.pixels, opts.method, mask=mask, **opts.find_kwargs())
+    body = _body(image, opts, found) | {"template": _info(template, mask is not None)}
+    if "heatmap" in opts.returns:
+        body["heatmap"] = _heatmap(image, template, mask, opts, area)
+    return _finish(body, image, found, opts, start)
+
+
+def run_batch(inp, config):
+    """Answer /v1/match/batch: several labelled templates against one image (:func:`matcher.find_many`)."""
+    start = time.perf_counter()
+    opts = inp.options
+    image = _load(inp.image, opts, config)
+    templates = {label: _load(upload, opts, config) for label, upload in inp.templates}
+    masks = {label: _alpha(t) for label, t in templates.items()}
+    _check_fit(image, list(templates.values()), opts, config)
+    found = _call(find_many, image.pixels, {k: t.pixels for k, t in templates.items()}, opts.method,
+                  masks={k: m for k, m in masks.items() if m is not None}, **opts.find_kwargs())
+    body = _body(image, opts, found)
+    body["templates"] = [{"label": label} | _info(t, masks[label] is not None) for label, t in templates.items()]
+    return _finish(body, image, found, opts, start)
+
+
+def _load(upload, opts, config):
+    """Decode one part; matcher's errors are tagged with the part's field for the problem body."""
+    try:
+        return load_image(upload.data, color="gray" if opts.gray else "auto",
+                          max_pixels=config["MATCHER_MAX_PIXELS"], formats=config["MATCHER_FORMATS"])
+    except MatcherError as exc:
+        exc.field = upload.field
+        raise
+
+
+def _alpha(template):
+    """The template's alpha channel as its mask, or None if it has none or is fully opaque."""
+    alpha = template.mask
+    if alpha is None or alpha.min() == np.iinfo(alpha.dtype).max:
+        return None
+    return alpha
+
+
+def _mask(upload, template, opts, config):
+    if upload is None:
+        return _alpha(template)
+    mask = _load(upload, opts, config)
+    pixels = mask.pixels if mask.channels == 1 else cv2.cvtColor(mask.pixels, cv2.COLOR_RGB2GRAY)
+    if pixels.shape != template.pixels.shape[:2]:
+        raise Unprocessable(f"the mask is {mask.width}x{mask.height}, but the template is "
+                            f"{template.width}x{template.height}; they must be the same size", field="mask")
+    return pixels
+
+
+def _check_fit(image, templates, opts, config):
+    """Check region, sizes, channels and the work limit; return the searched area ``(x, y, w, h)``."""
+    if opts.region is not None:
+        x, y, w, h = opts.region
+        if x + w > image.width or y + h > image.height:
+            raise Unprocessable(f"region {x},{y},{w},{h} reaches outside the {image.width}x{image.height} image",
+                                field="region")
+    area = opts.region or (0, 0, image.width, image.height)
+    for t in templates:
+        if t.width > image.width or t.height > image.height:
+            exc = TemplateTooLargeError(f"the template is {t.width}x{t.height}, larger than the "
+                                        f"{image.width}x{image.height} image")
+            exc.field = "template"
+            raise exc
+        if t.width > area[2] or t.height > area[3]:
+            raise Unprocessable(f"the template is {t.width}x{t.height}, larger than the "
+                                f"{area[2]}x{area[3]} region", field="region")
+        if t.channels != image.channels:
+            raise Unprocessable(f"the image has {image.channels} channel(s) and the template {t.channels}; "
+                                "send gray=true to match both in gray", field="template")
+    work = area[2] * area[3] * sum(t.width * t.height for t in templates)
+    if work > config["MATCHER_MAX_WORK"]:
+        raise TooLarge(f"searched pixels x template pixels = {work:,}, over the limit of "
+                       f"{config['MATCHER_MAX_WORK']:,} (MATCHER_MAX_WORK); use a smaller region or template",
+                       field="template")
+    return area
+
+
+def _call(function, *args, **kwargs):
+    """Call find / find_many; option errors they raise become 400s naming the option."""
+    try:
+        return function(*args, **kwargs)
+    except (TemplateTooLargeError, TooLarge, Unprocessable):
+        raise
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        field = next((n for n in OPTION_NAMES + ("mask", "template", "image") if message.startswith(n)), None)
+        raise InvalidOption(message, field=field) from exc
+
+
+def _info(img, masked):
+    return {"width": img.width, "height": img.height, "channels": img.channels, "format": img.format,
+            "masked": masked}
+
+
+def _body(image, opts, found):
+    return {"matches": [_jsonable(m.to_dict()) for m in found],
+            "image": {k: v for k, v in _info(image, False).items() if k != "masked"},
+            "method": opts.method, "lower_is_better": opts.method in LOWER_IS_BETTER}
+
+
+def _finish(body, image, found, opts, start):
+    if "annotated" in opts.returns:
+        body["annotated"] = _png_b64(draw_matches(image.pixels, found))
+    body["elapsed_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
+    body["version"] = matcher.__version__
+    return body
+
+
+def _heatmap(image, template, mask, opts, area):
+    x, y, w, h = area
+    crop = image.pixels[y:y + h, x:x + w]
+    scores = match_template(crop, template.pixels, opts.method, mask=mask, precision=opts.precision)
+    return _png_b64(score_heatmap(scores, crop.shape, template.pixels.shape, method=opts.method))
+
+
+def _png_b64(rgb):
+    return base64.b64encode(encode_png(rgb)).decode("ascii")
+
+
+def _jsonable(value):
+    """NumPy scalars and tuples inside a match's dict, as plain JSON values."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,497 @@
+"""The try-it page end to end, in headless Chromium driven by Playwright.
+
+Run alone with ``pytest -m browser``. Needs Playwright for Python and a
+Chromium binary (Debian's ``/usr/bin/chromium``, or ``MATCHER_CHROMIUM``);
+without either the tests are skipped with the reason. No browser is
+downloaded: Playwright launches the system's Chromium.
+
+The service runs in this process (a threaded Werkzeug server on a free
+127.0.0.1 port) so tests can change its limits; the page's answers are
+checked against the same app's ``POST /v1/match`` through Flask's test
+client. Every request the page makes to another origin is refused and fails
+the test: the page must work offline. Screenshots go to
+``MATCHER_SCREENSHOT_DIR``, else a temporary folder (the path is printed).
+"""
+
+import base64
+import contextlib
+import json
+import os
+import pathlib
+import shutil
+import threading
+
+import pytest
+
+from service import create_app
+from service.web import web
+from service_fixtures import SAMPLES, sample
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", exc_type=ImportError,
+    reason="Playwright for Python is not installed (pip install playwright; no 'playwright install' needed)")
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 15_000
+
+
+def chromium_path():
+    candidates = [os.environ.get("MATCHER_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                  shutil.which("chromium-browser"), shutil.which("google-chrome")]
+    return next((c for c in candidates if c and os.path.isfile(c) and os.access(c, os.X_OK)), None)
+
+
+# ---- the service and the browser -----------------------------------------------------------------
+
+class Server:
+    """The app on a real socket, with a way to change its settings for one test."""
+
+    def __init__(self):
+        from werkzeug.serving import make_server
+
+        self.app = create_app({"TESTING": True})
+        if "web" not in self.app.blueprints:  # until create_app registers it itself
+            self.app.register_blueprint(web)
+        self.httpd = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @contextlib.contextmanager
+    def configured(self, **settings):
+        saved = {k: self.app.config[k] for k in settings}
+        self.app.config.update(settings)
+        try:
+            yield
+        finally:
+            self.app.config.update(saved)
+
+    def match(self, files, **fields):
+        """The API's own answer, through the same app (what the page must show)."""
+        data = dict(fields)
+        for name, filename in files.items():
+            data[name] = ((SAMPLES / filename).open("rb"), filename)
+        r = self.app.test_client().post("/v1/match", data=data, content_type="multipart/form-data")
+        assert r.status_code == 200, r.get_data(as_text=True)
+        return r.get_json()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = chromium_path()
+    if path is None:
+        pytest.skip("no Chromium binary: apt-get install chromium (or set MATCHER_CHROMIUM)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    folder = os.environ.get("MATCHER_SCREENSHOT_DIR")
+    path = pathlib.Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {path}")
+    return path
+
+
+class Page:
+    """A page of the app, with helpers; records console errors and foreign requests."""
+
+    def __init__(self, page, server):
+        self.p, self.server = page, server
+        self.errors, self.foreign, self.requests = [], [], []
+        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        page.on("console", self._console)
+        page.on("request", lambda r: self.requests.append((r.method, r.url)))
+        # Registered before the page loads: expect_file_chooser() set up just before a key press
+        # sometimes misses the first chooser of a fresh browser.
+        self.choosers = []
+        page.on("filechooser", lambda chooser: self.choosers.append(chooser))
+        page.route("**/*", self._route)
+        page.set_default_timeout(TIMEOUT_MS)
+
+    def _console(self, msg):
+        # Chromium logs every 4xx/5xx response as "Failed to load resource"; those are the tests' own.
+        if msg.type == "error" and "Failed to load resource" not in msg.text:
+            self.errors.append(f"console: {msg.text}")
+
+    def _route(self, route):
+        url = route.request.url
+        if url.startswith(self.server.url + "/") or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort()
+
+    def open(self):
+        self.p.goto(self.server.url + "/")
+        self.p.wait_for_selector("html[data-ready=true]")
+        return self
+
+    def __getattr__(self, name):
+        return getattr(self.p, name)
+
+    def run(self, action):
+        """Do ``action`` (which starts a search) and wait for the answer; return the results' state."""
+        before = self.p.get_attribute("#results", "data-run") or "0"
+        action()
+        self.p.wait_for_function("n => document.querySelector('#results').dataset.run !== n", arg=before)
+        return self.p.get_attribute("#results", "data-state")
+
+    def search(self):
+        return self.run(lambda: self.p.click("#submit"))
+
+    def choose(self, field, filename=None, *, name=None, data=None, mime="image/png"):
+        if filename is not None:
+            self.p.set_input_files(f"#{field}-input", str(SAMPLES / filename))
+        else:
+            self.p.set_input_files(f"#{field}-input", {"name": name, "mimeType": mime, "buffer": data})
+
+    def boxes(self):
+        return self.p.eval_on_selector_all("#boxes rect.box", """rs => rs.map(r => ({
+            rank: +r.dataset.rank, x: +r.dataset.x, y: +r.dataset.y, width: +r.dataset.width,
+            height: +r.dataset.height, score: +r.dataset.score}))""")
+
+    def error_of(self, field):
+        box = self.p.locator(f"#{field}-error")
+        assert box.is_visible(), f"no message by the {field} field"
+        return box.inner_text()
+
+    def no_horizontal_overflow(self):
+        return self.p.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = Page(context.new_page(), server)
+    yield pg
+    context.close()
+    assert not pg.foreign, f"the page asked for other origins: {pg.foreign}"
+    assert not pg.errors, pg.errors
+
+
+@pytest.fixture
+def phone(browser, server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                  is_mobile=True, has_touch=True)
+    pg = Page(context.new_page(), server)
+    yield pg
+    context.close()
+    assert not pg.foreign and not pg.errors, (pg.foreign, pg.errors)
+
+
+def ranked(matches):
+    return [(i + 1, m["x"], m["y"], m["width"], m["height"], m["score"]) for i, m in enumerate(matches)]
+
+
+# ---- searching ----------------------------------------------------------------------------------
+
+def test_upload_search_and_boxes_match_the_api(page, server, shots):
+    page.open()
+    assert page.title().startswith("matcher")
+    page.choose("image", "coins.png")
+    page.choose("template", "coins_coin.png")
+    assert page.is_visible("#stage-image")  # shown before the search
+    page.fill("#threshold", "0.5")
+    page.fill("#max_matches", "30")
+    assert page.search() == "done"
+
+    api = server.match({"image": "coins.png", "template": "coins_coin.png"},
+                       threshold="0.5", max_matches="30", max_overlap="0.3", method="ncc", subpixel="false")
+    drawn = sorted(page.boxes(), key=lambda b: b["rank"])
+    assert len(api["matches"]) == 24
+    assert [(b["rank"], b["x"], b["y"], b["width"], b["height"], b["score"]) for b in drawn] == ranked(api["matches"])
+
+    # The overlay lies on the picture: a box's position on screen is its pixel position, scaled.
+    geometry = page.evaluate("""() => {
+        const img = document.querySelector('#stage-image').getBoundingClientRect();
+        return [...document.querySelectorAll('#boxes rect.box')].map(r => {
+            const b = r.getBoundingClientRect();
+            return {rank: +r.dataset.rank, left: b.left - img.left, top: b.top - img.top, width: b.width,
+                    scale: img.width / 384, scaleY: img.height / 303};
+        });
+    }""")
+    for g in geometry:
+        m = api["matches"][g["rank"] - 1]
+        assert abs(g["scale"] - g["scaleY"]) < 0.01  # aspect ratio kept
+        assert abs(g["left"] - m["x"] * g["scale"]) < 1.5 and abs(g["top"] - m["y"] * g["scale"]) < 1.5
+        assert abs(g["width"] - m["width"] * g["scale"]) < 1.5
+    assert page.locator("#labels .box-label").count() == 24
+    assert page.inner_text('#labels .box-label[data-rank="1"]') == "#1 1.000"
+
+    # The table lists the same matches; the status gives the count and the time.
+    rows = page.eval_on_selector_all("#matches-body tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+    assert len(rows) == 24
+    assert rows[0] == ["1", "270", "233", "62", "62", "1.0000"]
+    assert "24 matches" in page.inner_text("#status") and "ms" in page.inner_text("#status")
+    assert page.inner_text("#template-facts").count("62 × 62") == 1
+    page.screenshot(path=str(shots / "coins-wide.png"), full_page=True)
+
+
+def test_sub_pixel_and_options_reuse_the_picked_files(page, server):
+    page.open()
+    page.choose("image", "camera.png")
+    page.choose("template", "camera_camcorder.png")
+    assert page.search() == "done"
+    assert [(b["x"], b["y"]) for b in page.boxes()] == [(248, 132)]
+
+    # Change options only: no file is picked again; the kept files are sent again.
+    page.fill("#max_matches", "3")
+    page.check("#subpixel")
+    page.select_option("#method", "ssd_normed")
+    posts_before = sum(1 for m, u in page.requests if m == "POST")
+    assert page.search() == "done"
+    assert sum(1 for m, u in page.requests if m == "POST") == posts_before + 1
+    api = server.match({"image": "camera.png", "template": "camera_camcorder.png"},
+                       max_matches="3", subpixel="true", method="ssd_normed")
+    drawn = sorted(page.boxes(), key=lambda b: b["rank"])
+    assert [(b["rank"], b["x"], b["y"], b["width"], b["height"], b["score"]) for b in drawn] == ranked(api["matches"])
+    assert len(drawn) == 3
+    xs = page.eval_on_selector_all("#matches-body tr td:nth-child(2)", "cs => cs.map(c => c.textContent)")
+    assert xs == [str(m["x"]) if float(m["x"]).is_integer() else f"{m['x']:.2f}" for m in api["matches"]]
+    assert "ssd_normed" in page.inner_text("#status")
+    # ssd_normed: lower is better, so sorting by score starts with the lowest.
+    page.click('#matches th[data-key="score"] button')
+    scores = page.eval_on_selector_all("#matches-body tr td:last-child", "cs => cs.map(c => +c.textContent)")
+    assert scores == sorted(scores)
+
+
+def test_heatmap_overlay_toggles(page, server):
+    page.open()
+    page.choose("image", "chelsea.png")
+    page.choose("template", "chelsea_eye.png")
+    assert page.search() == "done"
+    toggle = page.locator("#heatmap-toggle")
+    assert toggle.is_enabled() and toggle.get_attribute("aria-pressed") == "false"
+    assert not page.is_visible("#stage-heatmap")
+
+    toggle.click()
+    assert toggle.get_attribute("aria-pressed") == "true"
+    assert page.is_visible("#stage-heatmap") and page.is_visible("#heatmap-legend")
+    api = server.match({"image": "chelsea.png", "template": "chelsea_eye.png"}, **{"return": "heatmap"})
+    assert page.get_attribute("#stage-heatmap", "src") == "data:image/png;base64," + api["heatmap"]
+    size = page.evaluate("""() => { const h = document.querySelector('#stage-heatmap'), i = document.querySelector('#stage-image');
+        return [h.naturalWidth, h.naturalHeight, Math.round(h.getBoundingClientRect().width),
+                Math.round(i.getBoundingClientRect().width)]; }""")
+    assert size[:2] == [451, 300] and size[2] == size[3]  # same picture size, laid exactly over it
+
+    toggle.click()
+    assert toggle.get_attribute("aria-pressed") == "false" and not page.is_visible("#stage-heatmap")
+
+    # Boxes can be hidden too; without a computed heatmap its toggle is off and says why.
+    page.click("#boxes-toggle")
+    assert not page.is_visible("#boxes rect.box")
+    page.click("#boxes-toggle")
+    assert page.is_visible("#boxes rect.box")
+    page.click("#more-options summary")
+    page.uncheck("#want-heatmap")
+    assert page.search() == "done"
+    assert toggle.is_disabled() and "heatmap" in toggle.get_attribute("title")
+
+
+@pytest.mark.parametrize("name", ["camera", "coins", "chelsea", "coffee"])
+def test_one_click_samples(page, name):
+    page.open()
+    truth = {e["image"].removesuffix(".png"): e for e in json.loads((SAMPLES / "truth.json").read_text())}[name]
+    assert page.run(lambda: page.click(f'button.sample[data-sample="{name}"]')) == "done"
+    assert page.get_attribute(f'button.sample[data-sample="{name}"]', "aria-pressed") == "true"
+    boxes = page.boxes()
+    best = next(b for b in boxes if b["rank"] == 1)
+    assert (best["x"], best["y"], best["width"], best["height"]) == (truth["x"], truth["y"], truth["width"],
+                                                                     truth["height"])
+    assert best["score"] == pytest.approx(1.0, abs=1e-6)
+    if name == "coins":  # every coin, each where truth.json has it
+        assert len(boxes) == 24
+        found = {(b["x"], b["y"]) for b in boxes}
+        for m in truth["matches"]:
+            assert any(abs(x - m["x"]) <= 1 and abs(y - m["y"]) <= 1 for x, y in found), m
+    else:
+        assert len(boxes) == 1
+    masked = "its transparency" in page.inner_text("#template-facts")
+    assert masked == (truth["mask"] == "alpha")
+    # The sample's files were fetched once each.
+    files = [u for m, u in page.requests if "/samples/" in u and u.endswith(truth["image"])]
+    assert len(files) == 1, files
+
+
+# ---- errors next to their fields -----------------------------------------------------------------
+
+def test_missing_files_are_asked_for_without_a_request(page):
+    page.open()
+    page.click("#submit")
+    assert "Choose a search image" in page.error_of("image")
+    assert "Choose a template" in page.error_of("template")
+    assert page.evaluate("document.activeElement.id") == "image-drop"
+    assert page.get_attribute("#image-drop", "aria-invalid") == "true"
+    assert not [u for m, u in page.requests if m == "POST"]
+
+
+def test_wrong_format_then_fixed(page):
+    page.open()
+    page.choose("image", name="notes.txt", data=b"this is not a picture\n", mime="text/plain")
+    page.choose("template", "coins_coin.png")
+    assert page.search() == "error"
+    message = page.error_of("image")
+    assert "not a picture the service can read" in message and "PNG, JPEG, WEBP or BMP" in message
+    assert page.get_attribute("#image-drop", "aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == "image-drop"
+    assert not page.is_visible("#template-error")
+    assert "image" in page.inner_text("#status")
+
+    page.choose("image", "coins.png")  # fixing the field clears its message; searching works again
+    assert not page.is_visible("#image-error")
+    assert page.search() == "done"
+
+
+def test_too_many_pixels(page, server):
+    page.open()
+    page.choose("image", "coins.png")
+    page.choose("template", "coins_coin.png")
+    with server.configured(MATCHER_MAX_PIXELS=10_000):
+        assert page.search() == "error"
+    message = page.error_of("image")
+    assert "too many pixels" in message and "10,000" in message
+    assert not page.is_visible("#template-error")
+    assert page.search() == "done"  # the limit is back: the same files go through
+
+
+def test_template_larger_than_the_image(page):
+    page.open()
+    page.choose("image", "coins_coin.png")
+    page.choose("template", "coins.png")
+    assert page.search() == "error"
+    message = page.error_of("template")
+    assert "must fit inside the search image" in message and "384 × 303" in message and "62 × 62" in message
+    assert not page.is_visible("#image-error")
+
+
+def test_bad_threshold_then_fixed(page):
+    page.open()
+    page.choose("image", "camera.png")
+    page.choose("template", "camera_camcorder.png")
+    page.fill("#threshold", "abc")
+    assert page.search() == "error"
+    message = page.error_of("threshold")
+    assert "Enter a number" in message and "threshold must be a number" in message
+    assert page.evaluate("document.activeElement.id") == "threshold"
+    assert page.get_attribute("#threshold", "aria-invalid") == "true"
+
+    page.fill("#threshold", "0.9")  # typing clears the message
+    assert not page.is_visible("#threshold-error")
+    assert page.search() == "done"
+    assert len(page.boxes()) == 1
+
+
+def test_colour_and_gray_offer_a_fix(page):
+    page.open()
+    page.choose("image", "coins.png")
+    page.choose("template", "chelsea_eye.png")
+    assert page.search() == "error"
+    assert "colour and the other is gray" in page.error_of("template")
+    assert page.run(lambda: page.click("#template-error .msg-action")) == "done"
+    assert page.is_checked("#gray")
+
+
+def test_api_key_is_asked_for_when_needed(page, server):
+    with server.configured(MATCHER_API_KEYS=("s3cret",)):
+        page.open()
+        page.choose("image", "camera.png")
+        page.choose("template", "camera_camcorder.png")
+        assert not page.is_visible("#api_key")
+        assert page.search() == "error"
+        assert "needs an API key" in page.error_of("api_key")
+        page.fill("#api_key", "wrong")
+        assert page.search() == "error"
+        assert "not accepted" in page.error_of("api_key")
+        page.fill("#api_key", "s3cret")
+        assert page.search() == "done"
+
+
+# ---- phone width and keyboard ----------------------------------------------------------------------
+
+def test_phone_width_layout(phone, shots):
+    phone.open()
+    assert phone.no_horizontal_overflow()
+    assert phone.run(lambda: phone.click('button.sample[data-sample="coins"]')) == "done"
+    assert phone.no_horizontal_overflow()
+    canvas = phone.locator("#stage-canvas").bounding_box()
+    assert canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= 390
+    # The table fits without sideways scrolling (the size columns give way).
+    assert phone.evaluate("(w => w.scrollWidth <= w.clientWidth)(document.querySelector('.table-wrap'))")
+    phone.screenshot(path=str(shots / "coins-phone.png"), full_page=True)
+
+    phone.choose("image", name="long-name-" + "x" * 80 + ".txt", data=b"text", mime="text/plain")
+    assert phone.search() == "error"
+    assert phone.is_visible("#image-error") and phone.no_horizontal_overflow()
+
+
+def test_keyboard_only(page):
+    page.open()
+
+    def tab_to(element_id, limit=40):
+        for _ in range(limit):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == element_id:
+                return
+        raise AssertionError(f"Tab never reached #{element_id}")
+
+    # A drop zone is a button: Enter opens the file chooser.
+    for field, filename in (("image", "coins.png"), ("template", "coins_coin.png")):
+        tab_to(f"{field}-drop")
+        opened = len(page.choosers)
+        page.keyboard.press("Enter")
+        for _ in range(50):
+            if len(page.choosers) > opened:
+                break
+            page.wait_for_timeout(100)
+        assert len(page.choosers) == opened + 1, "Enter on the drop zone opened no file chooser"
+        page.choosers[-1].set_files(str(SAMPLES / filename))
+        assert filename in page.inner_text(f"#{field}-name")
+
+    tab_to("submit")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"  # the focus is visible
+    assert page.run(lambda: page.keyboard.press("Enter")) == "done"
+    assert len(page.boxes()) == 1
+
+    # The table sorts from the keyboard too.
+    page.focus('#matches th[data-key="x"] button')
+    page.keyboard.press("Enter")
+    assert page.get_attribute('#matches th[data-key="x"]', "aria-sort") == "ascending"
+    page.keyboard.press("Enter")
+    assert page.get_attribute('#matches th[data-key="x"]', "aria-sort") == "descending"
+
+
+def test_drop_a_file_on_a_drop_zone(page):
+    page.open()
+    data = base64.b64encode(sample("camera.png")).decode()
+    # Synthesise the drop a person makes: a DataTransfer with one file, dropped on the zone.
+    page.evaluate("""async ([b64]) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
+        const zone = document.querySelector('#image-drop');
+        zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", [data])
+    assert "dropped.png" in page.inner_text("#image-name")
+    page.choose("template", "camera_camcorder.png")
+    assert page.search() == "done"
+    assert [(b["x"], b["y"]) for b in page.boxes()] == [(248, 132)]
