@@ -4,7 +4,7 @@ choose_algorithm is a pure function of the shapes: deterministic, no array
 work, only "direct" or "fft". match_template must take exactly the path it
 is told to ("direct" / "fft"), and ask choose_algorithm for "auto". The paths
 are observed by wrapping the engine's two correlation entry points
-(``matcher.engine.correlate_direct`` and ``matcher.engine.FFTCorrelator``),
+(``matcher.scoring.correlate_direct`` and ``matcher.scoring.FFTCorrelator``),
 so a wrong path is detected even though both give the same scores.
 """
 
@@ -17,6 +17,7 @@ import pytest
 
 import matcher.choose
 import matcher.engine as engine
+import matcher.scoring as scoring
 from matcher import METHODS, choose_algorithm, match_template, match_template_reference
 
 # ---------------------------------------------------------------------------
@@ -102,11 +103,11 @@ def test_rejects_impossible_shapes():
 @pytest.fixture
 def paths(monkeypatch):
     """Count calls of the engine's direct and FFT correlation paths (results unchanged)."""
-    assert hasattr(engine, "correlate_direct") and hasattr(engine, "FFTCorrelator"), (
+    assert hasattr(scoring, "correlate_direct") and hasattr(scoring, "FFTCorrelator"), (
         "the engine's correlation entry points moved: update this fixture"
     )
     calls = {"direct": 0, "fft": 0}
-    real_direct, real_fft = engine.correlate_direct, engine.FFTCorrelator
+    real_direct, real_fft = scoring.correlate_direct, scoring.FFTCorrelator
 
     def direct(*args, **kwargs):
         calls["direct"] += 1
@@ -117,8 +118,8 @@ def paths(monkeypatch):
             calls["fft"] += 1
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "correlate_direct", direct)
-    monkeypatch.setattr(engine, "FFTCorrelator", FFT)
+    monkeypatch.setattr(scoring, "correlate_direct", direct)
+    monkeypatch.setattr(scoring, "FFTCorrelator", FFT)
     return calls
 
 
