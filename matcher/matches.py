@@ -76,7 +76,7 @@ class Match:
 
 
 def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_overlap=0.3,
-         region=None, subpixel=False, mask=None, precision="fast"):
+         region=None, subpixel=False, mask=None, precision="fast", pyramid=False):
     """Find ``template`` in ``image``: the best matches, best first.
 
     The score map is :func:`matcher.match_template`'s. A match is a local peak
@@ -131,6 +131,11 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
         Template mask, passed to the engine unchanged.
     precision : {"fast", "exact"}, keyword-only
         Passed to the engine unchanged.
+    pyramid : bool, keyword-only
+        Coarse-to-fine search (:func:`matcher.pyramid.find_pyramid`, which
+        also reports the path taken): much faster on large images, the same
+        matches as the exhaustive search in all but rare cases, falling back
+        to it when the coarse evidence is weak. Normalised methods only.
 
     Returns
     -------
@@ -161,6 +166,14 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
     >>> find(image, [[1, 2], [3, 4]], "ncc", threshold=0.5, region=(2, 0, 4, 6))   # not found
     []
     """
+    if not isinstance(pyramid, (bool, np.bool_)):
+        raise TypeError(f"pyramid must be True or False, got {pyramid!r}")
+    if pyramid:
+        from .pyramid import find_pyramid  # imports this module
+
+        return find_pyramid(image, template, method, threshold=threshold, max_matches=max_matches,
+                            max_overlap=max_overlap, region=region, subpixel=subpixel, mask=mask,
+                            precision=precision)[0]
     return _search(image, [template], [mask], [None], method, threshold, max_matches, max_overlap,
                    region, subpixel, precision)
 

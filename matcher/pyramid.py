@@ -1,0 +1,358 @@
+"""Coarse-to-fine search: :func:`matcher.find` with ``pyramid=True``.
+
+The exhaustive search scores every window at full resolution. The pyramid
+search scores every window only on a Gaussian-reduced copy of image and
+template, keeps several candidates, and follows them down, scoring only small
+windows around each at every finer level; at full resolution each survivor is
+scored exactly by the engine. When the coarse evidence cannot be trusted it
+falls back to the exhaustive search, and says so (:class:`PyramidInfo`).
+
+Rules (the constants below):
+
+- **Levels.** ``cv2.pyrDown`` halves each side (rounding up). ``L`` is the
+  largest number of halvings, at most :data:`MAX_LEVELS`, that keeps the
+  coarse template at least :data:`MIN_COARSE_SIZE` pixels in both dimensions
+  (a prototype missed the true location whenever it was smaller). ``L = 0``
+  (a template side under 31 px) means the exhaustive search.
+- **Candidates.** ``K = max(8, 4 * max_matches)`` local peaks of the coarse
+  score map (:func:`matcher.peaks.local_peaks`), best first. At every finer
+  level each is moved to the best window within +-:data:`RADIUS` px of twice
+  its coarser position (at full resolution +-``2**(L+1) + 2`` px, re-centred
+  while the best lies on the square's edge: periodic texture aliases at the
+  coarse levels); the best ``K`` distinct positions go on. Unmasked, these
+  searches use ``cv2.matchTemplate`` in float32 (centred for ``ncc``), the
+  coarse level included; masked, the engine. They only rank.
+- **Scores.** Each full-resolution survivor is then moved uphill on the exact
+  scores (:func:`matcher.reference.window_scores`, by definition, float64)
+  until it beats its 8 neighbours, so it is a local peak of the full score
+  map; its score is the exhaustive map's value (to ~1e-12) and its 3 x 3
+  neighbourhood feeds sub-pixel refinement exactly as in :func:`matcher.find`.
+  Threshold, suppression (:func:`matcher.peaks.suppress`) and ``max_matches``
+  then apply as in :func:`matcher.find`.
+- **Fallback** to the exhaustive search (``fell_back=True``, ``reason`` says
+  which) when: no coarse level is possible (``levels=0``); ``max_matches`` is
+  None (all peaks are wanted: only the exhaustive map has them); the image is
+  1-D; for ``ncc``, the best coarse score is below :data:`MIN_NCC` or the best
+  full-resolution one below :data:`MIN_FINE_NCC`; the best score drops by more
+  than :data:`MAX_DROP` from the coarse level to full resolution (the
+  template's detail is mostly noise); the top candidates are nearly tied with
+  many others: at the coarse level, the best peak *not* kept (the ``K+1``-th)
+  is within :data:`TIE_FRACTION` of the spread ``best - median`` of all coarse
+  peaks from the best, or at full resolution the best candidate that did not
+  make the list (after suppression) is within :data:`FINE_TIE` of the last one
+  that did; or fewer than ``max_matches`` matches survive threshold and
+  suppression (the exhaustive search would return more, or confirm that there
+  are none).
+
+Only the normalised methods (:data:`matcher.matches.NORMALIZED_METHODS`) are
+supported: the other scores grow with the template's area and the image's
+energy, so the coarse ranking says little about the fine one. Others raise
+:class:`matcher.MatcherError`.
+"""
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ._inputs import LOWER_IS_BETTER, PRECISIONS, _as_array, _channels_first, _weights, check_choice, normalize_method
+from .engine import match_template
+from .errors import MatcherError
+from .matches import (NORMALIZED_METHODS, Match, _check_max_matches, _check_max_overlap, _check_threshold,
+                      _crop, _search, _spatial)
+from .peaks import local_peaks, refine, suppress
+from .reference import window_scores
+
+__all__ = ["find_pyramid", "PyramidInfo", "pyramid_levels", "MIN_COARSE_SIZE", "MAX_LEVELS"]
+
+MIN_COARSE_SIZE = 16
+"""Smallest coarse template side (pixels) a level may leave."""
+MAX_LEVELS = 4
+"""At most this many halvings."""
+RADIUS = 4
+"""Search radius (pixels, at each finer level) around twice a coarser position."""
+MIN_NCC = 0.5
+"""For ``ncc``: a best coarse score below this means fall back."""
+MIN_FINE_NCC = 0.7
+"""For ``ncc``: a best full-resolution score below this means fall back (a weak match may not be the best)."""
+TIE_FRACTION = 0.02
+"""Fall back when the best dropped coarse peak is within this fraction of (best - median peak) of the best."""
+FINE_TIE = 0.01
+"""Fall back when the best candidate that did not make the list (after suppression) is within this of the last one that did."""
+MAX_DROP = 0.2
+"""Fall back when the best full-resolution score is worse than the best coarse one by more than this."""
+_MAX_CLIMB = 8  # full-resolution re-centring steps per candidate
+
+
+@dataclass(frozen=True)
+class PyramidInfo:
+    """How :func:`find_pyramid` found its matches.
+
+    ``levels``: halvings used (0: exhaustive only); ``candidates``: coarse
+    candidates kept (``K``); ``fell_back``: the exhaustive search produced the
+    result; ``reason``: why it fell back ("" when it did not).
+    """
+
+    levels: int
+    candidates: int
+    fell_back: bool
+    reason: str = ""
+
+
+def pyramid_levels(height, width, min_size=MIN_COARSE_SIZE, max_levels=MAX_LEVELS):
+    """Halvings (``cv2.pyrDown``: ``n -> (n + 1) // 2``) keeping both sides ``>= min_size``.
+
+    >>> pyramid_levels(64, 64), pyramid_levels(30, 200), pyramid_levels(128, 100)
+    (2, 0, 2)
+    """
+    levels = 0
+    while levels < max_levels:
+        height, width = (height + 1) // 2, (width + 1) // 2
+        if height < min_size or width < min_size:
+            break
+        levels += 1
+    return levels
+
+
+def find_pyramid(image, template, method="ncc", *, threshold=None, max_matches=1, max_overlap=0.3,
+                 region=None, subpixel=False, mask=None, precision="fast"):
+    """:func:`matcher.find` by coarse-to-fine search: ``(matches, info)``.
+
+    Arguments and the list of matches are as in :func:`matcher.find` (the same
+    matches as the exhaustive search in all but rare cases, see the module
+    docstring); ``info`` is a :class:`PyramidInfo` saying which path was taken.
+
+    Raises
+    ------
+    MatcherError
+        As :func:`matcher.find`; a method that is not normalised.
+    """
+    method = normalize_method(method)
+    if method not in NORMALIZED_METHODS:
+        raise MatcherError(f"pyramid=True needs a normalised method {NORMALIZED_METHODS}, got {method!r}")
+    check_choice("precision", precision, PRECISIONS)
+    threshold = _check_threshold(threshold, method)
+    max_matches = _check_max_matches(max_matches)
+    max_overlap = _check_max_overlap(max_overlap)
+    if not isinstance(subpixel, (bool, np.bool_)):
+        raise TypeError(f"subpixel must be True or False, got {subpixel!r}")
+
+    def exhaustive(levels, k, reason):
+        found = _search(image, [template], [mask], [None], method, threshold, max_matches, max_overlap,
+                        region, subpixel, precision)
+        return found, PyramidInfo(levels, k, True, reason)
+
+    arr = _as_array("image", image)
+    tpl = _as_array("template", template)
+    size = _spatial(tpl)
+    if arr.ndim == 1 or tpl.ndim == 1:
+        return exhaustive(0, 0, "1-D image or template")
+    levels = pyramid_levels(*size)
+    if levels == 0:
+        return exhaustive(0, 0, f"template {size[1]}x{size[0]} too small: a coarse level would be under "
+                                f"{MIN_COARSE_SIZE} px")
+    if max_matches is None:
+        return exhaustive(levels, 0, "max_matches=None asks for every peak")
+    origin = (0, 0)
+    if region is not None:
+        arr, origin = _crop(arr, region, [size])
+    if tpl.shape[0] > arr.shape[0] or tpl.shape[1] > arr.shape[1] or arr.ndim != tpl.ndim:
+        return exhaustive(0, 0, "shapes the engine rejects")  # the engine raises the documented error
+    k = max(8, 4 * max_matches)
+    lower = method in LOWER_IS_BETTER
+    sign = -1.0 if lower else 1.0
+
+    # Levels 0..L, Gaussian-reduced float32 copies; level 0 is the caller's array.
+    fast = mask is None  # OpenCV's float32 matchTemplate searches; the engine when masked
+    score = _opencv_scores if fast else _engine_scores
+    imgs, tpls, masks = [arr], [tpl], [mask]
+    img32, tpl32 = _reduce_first(arr), _reduce_first(tpl)
+    msk32 = None if mask is None else np.clip(_down(_mask32(mask)), 0.0, 1.0)
+    for lev in range(1, levels + 1):
+        if lev > 1:
+            img32, tpl32 = _down(img32), _down(tpl32)
+            msk32 = None if msk32 is None else np.clip(_down(msk32), 0.0, 1.0)
+        if msk32 is not None and not (msk32.reshape(msk32.shape[0], msk32.shape[1], -1) > 0).any(axis=(0, 1)).all():
+            return exhaustive(levels, k, "the reduced mask selects no pixel")
+        imgs.append(img32)
+        tpls.append(tpl32)
+        masks.append(msk32)
+    if tpls[-1].shape[0] > imgs[-1].shape[0] or tpls[-1].shape[1] > imgs[-1].shape[1]:
+        return exhaustive(levels, k, "the coarse template does not fit the coarse image")
+
+    # Coarse level: every window.
+    coarse_img, coarse_tpl = imgs[-1], tpls[-1]
+    coarse = score(coarse_img, coarse_tpl, masks[-1], method, sign,
+                   0, coarse_img.shape[0] - coarse_tpl.shape[0], 0, coarse_img.shape[1] - coarse_tpl.shape[1])
+    ys, xs, values = local_peaks(coarse)
+    best = float(values[0])
+    if method == "ncc" and best < MIN_NCC:
+        return exhaustive(levels, k, f"best coarse ncc {best:.3f} < {MIN_NCC}")
+    if len(values) > k:
+        spread = best - float(np.median(values))
+        if values[k] >= best - TIE_FRACTION * spread:
+            return exhaustive(levels, k, f"more than {k} coarse peaks nearly tied with the best "
+                                         f"({float(values[k]):.4f} vs {best:.4f})")
+    cands = list(zip(ys[:k].tolist(), xs[:k].tolist()))
+
+    # Finer levels: a small window around twice each coarser position; the best K go on.
+    for lev in range(levels - 1, -1, -1):
+        radius = RADIUS if lev else 2 ** (levels + 1) + 2  # repetitive texture aliases at coarse levels
+        found = {}
+        for y, x in cands:
+            g, py, px = _best_near(score, imgs[lev], tpls[lev], masks[lev], method, sign, 2 * y, 2 * x, radius,
+                                   climb=lev == 0)
+            found[(py, px)] = max(found.get((py, px), -np.inf), g)
+        ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
+        cands = [p for p, _ in ranked[:k]]
+
+    # Full resolution, by definition: move each to a local peak of the exact scores, with its 3 x 3.
+    exact = _ExactScores(arr, tpl, mask, method, sign)
+    finals = {}
+    for y, x in cands:
+        py, px, local, cy, cx = exact.peak(y, x)
+        if (py, px) not in finals:
+            sy, sx = (refine(local, np.array([cy]), np.array([cx])) if subpixel else (np.array([cy]), np.array([cx])))
+            finals[(py, px)] = (float(local[cy, cx]), float(sy[0]) + py - cy, float(sx[0]) + px - cx)
+    pos = sorted(finals, key=lambda p: (-finals[p][0], p))
+    gs = np.array([finals[p][0] for p in pos])
+    if method == "ncc" and gs[0] < MIN_FINE_NCC:
+        return exhaustive(levels, k, f"best full-resolution ncc {gs[0]:.3f} < {MIN_FINE_NCC}")
+    if gs[0] < best - MAX_DROP:
+        return exhaustive(levels, k, f"best score dropped from {sign * best:.3f} (coarse) to {sign * gs[0]:.3f}")
+    th, tw = size
+    ih, iw = arr.shape[:2]
+    boxes, shapes = [(th, tw)], [(ih - th + 1, iw - tw + 1)]
+    everyone = suppress(np.array([p[0] for p in pos], np.intp), np.array([p[1] for p in pos], np.intp),
+                        np.zeros(len(pos), np.intp), boxes, shapes, max_overlap, max_matches + 1)
+    if len(everyone) > max_matches and gs[everyone[max_matches]] >= gs[everyone[max_matches - 1]] - FINE_TIE:
+        return exhaustive(levels, k, f"full-resolution candidates nearly tied ({sign * gs[everyone[max_matches]]:.4f} "
+                                     f"vs {sign * gs[everyone[max_matches - 1]]:.4f}): the best may be elsewhere")
+    if threshold is not None:
+        keep = gs >= (-threshold if lower else threshold)
+        pos, gs = [p for p, kp in zip(pos, keep) if kp], gs[keep]
+    pys = np.array([p[0] for p in pos], np.intp)
+    pxs = np.array([p[1] for p in pos], np.intp)
+    kept = suppress(pys, pxs, np.zeros(len(pos), np.intp), boxes, shapes, max_overlap, max_matches).tolist() if pos else []
+    if len(kept) < max_matches:
+        return exhaustive(levels, k, f"only {len(kept)} of max_matches={max_matches} matches survived")
+    matches = []
+    for i in kept:
+        g, fy, fx = finals[pos[i]]
+        if subpixel:
+            x, y = fx + origin[0], fy + origin[1]
+        else:
+            x, y = int(pos[i][1]) + origin[0], int(pos[i][0]) + origin[1]
+        matches.append(Match(x, y, int(tw), int(th), float(sign * g), None, method))
+    return matches, PyramidInfo(levels, k, False, "")
+
+
+def _float32(a):
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _mask32(mask):
+    m = _as_array("mask", mask)
+    return (m != 0).astype(np.float32) if m.dtype.kind in "biu" else _float32(m)
+
+
+def _down(a):
+    """cv2.pyrDown keeping a trailing channel axis of length 1."""
+    out = cv2.pyrDown(a)
+    return out[:, :, None] if a.ndim == 3 and out.ndim == 2 else out
+
+
+def _reduce_first(a):
+    """Level 1 as float32: 8-bit data is reduced first (OpenCV's fast path; rounding is 1/2 grey level)."""
+    if a.dtype == np.uint8:
+        return _float32(_down(a))
+    return _down(_float32(a.astype(np.float64) if a.dtype.kind == "b" else a))
+
+
+def _window(img, tpl, cy, cx, r):
+    """Rows/cols of positions within r of (cy, cx), clipped to the score map: (y0, y1, x0, x1), inclusive."""
+    my, mx = img.shape[0] - tpl.shape[0], img.shape[1] - tpl.shape[1]
+    y0, y1 = min(max(cy - r, 0), my), min(max(cy + r, 0), my)
+    x0, x1 = min(max(cx - r, 0), mx), min(max(cx + r, 0), mx)
+    return y0, y1, x0, x1
+
+
+_CV_METHODS = {"ncc": cv2.TM_CCOEFF_NORMED, "ccorr_normed": cv2.TM_CCORR_NORMED, "ssd_normed": cv2.TM_SQDIFF_NORMED}
+
+
+def _opencv_scores(img, tpl, mask, method, sign, y0, y1, x0, x1):
+    """Goodness of positions y0..y1 x x0..x1 (inclusive) by cv2.matchTemplate (float32): for ranking only.
+
+    For ncc both sides are centred first (the score does not change; float32 keeps more digits).
+    """
+    th, tw = tpl.shape[:2]
+    crop = _float32(img[y0 : y1 + th, x0 : x1 + tw])
+    t = _float32(tpl)
+    if crop.ndim == 3 and crop.shape[2] == 1:
+        crop, t = crop[:, :, 0], t[:, :, 0]
+    if method == "ncc":
+        axes = (0, 1)
+        crop = crop - crop.mean(axis=axes, dtype=np.float64).astype(np.float32)
+        t = t - t.mean(axis=axes, dtype=np.float64).astype(np.float32)
+    g = cv2.matchTemplate(crop, t, _CV_METHODS[method]).astype(np.float64)
+    np.nan_to_num(g, copy=False, nan=0.0 if method != "ssd_normed" else 1.0)
+    return sign * g
+
+
+def _engine_scores(img, tpl, mask, method, sign, y0, y1, x0, x1):
+    """As :func:`_opencv_scores`, by the engine on a crop (any mask)."""
+    th, tw = tpl.shape[:2]
+    return sign * match_template(img[y0 : y1 + th, x0 : x1 + tw], tpl, method, mask=mask, precision="fast")
+
+
+def _best_near(score, img, tpl, mask, method, sign, cy, cx, r, climb=False):
+    """Best position within r of (cy, cx): (goodness, y, x).
+
+    With ``climb``, re-centred (up to _MAX_CLIMB times) while the best lies on
+    the square's edge (but not the score map's): the peak may lie further out.
+    """
+    my, mx = img.shape[0] - tpl.shape[0], img.shape[1] - tpl.shape[1]
+    for _ in range(_MAX_CLIMB if climb else 1):
+        y0, y1, x0, x1 = _window(img, tpl, cy, cx, r)
+        g = score(img, tpl, mask, method, sign, y0, y1, x0, x1)
+        iy, ix = np.unravel_index(int(np.argmax(g)), g.shape)
+        py, px = y0 + int(iy), x0 + int(ix)
+        edge = (py == y0 and y0 > 0) or (py == y1 and y1 < my) or (px == x0 and x0 > 0) or (px == x1 and x1 < mx)
+        if not edge:
+            break
+        cy, cx = py, px
+    return float(g[iy, ix]), py, px
+
+
+class _ExactScores:
+    """Full-resolution scores by definition (:func:`matcher.reference.window_scores`), around a position."""
+
+    def __init__(self, arr, tpl, mask, method, sign):
+        self.arr, self.method, self.sign = arr, method, sign
+        self.h, self.w = tpl.shape[:2]
+        self.tpl = _channels_first("template", tpl)
+        self.weights = None if mask is None else _weights(mask, self.tpl.shape, self.tpl.shape[0])
+        self.my, self.mx = arr.shape[0] - self.h, arr.shape[1] - self.w
+
+    def around(self, y, x):
+        """Goodness of the positions within 1 of (y, x), clipped to the map; and (y, x) in that array."""
+        y0, y1, x0, x1 = max(y - 1, 0), min(y + 1, self.my), max(x - 1, 0), min(x + 1, self.mx)
+        crop = self.arr[y0 : y1 + self.h, x0 : x1 + self.w]
+        crop = crop[:, :, None] if crop.ndim == 2 else crop
+        view = sliding_window_view(crop.astype(np.float64), (self.h, self.w), axis=(0, 1))  # (ny, nx, C, h, w)
+        ny, nx = view.shape[:2]
+        windows = np.ascontiguousarray(view.reshape((ny * nx,) + view.shape[2:]))
+        g = self.sign * window_scores(windows, self.tpl, self.weights, self.method).reshape(ny, nx)
+        return g, y - y0, x - x0
+
+    def peak(self, y, x):
+        """Climb the exact scores from (y, x) to a local peak: (y, x, its 3 x 3 goodness, y and x in it)."""
+        for _ in range(_MAX_CLIMB):
+            g, cy, cx = self.around(y, x)
+            iy, ix = np.unravel_index(int(np.argmax(g)), g.shape)
+            if g[iy, ix] <= g[cy, cx]:
+                break
+            y, x = y + int(iy) - cy, x + int(ix) - cx
+        return y, x, g, cy, cx
