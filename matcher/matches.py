@@ -174,6 +174,12 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
         return find_pyramid(image, template, method, threshold=threshold, max_matches=max_matches,
                             max_overlap=max_overlap, region=region, subpixel=subpixel, mask=mask,
                             precision=precision)[0]
+    from .tiles import find_tiled, needs_tiles  # imports this module
+
+    if needs_tiles(image):  # too big to score at once; find_tiled decides again after cropping to region
+        return find_tiled(image, template, method, threshold=threshold, max_matches=max_matches,
+                          max_overlap=max_overlap, region=region, subpixel=subpixel, mask=mask,
+                          precision=precision, _only_if_huge=True)
     return _search(image, [template], [mask], [None], method, threshold, max_matches, max_overlap,
                    region, subpixel, precision)
 
