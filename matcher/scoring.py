@@ -15,7 +15,7 @@ shares: the centred channels, their FFT spectra, window sums and extremes.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .correlate import FFTCorrelator, correlate_direct
+from .correlate import FFTCorrelator, correlate_dft, correlate_direct, fft_error_bound
 from .reference import window_scores
 from .window_sums import pairwise_error_scale, window_extremes, window_sums, window_sums_of_squares
 
@@ -23,6 +23,10 @@ _EPS = np.finfo(np.float64).eps
 _EXACT_INTEGER = 2.0**52  # integer sums below this are exact in float64
 _RECHECK_VALUES = 1 << 22  # pixel values per batch of windows recomputed by definition
 _DIRECT_DEGENERATE = 1 << 12  # up to this many candidate windows are tested one by one
+# One unmasked kernel from 50 taps up to this side goes through OpenCV's blocked DFT
+# (measured 20-35% faster than scipy's full-grid FFT on 2048^2, 16-256 px templates).
+_BLOCKED_DFT_TAPS = 50
+_BLOCKED_DFT_SIDE = 256
 
 
 class ImageSide:
@@ -47,9 +51,17 @@ class ImageSide:
             self._cache[key] = make()
         return self._cache[key]
 
-    def correlate(self, c, kernel, *, squared=False):
-        """Correlate centred channel ``c`` (or its square) with ``kernel``: (values, error bound)."""
+    def correlate(self, c, kernel, *, squared=False, once=False):
+        """Correlate centred channel ``c`` (or its square) with ``kernel``: (values, error bound).
+
+        ``once`` says no other kernel will be correlated with this plane, so
+        for mid-sized kernels OpenCV's blocked DFT beats a reusable spectrum.
+        """
         norm = float(np.sqrt(np.sum(kernel * kernel)))  # not BLAS: no thread wake-ups
+        if self.algorithm == "fft" and once and kernel.size >= _BLOCKED_DFT_TAPS and max(kernel.shape) <= _BLOCKED_DFT_SIDE:
+            plane = self._plane(c, squared)
+            peak = self._cached(("peak", c, squared), lambda: float(np.abs(plane).max()))
+            return correlate_dft(plane, kernel), fft_error_bound(plane.shape, peak, norm)
         if self.algorithm == "fft":
             corr = self._cached(("fft", c, squared), lambda: FFTCorrelator(self._plane(c, squared), workers=self.workers))
             return corr(kernel), corr.error_bound(norm)
@@ -212,7 +224,7 @@ def _channel_terms(side, c, T, M, method):
         mean_t = T.mean() if M is None else float((M * T).sum() / sw)
         t_dev = np.zeros_like(T) if used.min() == used.max() else T - mean_t
         kernel = m2 * t_dev
-        x, err_x = side.correlate(c, kernel)
+        x, err_x = side.correlate(c, kernel, once=M is None)
         k_sum = float(kernel.sum())
         num = x - (k_sum / sw) * a1
         err_num = err_x + abs(k_sum) / sw * err_a
@@ -233,12 +245,12 @@ def _channel_terms(side, c, T, M, method):
     err_energy = 0.0 if exact else err_q + 2.0 * abs(g) * err_a + 8.0 * _EPS * (q + np.abs(2.0 * g * a2) + g * g * sw2)
     if method in ("ccorr", "ccorr_normed"):
         kernel = m2 * T
-        x, err_x = side.correlate(c, kernel)
+        x, err_x = side.correlate(c, kernel, once=M is None)
         shift = g * float(kernel.sum())
         return _Terms(x + shift, err_x + 4.0 * _EPS * (np.abs(x) + abs(shift)), energy, err_energy, t_norm, exact)
     t_g = T - g  # ssd is unchanged when image and template shift together
     kernel = m2 * t_g
-    x, err_x = side.correlate(c, kernel)
+    x, err_x = side.correlate(c, kernel, once=M is None)
     t_sq = float((m2 * t_g * t_g).sum())
     num = q - 2.0 * x
     num += t_sq

@@ -4,7 +4,7 @@ choose_algorithm is a pure function of the shapes: deterministic, no array
 work, only "direct" or "fft". match_template must take exactly the path it
 is told to ("direct" / "fft"), and ask choose_algorithm for "auto". The paths
 are observed by wrapping the engine's two correlation entry points
-(``matcher.scoring.correlate_direct`` and ``matcher.scoring.FFTCorrelator``),
+(``matcher.scoring.correlate_direct``, ``correlate_dft`` and ``FFTCorrelator``),
 so a wrong path is detected even though both give the same scores.
 """
 
@@ -103,15 +103,19 @@ def test_rejects_impossible_shapes():
 @pytest.fixture
 def paths(monkeypatch):
     """Count calls of the engine's direct and FFT correlation paths (results unchanged)."""
-    assert hasattr(scoring, "correlate_direct") and hasattr(scoring, "FFTCorrelator"), (
+    assert all(hasattr(scoring, name) for name in ("correlate_direct", "correlate_dft", "FFTCorrelator")), (
         "the engine's correlation entry points moved: update this fixture"
     )
     calls = {"direct": 0, "fft": 0}
-    real_direct, real_fft = scoring.correlate_direct, scoring.FFTCorrelator
+    real_direct, real_dft, real_fft = scoring.correlate_direct, scoring.correlate_dft, scoring.FFTCorrelator
 
     def direct(*args, **kwargs):
         calls["direct"] += 1
         return real_direct(*args, **kwargs)
+
+    def dft(*args, **kwargs):  # OpenCV's blocked DFT: a frequency-domain path too
+        calls["fft"] += 1
+        return real_dft(*args, **kwargs)
 
     class FFT(real_fft):
         def __init__(self, *args, **kwargs):
@@ -120,6 +124,7 @@ def paths(monkeypatch):
 
     monkeypatch.setattr(scoring, "correlate_direct", direct)
     monkeypatch.setattr(scoring, "FFTCorrelator", FFT)
+    monkeypatch.setattr(scoring, "correlate_dft", dft)
     return calls
 
 

@@ -725,3 +725,26 @@ def test_set_num_threads_controls_bands_and_rejects_bad_values(monkeypatch):
                 set_num_threads(bad)
     finally:
         set_num_threads(previous)
+
+
+@pytest.mark.parametrize("shape", [(5, 10), (8, 8), (31, 17), (64, 64)])
+def test_blocked_dft_correlation_is_within_its_bound(shape):
+    """OpenCV's blocked DFT path against exact integer correlation (direct sums of integers are exact)."""
+    from matcher.correlate import correlate_dft, correlate_direct, fft_error_bound
+
+    rng = np.random.default_rng(5)
+    image = (rng.integers(0, 256, (300, 280)) - 128).astype(float)
+    image[:, :40] += 5000.0  # a bright block: the bound must hold where the block is far from the mean
+    kernel = rng.integers(-50, 50, shape).astype(float)
+    exact = correlate_direct(image, kernel)
+    got = correlate_dft(image, kernel)
+    bound = fft_error_bound(image.shape, float(np.abs(image).max()), float(np.linalg.norm(kernel)))
+    assert np.abs(got - exact).max() <= bound
+    assert np.abs(got - exact).max() > 0 or shape == (5, 10)  # it really is a transform, not direct sums
+
+
+def test_blocked_dft_refuses_small_kernels():
+    from matcher.correlate import correlate_dft
+
+    with pytest.raises(ValueError, match=re.escape("correlate_dft needs a kernel of more than 49 taps, got 7x7")):
+        correlate_dft(np.zeros((20, 20)), np.ones((7, 7)))
