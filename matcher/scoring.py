@@ -106,16 +106,16 @@ def score_map(side, p, tolerance):
     method, weights = p.method, p.weights
     C, h, w = p.template.shape
     out_shape = p.out_shape
-    num = np.zeros(out_shape)
-    err_num = 0.0
+    num = den = None
+    err_num = err_den = t_den = 0.0
     normalised = method in ("ncc", "ccorr_normed", "ssd_normed")
-    den, err_den, t_den, exact_den = np.zeros(out_shape), 0.0, 0.0, True
+    exact_den = True
     for c in range(C):
         terms = _channel_terms(side, c, p.template[c], None if weights is None else weights[c], method)
-        num += terms.num
+        num = _accumulate(num, terms.num)
         err_num = err_num + terms.err_num
         if normalised:
-            den += terms.den
+            den = _accumulate(den, terms.den)
             err_den = err_den + terms.err_den
             t_den += terms.t_den
             exact_den = exact_den and terms.exact_den
@@ -141,6 +141,14 @@ def score_map(side, p, tolerance):
             return np.zeros(out_shape)
     _recompute(scores, recheck, p)
     return scores
+
+
+def _accumulate(total, term):
+    """``total + term``, in place after the first channel (``term`` may be a cached array: never modified)."""
+    if total is None:
+        return np.array(term, dtype=np.float64, copy=True)
+    total += term
+    return total
 
 
 def _degenerate_windows(side, p, candidates):
@@ -268,9 +276,16 @@ def _normalise(method, num, err_num, den, err_den, t_den, tolerance):
     denom = np.maximum(den, 0.0)
     denom *= t_den
     np.sqrt(denom, out=denom)
-    scores = np.divide(num, denom, out=np.zeros_like(num), where=denom > 0)
+    positive = denom > 0
+    scores = num  # the numerator is ours to overwrite (see _accumulate)
+    np.divide(num, denom, out=scores, where=positive)
+    scores[~positive] = 0.0
     np.clip(scores, 0.0 if method == "ssd_normed" else -1.0, 1.0, out=scores)
     # err > tol  <=>  err_num + |score| * err_den * d / (2 den) > tol * d
+    if np.ndim(err_num) == 0 and not np.any(err_den):  # exact sums: one comparison
+        recheck = denom < err_num / tolerance
+        recheck |= den <= 0
+        return scores, recheck
     excess = np.broadcast_to(err_num, den.shape).copy() if np.ndim(err_num) == 0 else err_num.copy()
     if np.any(err_den):
         with np.errstate(divide="ignore", invalid="ignore"):
