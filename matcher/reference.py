@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ._inputs import prepare
 
-__all__ = ["match_template_reference", "window_scores"]
+__all__ = ["match_template_reference", "window_scores", "used_extremes"]
 
 
 def window_scores(windows, template, weights, method):
@@ -73,23 +73,23 @@ def window_scores(windows, template, weights, method):
     if method == "ccoeff":
         return num
     used = np.broadcast_to(M > 0, windows.shape)
-    flat_window = _flat_per_channel(windows, used).all(axis=1)
-    flat_template = _flat_per_channel(T, used[:1]).all()
+    flat_window = np.equal(*used_extremes(windows, used)).all(axis=1)
+    flat_template = np.equal(*used_extremes(T, used[:1])).all()
     denom = np.sqrt((t_dev**2).sum() * (w_dev**2).sum(axis=axes))
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.clip(num / denom, -1.0, 1.0)
     return np.where(flat_window | flat_template | ~(denom > 0), 0.0, score)
 
 
-def _flat_per_channel(windows, used):
-    """(K, C) booleans: is each channel of each window constant where ``used``?
+def used_extremes(windows, used):
+    """(K, C) minima and maxima of each channel of each window over the ``used`` pixels.
 
-    A window is flat exactly when its minimum equals its maximum over the used
-    pixels, so the test is exact; a variance computed from sums never is.
+    A window is flat exactly when its minimum equals its maximum there, so the
+    test is exact; a variance computed from sums never is.
     """
     lo = np.where(used, windows, np.inf).min(axis=(2, 3))
     hi = np.where(used, windows, -np.inf).max(axis=(2, 3))
-    return lo == hi
+    return lo, hi
 
 
 def match_template_reference(image, template, method="ncc", *, mask=None, mode="correlate"):

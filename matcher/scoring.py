@@ -16,7 +16,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .correlate import FFTCorrelator, correlate_dft, correlate_direct, fft_error_bound
-from .reference import window_scores
+from .reference import used_extremes, window_scores
 from .window_sums import pairwise_error_scale, window_extremes, window_sums, window_sums_of_squares
 
 _EPS = np.finfo(np.float64).eps
@@ -164,8 +164,7 @@ def _degenerate_windows(side, p, candidates):
         degenerate = np.zeros(p.out_shape, bool)
         for y, x, windows in _gather(p, ys, xs):
             used = np.ones(windows.shape[1:], bool) if p.weights is None else p.weights > 0
-            lo = np.where(used, windows, np.inf).min(axis=(2, 3))
-            hi = np.where(used, windows, -np.inf).max(axis=(2, 3))
+            lo, hi = used_extremes(windows, used)
             flat = lo == hi if p.method == "ncc" else (lo == 0) & (hi == 0)
             degenerate[y, x] = flat.all(axis=1)
         return degenerate
