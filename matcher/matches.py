@@ -248,13 +248,8 @@ def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max
 
 def _search(image, templates, masks, labels, method, threshold, max_matches, max_overlap,
             region, subpixel, precision):
-    method = normalize_method(method)
-    check_choice("precision", precision, PRECISIONS)
-    threshold = _check_threshold(threshold, method)
-    max_matches = _check_max_matches(max_matches)
-    max_overlap = _check_max_overlap(max_overlap)
-    if not isinstance(subpixel, (bool, np.bool_)):
-        raise TypeError(f"subpixel must be True or False, got {subpixel!r}")
+    method, threshold, max_matches, max_overlap = _check_options(
+        method, precision, threshold, max_matches, max_overlap, subpixel)
     sizes = [_spatial(t) for t in templates]
     if method not in NORMALIZED_METHODS and len({s for s in sizes if s is not None}) > 1:
         shown = ", ".join(f"{w}x{h}" for h, w in dict.fromkeys(s for s in sizes if s is not None))
@@ -339,6 +334,18 @@ def _labelled(templates, masks):
     if not templates:
         raise MatcherError("templates must contain at least one template, got none")
     return labels, templates, masks
+
+
+def _check_options(method, precision, threshold, max_matches, max_overlap, subpixel):
+    """Validate :func:`find`'s options: ``(method, threshold, max_matches, max_overlap)`` normalised."""
+    method = normalize_method(method)
+    check_choice("precision", precision, PRECISIONS)
+    threshold = _check_threshold(threshold, method)
+    max_matches = _check_max_matches(max_matches)
+    max_overlap = _check_max_overlap(max_overlap)
+    if not isinstance(subpixel, (bool, np.bool_)):
+        raise TypeError(f"subpixel must be True or False, got {subpixel!r}")
+    return method, threshold, max_matches, max_overlap
 
 
 def _check_threshold(threshold, method):

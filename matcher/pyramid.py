@@ -57,10 +57,10 @@ import numpy as np
 
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._inputs import LOWER_IS_BETTER, PRECISIONS, _as_array, _channels_first, _weights, check_choice, normalize_method
+from ._inputs import LOWER_IS_BETTER, _as_array, _channels_first, _weights, normalize_method
 from .engine import match_template
 from .errors import MatcherError
-from .matches import (NORMALIZED_METHODS, Match, _check_max_matches, _check_max_overlap, _check_threshold,
+from .matches import (NORMALIZED_METHODS, Match, _check_options,
                       _crop, _search, _spatial)
 from .peaks import local_peaks, refine, suppress
 from .reference import window_scores
@@ -132,12 +132,8 @@ def find_pyramid(image, template, method="ncc", *, threshold=None, max_matches=1
     method = normalize_method(method)
     if method not in NORMALIZED_METHODS:
         raise MatcherError(f"pyramid=True needs a normalised method {NORMALIZED_METHODS}, got {method!r}")
-    check_choice("precision", precision, PRECISIONS)
-    threshold = _check_threshold(threshold, method)
-    max_matches = _check_max_matches(max_matches)
-    max_overlap = _check_max_overlap(max_overlap)
-    if not isinstance(subpixel, (bool, np.bool_)):
-        raise TypeError(f"subpixel must be True or False, got {subpixel!r}")
+    method, threshold, max_matches, max_overlap = _check_options(
+        method, precision, threshold, max_matches, max_overlap, subpixel)
 
     def exhaustive(levels, k, reason):
         found = _search(image, [template], [mask], [None], method, threshold, max_matches, max_overlap,

@@ -36,7 +36,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ._inputs import LOWER_IS_BETTER, PRECISIONS, _as_array, check_choice, normalize_method
+from ._inputs import LOWER_IS_BETTER, _as_array
 from .engine import match_template
 from .peaks import refine, suppress
 
@@ -92,13 +92,8 @@ def find_tiled(image, template, method="ncc", *, threshold=None, max_matches=1, 
     """
     from . import matches as M  # matches imports this module lazily
 
-    method = normalize_method(method)
-    check_choice("precision", precision, PRECISIONS)
-    threshold = M._check_threshold(threshold, method)
-    max_matches = M._check_max_matches(max_matches)
-    max_overlap = M._check_max_overlap(max_overlap)
-    if not isinstance(subpixel, (bool, np.bool_)):
-        raise TypeError(f"subpixel must be True or False, got {subpixel!r}")
+    method, threshold, max_matches, max_overlap = M._check_options(
+        method, precision, threshold, max_matches, max_overlap, subpixel)
     tile = _check_tile(tile)
     size = M._spatial(template)
     arr = _as_array("image", image)
