@@ -28,6 +28,7 @@ import gc
 import json
 import math
 import os
+import shutil
 import platform
 import pstats
 import resource
@@ -299,6 +300,18 @@ def estimate_cell(cal, size, method, n_prec, repeats, warmup, memory):
     return total
 
 
+def print_total(start):
+    """The closing line: wall time since ``start`` (perf_counter) and the load average."""
+    load = ", load average at end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else ""
+    print(f"\ntotal wall time {fmt_duration(time.perf_counter() - start)}{load}")
+
+
+def remove_scratch(tmpdir):
+    """Remove the scratch folder of the memory measurements (None: nothing to do)."""
+    if tmpdir:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
 def fmt_duration(s):
     s = int(round(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -562,18 +575,11 @@ def main(argv=None):
 
     for line in summary_lines(rows, args.precisions):
         print(line)
-    print(f"\ntotal wall time {fmt_duration(time.perf_counter() - start)}"
-          + (", load average at end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else ""))
+    print_total(start)
     if args.json:
         _write_json(args.json, header, rows, done=True)
         print(f"rows written to {args.json}", file=sys.stderr)
-    if tmpdir:
-        for f in ("image.npy", "template.npy"):
-            try:
-                os.remove(os.path.join(tmpdir, f))
-            except OSError:
-                pass
-        os.rmdir(tmpdir)
+    remove_scratch(tmpdir)
     return 0
 
 

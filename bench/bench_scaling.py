@@ -40,7 +40,6 @@ if _BENCH not in sys.path:
 import bench_engine as be  # noqa: E402  (also puts the repository root on sys.path)
 
 import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 import scipy.fft as sfft  # noqa: E402
 
 import matcher  # noqa: E402
@@ -279,18 +278,11 @@ def main(argv=None):
     if args.sweep in ("both", "template"):
         run_sweep(f"sweep 2: template size, {SWEEP2_SCENE}^2 scene", [(SWEEP2_SCENE, t) for t in args.templates],
                   "template", "template", args, columns(args.memory, args.pyramid), header, results, tmpdir)
-    print(f"\ntotal wall time {be.fmt_duration(time.perf_counter() - start)}"
-          + (", load average at end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else ""))
+    be.print_total(start)
     if args.json:
         write_json(args.json, header, results, done=True)
         print(f"points written to {args.json}", file=sys.stderr)
-    if tmpdir:
-        for f in ("image.npy", "template.npy"):
-            try:
-                os.remove(os.path.join(tmpdir, f))
-            except OSError:
-                pass
-        os.rmdir(tmpdir)
+    be.remove_scratch(tmpdir)
     return 0
 
 
