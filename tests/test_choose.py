@@ -3,7 +3,7 @@
 choose_algorithm is a pure function of the shapes: deterministic, no array
 work, only "direct" or "fft". match_template must take exactly the path it
 is told to ("direct" / "fft"), and ask choose_algorithm for "auto". The paths
-are observed by wrapping the engine's two correlation entry points
+are observed by wrapping the engine's correlation entry points
 (``matcher.scoring.correlate_direct``, ``correlate_dft`` and ``FFTCorrelator``),
 so a wrong path is detected even though both give the same scores.
 """
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 import matcher.choose
-import matcher.engine as engine
 import matcher.scoring as scoring
 from matcher import METHODS, choose_algorithm, match_template, match_template_reference
 
