@@ -15,7 +15,8 @@ import numpy as np
 from ._inputs import LOWER_IS_BETTER, PRECISIONS, _as_array, check_choice, normalize_method
 from .engine import match_templates
 from .errors import MatcherError, TemplateTooLargeError
-from .peaks import local_peaks, refine, suppress
+from .peaks import local_peaks, refine_patches, suppress
+from .reference import scores_at
 
 __all__ = ["Match", "find", "find_many", "NORMALIZED_METHODS", "THRESHOLD_RANGES"]
 
@@ -275,18 +276,48 @@ def _search(image, templates, masks, labels, method, threshold, max_matches, max
     kept = suppress(ys, xs, kind_of[tids], boxes, map_shapes, max_overlap, max_matches)
     ys, xs, tids = ys[kept], xs[kept], tids[kept]
 
-    pos_y, pos_x = ys, xs
-    if subpixel:
-        pos_y, pos_x = ys.astype(np.float64), xs.astype(np.float64)
-        for t in np.unique(tids).tolist():
-            sel = tids == t
-            pos_y[sel], pos_x[sel] = refine(goodness(maps[t]), ys[sel], xs[sel])
-    number = float if subpixel else int
+    sizes = [boxes[k] for k in kind_of.tolist()]
+    return matches_at(image, templates, masks, labels, method, ys, xs, tids, sizes, subpixel, origin)
+
+
+def matches_at(image, templates, masks, labels, method, ys, xs, tids, sizes, subpixel, origin=(0, 0)):
+    """:class:`Match` objects for the chosen peaks, scored by definition (float64).
+
+    The map may carry the fast precision's error (up to 1e-4 of its range);
+    the few windows that become matches, and their 3 x 3 neighbourhoods for
+    ``subpixel``, are scored again exactly. So an exact copy of the template
+    scores exactly 1 (ncc) or 0 (ssd), and every search path (exhaustive,
+    tiled, pyramid) reports the same scores and sub-pixel offsets for the same
+    positions. The matches are ranked by these scores, best first (ties keep
+    their order). ``tids`` says which template each peak belongs to;
+    ``sizes[t]`` is template t's (height, width).
+    """
+    lower = method in LOWER_IS_BETTER
+    shape = np.shape(image)
+    ih, iw = (1, shape[0]) if len(shape) == 1 else shape[:2]
+    score = np.empty(ys.size)
+    pos_y, pos_x = ys.astype(np.float64), xs.astype(np.float64)
+    for t in np.unique(tids).tolist():
+        sel = np.flatnonzero(tids == t)
+        if not subpixel:
+            score[sel] = scores_at(image, templates[t], method, ys[sel], xs[sel], mask=masks[t])
+            continue
+        H, W = ih - sizes[t][0] + 1, iw - sizes[t][1] + 1
+        dy, dx = (a.ravel() for a in np.mgrid[-1:2, -1:2])
+        yy, xx = ys[sel, None] + dy, xs[sel, None] + dx  # (K, 9)
+        inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
+        patches = np.full(yy.shape, np.nan)
+        patches[inside] = scores_at(image, templates[t], method, yy[inside], xx[inside], mask=masks[t])
+        score[sel] = patches[:, 4]
+        patches = -patches if lower else patches
+        pos_y[sel], pos_x[sel] = refine_patches(patches.reshape(-1, 3, 3), ys[sel], xs[sel], (H, W))
+    order = np.argsort(score if lower else -score, kind="stable")
     matches = []
-    for i, t in enumerate(tids.tolist()):
-        h, w = boxes[kind_of[t]]
-        x, y = number(pos_x[i]) + origin[0], number(pos_y[i]) + origin[1]
-        matches.append(Match(x, y, int(w), int(h), float(maps[t][ys[i], xs[i]]), labels[t], method))
+    for i in order.tolist():
+        t = int(tids[i])
+        h, w = sizes[t]
+        x, y = (float(pos_x[i]), float(pos_y[i])) if subpixel else (int(xs[i]), int(ys[i]))
+        matches.append(Match(x + origin[0], y + origin[1], int(w), int(h), float(score[i]), labels[t], method))
     return matches
 
 

@@ -250,3 +250,21 @@ def _parabola(before, at, after):
     curve = before - 2.0 * at + after
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(curve < 0, (before - after) / (2.0 * np.where(curve < 0, curve, -1.0)), 0.0)
+
+
+def refine_patches(patches, ys, xs, out_shape):
+    """:func:`refine` on each peak's own 3 x 3 neighbourhood, NaN outside the map: (fy, fx).
+
+    ``patches`` is ``(K, 3, 3)`` goodness (higher is better) centred on the
+    peaks at (ys, xs) of a map of ``out_shape``; the result is what
+    :func:`refine` gives on the whole map with those values, bit for bit.
+    """
+    out_h, out_w = out_shape
+    fy, fx = ys.astype(np.float64), xs.astype(np.float64)
+    for i in range(len(ys)):
+        y, x = int(ys[i]), int(xs[i])
+        r = slice(0 if y > 0 else 1, 3 if y < out_h - 1 else 2)
+        c = slice(0 if x > 0 else 1, 3 if x < out_w - 1 else 2)
+        ry, rx = refine(patches[i, r, c], np.array([1 - r.start]), np.array([1 - c.start]))
+        fy[i], fx[i] = y + (ry[0] - (1 - r.start)), x + (rx[0] - (1 - c.start))
+    return fy, fx

@@ -12,7 +12,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ._inputs import prepare
 
-__all__ = ["match_template_reference", "window_scores", "used_extremes"]
+__all__ = ["match_template_reference", "window_scores", "used_extremes", "gather_windows", "rescore", "scores_at"]
+
+_BATCH_VALUES = 1 << 22  # pixel values per batch of gathered windows
 
 
 def window_scores(windows, template, weights, method):
@@ -81,6 +83,41 @@ def window_scores(windows, template, weights, method):
     return np.where(flat_window | flat_template | ~(denom > 0), 0.0, score)
 
 
+def gather_windows(p, ys, xs):
+    """Yield ``(ys, xs, windows)`` batches of problem ``p``'s windows at (ys, xs), shaped ``(K, C, h, w)`` float64."""
+    C, h, w = p.template.shape
+    view = sliding_window_view(p.image, (h, w), axis=(1, 2))  # (C, H', W', h, w)
+    batch = max(1, _BATCH_VALUES // (C * h * w))
+    for start in range(0, ys.size, batch):
+        y, x = ys[start : start + batch], xs[start : start + batch]
+        yield y, x, np.ascontiguousarray(view[:, y, x].transpose(1, 0, 2, 3), dtype=np.float64)
+
+
+def rescore(p, scores, ys, xs):
+    """Overwrite ``scores[ys, xs]`` with problem ``p``'s scores there, by definition."""
+    for y, x, windows in gather_windows(p, ys, xs):
+        scores[y, x] = window_scores(windows, p.template, p.weights, p.method)
+
+
+def scores_at(image, template, method, ys, xs, *, mask=None):
+    """The scores of the windows whose top-left corners are at (ys, xs), by definition, float64.
+
+    For a few positions of a large image: only those windows are read.
+    """
+    ys, xs = np.asarray(ys, np.intp).ravel(), np.asarray(xs, np.intp).ravel()
+    if ys.size == 0:
+        return np.zeros(0)
+    img = np.asarray(image)
+    tpl_shape = np.shape(template)
+    h, w = (1, tpl_shape[0]) if img.ndim == 1 else tpl_shape[:2]
+    rows = img[None] if img.ndim == 1 else img
+    first = rows[ys[0] : ys[0] + h, xs[0] : xs[0] + w]
+    p = prepare(first[0] if img.ndim == 1 else first, template, method, mask=mask)
+    windows = np.stack([rows[y : y + h, x : x + w] for y, x in zip(ys.tolist(), xs.tolist())])  # (K, h, w[, C])
+    windows = windows.reshape(windows.shape[:3] + (-1,)).transpose(0, 3, 1, 2)  # (K, C, h, w)
+    return window_scores(np.ascontiguousarray(windows, dtype=np.float64), p.template, p.weights, p.method)
+
+
 def used_extremes(windows, used):
     """(K, C) minima and maxima of each channel of each window over the ``used`` pixels.
 
@@ -113,6 +150,6 @@ def match_template_reference(image, template, method="ncc", *, mask=None, mode="
     for y in range(out.shape[0]):
         band = p.image[:, y : y + h, :]  # (C, h, W)
         windows = sliding_window_view(band, w, axis=2)  # (C, h, W', w)
-        windows = np.ascontiguousarray(windows.transpose(2, 0, 1, 3))  # (W', C, h, w)
+        windows = np.ascontiguousarray(windows.transpose(2, 0, 1, 3), dtype=np.float64)  # (W', C, h, w)
         out[y] = window_scores(windows, p.template, p.weights, p.method)
     return out[0] if p.one_d else out

@@ -13,15 +13,13 @@ shares: the centred channels, their FFT spectra, window sums and extremes.
 """
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .correlate import FFTCorrelator, correlate_dft, correlate_direct, fft_error_bound
-from .reference import used_extremes, window_scores
+from .reference import gather_windows, rescore, used_extremes
 from .window_sums import pairwise_error_scale, window_extremes, window_sums, window_sums_of_squares
 
 _EPS = np.finfo(np.float64).eps
 _EXACT_INTEGER = 2.0**52  # integer sums below this are exact in float64
-_RECHECK_VALUES = 1 << 22  # pixel values per batch of windows recomputed by definition
 _DIRECT_DEGENERATE = 1 << 12  # up to this many candidate windows are tested one by one
 # One unmasked kernel from 50 taps up to this side goes through OpenCV's blocked DFT
 # (measured 20-35% faster than scipy's full-grid FFT on 2048^2, 16-256 px templates).
@@ -37,8 +35,8 @@ class ImageSide:
         self.integer_valued = integer_valued
         self.algorithm = algorithm
         self.workers = workers
-        self.centre = [float(np.round(c.mean()) if integer_valued else c.mean()) for c in image]
-        self.centred = [c - g for c, g in zip(image, self.centre)]
+        self.centre = [float(np.round(c.mean(dtype=np.float64)) if integer_valued else c.mean(dtype=np.float64)) for c in image]
+        self.centred = [np.subtract(c, g, dtype=np.float64) for c, g in zip(image, self.centre)]
         self._cache = {}
 
     def forget(self, shape):
@@ -162,7 +160,7 @@ def _degenerate_windows(side, p, candidates):
     ys, xs = np.nonzero(candidates)
     if ys.size <= max(_DIRECT_DEGENERATE, candidates.size // 64):
         degenerate = np.zeros(p.out_shape, bool)
-        for y, x, windows in _gather(p, ys, xs):
+        for y, x, windows in gather_windows(p, ys, xs):
             used = np.ones(windows.shape[1:], bool) if p.weights is None else p.weights > 0
             lo, hi = used_extremes(windows, used)
             flat = lo == hi if p.method == "ncc" else (lo == 0) & (hi == 0)
@@ -178,16 +176,6 @@ def _degenerate_windows(side, p, candidates):
         lo, hi = side.extremes(c, box, p.out_shape, offset)
         degenerate &= (lo == hi) if p.method == "ncc" else ((lo == 0) & (hi == 0))
     return degenerate
-
-
-def _gather(p, ys, xs):
-    """Yield ``(ys, xs, windows)`` batches, windows shaped ``(K, C, h, w)``."""
-    C, h, w = p.template.shape
-    view = sliding_window_view(p.image, (h, w), axis=(1, 2))  # (C, H', W', h, w)
-    batch = max(1, _RECHECK_VALUES // (C * h * w))
-    for start in range(0, ys.size, batch):
-        y, x = ys[start : start + batch], xs[start : start + batch]
-        yield y, x, np.ascontiguousarray(view[:, y, x].transpose(1, 0, 2, 3))
 
 
 class _Terms:
@@ -297,6 +285,4 @@ def _normalise(method, num, err_num, den, err_den, t_den, tolerance):
 
 def _recompute(scores, recheck, p):
     """Replace the flagged scores by their definition (two-pass, per window)."""
-    ys, xs = np.nonzero(recheck)
-    for y, x, windows in _gather(p, ys, xs):
-        scores[y, x] = window_scores(windows, p.template, p.weights, p.method)
+    rescore(p, scores, *np.nonzero(recheck))

@@ -8,24 +8,25 @@ ORIGINAL image its windows cover, plus one output row and column of margin on
 every side, so that
 
 - the "local peak" test (a window at least as good as its 8 neighbours) is
-  exact for every position of the tile, and
-- the 3 x 3 neighbourhood that sub-pixel refinement fits is at hand.
+  exact for every position of the tile.
 
-Only the tile's candidates are kept: position, score and, with ``subpixel``,
-their 3 x 3 neighbourhood. A plateau of equal peaks yields one candidate, its
-first pixel in row-major order (:func:`matcher.peaks.local_peaks`). A plateau
-may cross tile seams: each tile reports the pieces of plateaus that touch its
-border together with their border pixels; pieces whose border pixels are
-8-neighbours across a seam are joined (connected components of a sparse
-graph), and each joined plateau keeps the earliest first pixel of its pieces,
-exactly the pixel the untiled search keeps. Then the candidates are ranked
-(best first, ties row-major), suppressed and limited as :func:`matcher.find`
-does, with :func:`matcher.peaks.suppress` itself.
+Only the tile's candidates are kept: position and map value. A plateau of
+equal peaks yields one candidate, its first pixel in row-major order
+(:func:`matcher.peaks.local_peaks`). A plateau may cross tile seams: each
+tile reports the pieces of plateaus that touch its border together with their
+border pixels; pieces whose border pixels are 8-neighbours across a seam are
+joined (connected components of a sparse graph), and each joined plateau
+keeps the earliest first pixel of its pieces, exactly the pixel the untiled
+search keeps. Then the candidates are ranked (best first, ties row-major),
+suppressed and limited as :func:`matcher.find` does, with
+:func:`matcher.peaks.suppress` itself, and the chosen windows are scored by
+definition, with their 3 x 3 neighbourhoods for ``subpixel``
+(:func:`matcher.matches.matches_at`), as the untiled search does: same
+positions, same scores, same sub-pixel offsets.
 
-The scores of a tile are computed from the tile's own slice, so they may
-differ from the untiled ones in the last bits (~1e-15 relative): the engine
-centres each slice on its own mean. Positions, order and scores agree with
-the untiled search to that precision.
+A tile's map is computed from the tile's own slice, so its values may differ
+from the untiled map's within the engine's precision; only a near tie
+between two candidates can therefore be ordered differently.
 """
 
 import math
@@ -38,7 +39,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ._inputs import LOWER_IS_BETTER, _as_array
 from .engine import match_template
-from .peaks import refine, suppress
+from .peaks import suppress
 
 __all__ = ["find_tiled", "TILED_ABOVE_BYTES", "TILE_BUDGET", "BYTES_PER_PIXEL"]
 
@@ -151,7 +152,7 @@ def _auto_tile(arr, th, tw):
 
 def _tiled(arr, template, mask, method, threshold, max_matches, max_overlap, subpixel, precision,
            th, tw, rows, cols):
-    from .matches import Match
+    from .matches import matches_at
 
     out_h, out_w = arr.shape[0] - th + 1, arr.shape[1] - tw + 1
     lower = method in LOWER_IS_BETTER
@@ -159,8 +160,8 @@ def _tiled(arr, template, mask, method, threshold, max_matches, max_overlap, sub
     # With no suppression to skip candidates, only the `limit` best can be returned
     limit = max_matches if max_matches is not None and (max_matches == 1 or max_overlap >= 1.0) else None
 
-    closed = []  # per tile: (flat, value, score, patch)
-    pieces = []  # per tile: (flat, value, score, patch) of plateau pieces touching the tile's border
+    closed = []  # per tile: (flat, value)
+    pieces = []  # per tile: (flat, value) of plateau pieces touching the tile's border
     border = []  # per tile: (global flat of border peak pixels, global piece id)
     n_pieces = 0
     for r0 in range(0, out_h, rows):
@@ -198,40 +199,29 @@ def _tiled(arr, template, mask, method, threshold, max_matches, max_overlap, sub
             is_open = np.zeros(first.size, bool)
             is_open[comp[on_edge]] = True
             fy, fx = ly[first], lx[first]
-            data = (fy + r0) * out_w + (fx + c0), inner[fy, fx].copy(), scores[fy + a, fx + b].copy()
-            patch = _patches(good, fy + a, fx + b) if subpixel else None
-            sel_closed = ~is_open
-            c_flat, c_val, c_score = (d[sel_closed] for d in data)
-            c_patch = patch[sel_closed] if subpixel else None
+            data = (fy + r0) * out_w + (fx + c0), inner[fy, fx].copy()
+            c_flat, c_val = (d[~is_open] for d in data)
             if limit is not None and c_flat.size > limit:
                 keep = np.lexsort((c_flat, -c_val))[:limit]
-                c_flat, c_val, c_score = c_flat[keep], c_val[keep], c_score[keep]
-                c_patch = c_patch[keep] if subpixel else None
-            closed.append((c_flat, c_val, c_score, c_patch))
+                c_flat, c_val = c_flat[keep], c_val[keep]
+            closed.append((c_flat, c_val))
             if is_open.any():
                 ids = np.full(first.size, -1, np.intp)
                 ids[is_open] = n_pieces + np.arange(int(is_open.sum()))
                 n_pieces += int(is_open.sum())
-                pieces.append(tuple(d[is_open] for d in data) + (patch[is_open] if subpixel else None,))
+                pieces.append(tuple(d[is_open] for d in data))
                 border.append(((ly[on_edge] + r0) * out_w + (lx[on_edge] + c0), ids[comp[on_edge]]))
             del scores, good, peak
 
     parts = closed + ([_join(pieces, border, n_pieces, out_w)] if n_pieces else [])
     flat = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.intp)
     value = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
-    score = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
     order = np.lexsort((flat, -value))  # best first, ties row-major: local_peaks' order
-    flat, score = flat[order], score[order]
-    ys, xs = np.divmod(flat, out_w)
+    ys, xs = np.divmod(flat[order], out_w)
     kept = suppress(ys, xs, np.zeros(len(ys), np.intp), [(th, tw)], [(out_h, out_w)], max_overlap, max_matches)
-    ys, xs, score = ys[kept], xs[kept], score[kept]
-    pos_y, pos_x = ys, xs
-    if subpixel:
-        patches = np.concatenate([p[3] for p in parts])[order][kept]
-        pos_y, pos_x = _refine(patches, ys, xs, out_h, out_w)
-    number = float if subpixel else int
-    return [Match(number(pos_x[i]), number(pos_y[i]), int(tw), int(th), float(score[i]), None, method)
-            for i in range(len(ys))]
+    # scores (and sub-pixel neighbourhoods) by definition, as the untiled search reports them
+    return matches_at(arr, [template], [mask], [None], method, ys[kept], xs[kept], np.zeros(kept.size, np.intp),
+                      [(th, tw)], subpixel)
 
 
 def _touching(peak, ly, lx):
@@ -242,24 +232,10 @@ def _touching(peak, ly, lx):
                 or padded[ys + 1, xs].any() or padded[ys + 1, xs + 1].any())
 
 
-def _patches(good, ys, xs):
-    """The 3 x 3 neighbourhoods of ``good`` around each (y, x), NaN outside the map."""
-    H, W = good.shape
-    out = np.full((len(ys), 3, 3), np.nan)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            yy, xx = ys + dy, xs + dx
-            ok = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
-            out[ok, dy + 1, dx + 1] = good[yy[ok], xx[ok]]
-    return out
-
-
 def _join(pieces, border, n_pieces, out_w):
     """One candidate per plateau from the pieces that touch tile borders: each plateau's first pixel."""
     p_flat = np.concatenate([p[0] for p in pieces])
     p_val = np.concatenate([p[1] for p in pieces])
-    p_score = np.concatenate([p[2] for p in pieces])
-    p_patch = np.concatenate([p[3] for p in pieces]) if pieces[0][3] is not None else None
     keys = np.concatenate([b[0] for b in border])
     ids = np.concatenate([b[1] for b in border])
     order = np.argsort(keys, kind="stable")
@@ -281,16 +257,4 @@ def _join(pieces, border, n_pieces, out_w):
     first = np.lexsort((p_flat, group))  # by plateau, then row-major
     starts = np.flatnonzero(np.r_[True, group[first][1:] != group[first][:-1]])
     pick = first[starts]
-    return p_flat[pick], p_val[pick], p_score[pick], (p_patch[pick] if p_patch is not None else None)
-
-
-def _refine(patches, ys, xs, out_h, out_w):
-    """:func:`matcher.peaks.refine` on each peak's stored neighbourhood: the same arithmetic, bit for bit."""
-    fy, fx = ys.astype(np.float64), xs.astype(np.float64)
-    for i in range(len(ys)):
-        y, x = int(ys[i]), int(xs[i])
-        r = slice(0 if y > 0 else 1, 3 if y < out_h - 1 else 2)
-        c = slice(0 if x > 0 else 1, 3 if x < out_w - 1 else 2)
-        ry, rx = refine(patches[i, r, c], np.array([1 - r.start]), np.array([1 - c.start]))
-        fy[i], fx[i] = y + (ry[0] - (1 - r.start)), x + (rx[0] - (1 - c.start))
-    return fy, fx
+    return p_flat[pick], p_val[pick]
