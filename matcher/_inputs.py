@@ -1,7 +1,10 @@
 """Validation and normalisation of the engine's inputs (private).
 
 Everything the public functions accept is checked here once and turned into
-one canonical form: channel-first float64 arrays ``(C, H, W)``.
+one canonical form: channel-first arrays ``(C, H, W)``. Templates and masks
+are float64; images keep a compact dtype OpenCV works with (uint8, int8,
+uint16, int16, float32, float64; bool becomes uint8, anything else float64),
+so that a large image is not copied into float64 before it is needed.
 """
 
 from dataclasses import dataclass
@@ -34,8 +37,8 @@ _ACCEPTED_KINDS = "biuf"  # bool, signed, unsigned, float
 class Problem:
     """A validated matching problem in canonical form.
 
-    ``image`` is ``(C, H, W)``, ``template`` and ``weights`` are ``(C, h, w)``,
-    all float64. ``weights`` is None when no mask was given. ``integer_valued``
+    ``image`` is ``(C, H, W)`` in a compact dtype (see the module docstring);
+    ``template`` and ``weights`` are ``(C, h, w)`` float64. ``weights`` is None when no mask was given. ``integer_valued``
     says the image holds integers (its window sums are exact in float64).
     """
 
@@ -98,8 +101,11 @@ def _as_array(name, a):
     return arr
 
 
-def _channels_first(name, arr):
-    """(N,) -> (1, 1, N); (H, W) -> (1, H, W); (H, W, C) -> (C, H, W)."""
+_IMAGE_DTYPES = (np.uint8, np.int8, np.uint16, np.int16, np.float32, np.float64)
+
+
+def _channels_first(name, arr, dtype=np.float64):
+    """(N,) -> (1, 1, N); (H, W) -> (1, H, W); (H, W, C) -> (C, H, W), contiguous, in ``dtype``."""
     if arr.ndim == 1:
         arr = arr[None, :, None]
     elif arr.ndim == 2:
@@ -109,7 +115,7 @@ def _channels_first(name, arr):
             raise MatcherError(f"{name} must have 1 to 4 channels in its last axis, got shape {arr.shape}")
     else:
         raise MatcherError(f"{name} must be 1-D (N,), 2-D (H, W) or 3-D (H, W, C), got {arr.ndim}-D shape {arr.shape}")
-    return np.ascontiguousarray(np.moveaxis(arr, 2, 0), dtype=np.float64)
+    return np.ascontiguousarray(np.moveaxis(arr, 2, 0), dtype=dtype)
 
 
 def _weights(mask, template_shape, channels):
@@ -136,9 +142,14 @@ def _weights(mask, template_shape, channels):
 
 
 def prepare_image(image):
-    """Validate an image: ``(pixels (C, H, W) float64, original shape, one_d, integer_valued)``."""
+    """Validate an image: ``(pixels (C, H, W), original shape, one_d, integer_valued)``.
+
+    The pixels keep the image's dtype if it is one of ``_IMAGE_DTYPES``;
+    bool becomes uint8, anything else float64.
+    """
     img = _as_array("image", image)
-    return _channels_first("image", img), img.shape, img.ndim == 1, img.dtype.kind in "biu"
+    dtype = np.uint8 if img.dtype == np.bool_ else img.dtype if img.dtype in _IMAGE_DTYPES else np.float64
+    return _channels_first("image", img, dtype), img.shape, img.ndim == 1, img.dtype.kind in "biu"
 
 
 def prepare(image, template, method, *, mask=None, mode="correlate", prepared_image=None):

@@ -28,6 +28,7 @@ from ._inputs import PRECISIONS, check_choice, prepare, prepare_image
 from .choose import resolve_algorithm
 from .errors import MatcherError
 from .scoring import ImageSide, score_map
+from .scoring32 import score_map_fast, supported
 
 __all__ = ["match_template", "match_templates", "set_num_threads"]
 
@@ -149,16 +150,24 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
         last = k == len(bounds) - 2
         h_max = max(p.template.shape[1] for p in problems)
         band_end = problems[0].image.shape[1] if last else r1 + h_max - 1
-        sides = {}
+        sides, fast_channels = {}, {}
         # Templates of one shape share window sums; once a shape is done, its
         # sums are dropped (the image spectra stay for the other shapes).
         order = sorted(range(len(problems)), key=lambda i: problems[i].template.shape[1:])
         for n, i in enumerate(order):
             p, algo, out = problems[i], algorithms[i], results[i]
             band = replace(p, image=p.image[:, r0:band_end])
+            rows = out.shape[0] - r0 if last else r1 - r0
+            if precision == "fast" and supported(p, algo):
+                # float32 correlations; False hands the band to the float64 path
+                in_place = band.out_shape[0] == rows
+                target = out[r0 : r0 + rows] if in_place else np.empty(band.out_shape)
+                if score_map_fast(band, algo, target, channels=fast_channels):
+                    if not in_place:
+                        out[r0 : r0 + rows] = target[:rows]
+                    continue
             if algo not in sides:
                 sides[algo] = ImageSide(band.image, p.integer_valued, algo, workers=workers)
-            rows = out.shape[0] - r0 if last else r1 - r0
             out[r0 : r0 + rows] = score_map(sides[algo], band, _TOLERANCE[precision])[:rows]
             shape = p.template.shape[1:]
             if n + 1 == len(order) or problems[order[n + 1]].template.shape[1:] != shape:
