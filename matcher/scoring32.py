@@ -66,71 +66,70 @@ class _Channel:
     def __init__(self, index, plane, integer_valued):
         self.index, self.plane = index, plane
         small_integers = integer_valued and plane.dtype.itemsize <= 2
-        mean = float(plane.mean(dtype=np.float64))
+        if plane.dtype not in _OPENCV_DEPTHS:
+            plane = plane.astype(np.int16 if small_integers else np.float64)
+        self._src = plane
+        mean = cv2.mean(plane)[0]
         # A centre that float32 holds exactly: integer for integer data.
         self.centre = float(np.round(mean)) if integer_valued else float(np.float32(mean))
-        self._c64 = None
-        if small_integers or plane.dtype == np.float32:
-            # exact for small integers; one rounding of the difference for float32
-            self.c32 = np.subtract(plane, self.centre, dtype=np.float32)
-        else:
-            self._c64 = np.subtract(plane, self.centre, dtype=np.float64)
-            self.c32 = self._c64.astype(np.float32)
-        lo, hi, _, _ = cv2.minMaxLoc(self.c32)
-        self.peak = max(-lo, hi)
-        self.magnitude = max(abs(self.centre + lo), abs(self.centre + hi))
-        # Small integers: integral images of the raw values are exact (all
-        # their sums stay below 2**52), and so is what exact_for allows.
-        self.exact = small_integers and plane.size * self.magnitude**2 < _EXACT
-        self.offset = 0.0 if self.exact else self.centre  # the sums are of plane - offset
-        self._integrals = None
-        self._boxes = {}
+        lo, hi, _, _ = cv2.minMaxLoc(plane)
+        self.peak = max(hi - self.centre, self.centre - lo)  # largest centred magnitude
+        self.magnitude = max(abs(lo), abs(hi))  # largest raw magnitude
+        self._planes = {}
+        # Small integers: window sums of the raw values are exact (exact_for
+        # says up to which window size). Other data: sums of the raw values
+        # unless a large offset would dominate them, then of the centred ones.
+        self.exact = small_integers
+        self.offset = 0.0 if self.exact or self.magnitude <= 4.0 * self.peak else self.centre
+        self._sums = {}
 
-    def sums(self, a, b, shape, s1, s2):
-        """Window sums of (plane - offset) and its square for output rows a:b (into s1, s2 or views)."""
-        h, w = shape
-        if self.exact:  # integral images of the raw values: exact
-            if self._integrals is None:
-                src = self.plane if self.plane.dtype in _OPENCV_DEPTHS else self.plane.astype(np.int16)
-                self._integrals = cv2.integral2(src, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
-            P1, P2 = self._integrals
-            return _box(P1, a, b, h, w, s1), _box(P2, a, b, h, w, s2)
-        if shape not in self._boxes:  # running sums: errors stay relative to a window's own values
-            if self._c64 is None:
-                self._c64 = np.subtract(self.plane, self.centre, dtype=np.float64)
+    def exact_for(self, n):
+        """Whether the window terms of an ``n``-pixel template stay exact (below 2**52)."""
+        return not self.exact or (n * n + 4 * n) * self.magnitude**2 < _EXACT
+
+    def sums(self, shape, first):
+        """Full-band window sums of (plane - offset) (if ``first``) and of its square: (S1 or None, S2).
+
+        Running sums (OpenCV box filters): exact for small integers, otherwise
+        with errors relative to a window's own values (:meth:`sum_errors`).
+        Only the last window shape is kept.
+        """
+        key = (shape, first)
+        if key not in self._sums:
+            h, w = shape
+            src = self._src if self.offset == 0.0 else np.subtract(self._src, self.offset, dtype=np.float64)
             kw = dict(anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
-            self._boxes = {shape: (cv2.boxFilter(self._c64, cv2.CV_64F, (w, h), **kw),
-                                   cv2.sqrBoxFilter(self._c64, cv2.CV_64F, (w, h), **kw))}
-        S1, S2 = self._boxes[shape]
-        W = s1.shape[1]
-        return S1[a:b, :W], S2[a:b, :W]
+            s1 = cv2.boxFilter(src, cv2.CV_64F, (w, h), **kw) if first else None
+            if src.dtype == np.uint8 and h * w * 255**2 >= 2**31:
+                src = src.astype(np.uint16)  # OpenCV sums squares of 8-bit data in int32
+            self._sums = {key: (s1, cv2.sqrBoxFilter(src, cv2.CV_64F, (w, h), **kw))}
+        return self._sums[key]
 
     def sum_errors(self, n):
         """Bounds on the errors of :meth:`sums` for an ``n``-pixel window: (sum, sum of squares)."""
         if self.exact:
             return 0.0, 0.0
         steps = 2.0 * (self.plane.shape[0] + self.plane.shape[1] + 2) * _EPS64
-        return steps * n * self.peak, steps * n * self.peak * self.peak
+        m = _sum_peak(self)
+        return steps * n * m, steps * n * m * m
 
-    def exact_for(self, n):
-        """Whether the window terms of an ``n``-pixel template stay exact (below 2**52)."""
-        return not self.exact or (n * n + 4 * n) * self.magnitude**2 < _EXACT
+    def plane32(self, centred):
+        """The channel in float32, centred or raw: exact for small integers, one rounding otherwise."""
+        if centred not in self._planes:
+            if centred:
+                self._planes[centred] = cv2.subtract(self._src, self.centre, dtype=cv2.CV_32F)
+            else:
+                self._planes[centred] = np.asarray(self._src, dtype=np.float32)
+        return self._planes[centred]
 
-    def correlate(self, kernel, out_shape, direct):
+    def correlate(self, kernel, out_shape, direct, centred):
+        """Float32 correlation of the (centred or raw) channel with ``kernel``, valid part."""
         k32 = kernel.astype(np.float32)
+        plane = self.plane32(centred)
         if direct:
-            full = cv2.filter2D(self.c32, cv2.CV_32F, k32, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+            full = cv2.filter2D(plane, cv2.CV_32F, k32, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
             return full[: out_shape[0], : out_shape[1]]
-        return cv2.matchTemplate(self.c32, k32, cv2.TM_CCORR)
-
-
-def _box(P, a, b, h, w, out):
-    """Window sums of output rows a:b from integral image P, into ``out``."""
-    W = out.shape[1]
-    np.subtract(P[a + h : b + h, w : w + W], P[a:b, w : w + W], out=out)
-    out -= P[a + h : b + h, :W]
-    out += P[a:b, :W]
-    return out
+        return cv2.matchTemplate(plane, k32, cv2.TM_CCORR)
 
 
 class _Scratch:
@@ -169,22 +168,84 @@ def score_map_fast(p, algorithm, out, *, channels=None):
     scratch = _Scratch(rows, out.shape[1])
     chunks = [(a, min(out.shape[0], a + rows)) for a in range(0, out.shape[0], rows)]
     model32 = (_A_DIRECT * _EPS32, 0.0) if algorithm == "direct" else (_A * _EPS32, _B * _EPS32)
+    if p.method in ("ccorr", "ccoeff"):  # the centred correlation (plus the centre's share for ccorr)
+        lo, hi, _, _ = cv2.minMaxLoc(x)
+        np.copyto(out, x)
+        return _check_global(p, out, job, model32, (lo, hi))
     for a, b in chunks:
         job.chunk(a, b, x[a:b], model32, scratch)
     if not job.normalised:
         return _check_global(p, out, job, model32)
-    # The tolerance follows the map's range. Chunks with more uncertain windows
-    # than are worth recomputing one by one get their correlation again in
-    # float64, in strips of consecutive chunks.
-    tolerance = _CONTRACT * _range(out, p.method)
-    limit = 16 + 2 * rows * out.shape[1] // (job.n * C)
-    refine = [job.bound[a:b].size - np.count_nonzero(job.bound[a:b] <= tolerance) > limit for a, b in chunks]
-    for a, b in _strips(chunks, refine):
+    # Windows whose bound exceeds the tolerance are settled (strips refined in
+    # float64, degenerate windows set, the rest recomputed by definition);
+    # then every score is within the tolerance, the map's range is known to
+    # that precision, and the tolerance follows it (1e-4 of the range).
+    limits = (16 + 2 * rows * out.shape[1] // (job.n * C), 256 + out.size * 2 // (job.n * C))
+    tolerance = _CONTRACT * _range(out, p.method)  # a first estimate; the loop checks it
+    while True:
+        settled = _resolve(job, chunks, scratch, tolerance, limits)
+        if settled is None:
+            return False
+        if not settled:  # nothing changed: the range is the one the tolerance came from
+            break
+        tighter = _CONTRACT * _range(out, p.method)
+        if tighter >= 0.75 * tolerance:
+            break
+        tolerance = tighter
+    # Near-perfect matches are recomputed too, when they are few: an exact
+    # copy of the template then scores exactly 1 (0 for ssd_normed).
+    ys, xs = _near_perfect(out, job.bound, p.method == "ssd_normed")
+    if 0 < ys.size <= limits[1] // 2:
+        rescore(p, out, ys, xs)
+    return True
+
+
+def _near_perfect(scores, bound, lower):
+    """Positions whose score is within its (non-zero) bound of perfect (1; 0 if ``lower``)."""
+    b_max = float(cv2.minMaxLoc(bound)[1])
+    rows, xs = _sparse_where(scores, b_max if lower else 1.0 - b_max, lower, positions=False)
+    s, b = scores[rows], bound[rows]
+    near = (s <= b) if lower else (s >= 1.0 - b)
+    near &= b > 0
+    ry, xs = np.nonzero(near)
+    return rows[ry], xs
+
+
+def _sparse_where(scores, limit, lower, positions=True):
+    """Where ``scores <= limit`` (``>=`` unless ``lower``), looking only at rows that reach it.
+
+    With ``positions=False``, only those rows (and None).
+    """
+    extreme = scores.min(axis=1) <= limit if lower else scores.max(axis=1) >= limit
+    rows = np.flatnonzero(extreme)
+    if not positions:
+        return rows, None
+    ry, xs = np.nonzero(scores[rows] <= limit if lower else scores[rows] >= limit)
+    return rows[ry], xs
+
+
+def _resolve(job, chunks, scratch, tolerance, limits):
+    """Settle every window whose bound exceeds ``tolerance``.
+
+    Returns how many windows changed, or None if too many remain to recompute one by one.
+    """
+    refine = [job.bound[a:b].size - np.count_nonzero(job.bound[a:b] <= tolerance) > limits[0] for a, b in chunks]
+    strips = _strips(chunks, refine)
+    for a, b in strips:
         x64, model64 = job.correlate64(a, b)
         for a2, b2 in chunks:
             if a <= a2 < b:
                 job.chunk(a2, b2, x64[a2 - a : b2 - a], model64, scratch)
-    return _settle(p, out, job.bound, job.den, job.channels, p.method, job.n, tolerance)
+    flagged = _flag(job.bound, tolerance)
+    count = int(np.count_nonzero(flagged))
+    if count == 0:
+        return sum(b - a for a, b in strips)
+    exact = all(ch.exact for ch in job.channels)
+    if not _fix(job.p, job.out, flagged, job.den, job.err_den, exact, job.channels, job.p.method, limits[1]):
+        return None
+    job.bound[flagged] = 0.0  # settled: exact values
+    return count
+    return True
 
 
 def _range(scores, method):
@@ -224,29 +285,33 @@ class _Assembly:
             self.t_total = float(sum((k * k).sum() for k in self.kernels))
             if method == "ncc" and self.t_total == 0:
                 self.constant = 0.0  # constant template: no evidence anywhere
-        elif method in ("ccorr", "ccorr_normed"):
+        else:  # ssd and ccorr families: the raw template
             self.kernels = list(T)
             self.t_total = float((T * T).sum())
             if method == "ccorr_normed" and self.t_total == 0:
                 self.constant = 0.0
-        else:  # ssd, ssd_normed: the image is centred, so the template is too
-            self.kernels = [t - ch.centre for t, ch in zip(T, channels)]
-            self.t_total = float((T * T).sum())
             if method == "ssd_normed" and self.t_total == 0:
                 self.feasible = False  # rare; the float64 path has the zero-window logic
         self.norms = [float(np.sqrt((k * k).sum())) for k in self.kernels]
-        self.shift = sum(ch.centre * float(k.sum()) for ch, k in zip(channels, self.kernels)) if method in ("ccorr", "ccorr_normed") else 0.0
+        # ncc and ccoeff correlate the centred image with a zero-mean kernel (the
+        # centre cancels, and float32 errors shrink with it); the others the raw
+        # image, whose error stays relative to the window's own energy.
+        self.centred = method in ("ncc", "ccoeff")
+        self.peaks = [ch.peak if self.centred else ch.magnitude for ch in channels]
         self.t_sq = float(sum((k * k).sum() for k in self.kernels)) if method in ("ssd", "ssd_normed") else 0.0
         largest = n * sum((ch.peak + abs(ch.centre)) ** 2 for ch in channels) * max(self.t_total, 1.0)
         self.feasible = self.feasible and largest < 1e30
         self.bound = np.empty(out.shape, np.float32) if self.normalised else None
-        self.den = np.empty(out.shape, np.float64) if self.normalised else None
+        # one channel's raw energy is the window sums themselves: no copy
+        self.err_den = _denominator_error(channels, method, n) if self.normalised else 0.0
+        self.den_view = C == 1 and method in ("ccorr_normed", "ssd_normed") and channels[0].offset == 0.0
+        self.den = np.empty(out.shape, np.float64) if self.normalised and not self.den_view else None
 
     def correlate32(self, direct):
         out_shape = self.out.shape
-        x = self.channels[0].correlate(self.kernels[0], out_shape, direct)
+        x = self.channels[0].correlate(self.kernels[0], out_shape, direct, self.centred)
         for ch, k in zip(self.channels[1:], self.kernels[1:]):
-            x += ch.correlate(k, out_shape, direct)
+            x += ch.correlate(k, out_shape, direct, self.centred)
         return x
 
     def correlate64(self, a, b):
@@ -254,90 +319,108 @@ class _Assembly:
         _, h, w = self.p.template.shape
         x, taps = None, h * w
         for ch, k in zip(self.channels, self.kernels):
-            strip = np.subtract(self.p.image[ch.index, a : b + h - 1], ch.centre, dtype=np.float64)
+            centre = ch.centre if self.centred else 0.0
+            strip = np.subtract(self.p.image[ch.index, a : b + h - 1], centre, dtype=np.float64)
             xc = correlate_direct(strip, k) if taps <= _OPENCV_DIRECT_TAPS else correlate_dft(strip, k)
             x = xc if x is None else x + xc
         grid = float((b - a + h - 1) * self.out.shape[1])
         return x, (0.0, _EPS64 * max(4.0 * np.log2(max(grid, 2.0)), 2.0 * taps, 64.0))
 
     def chunk(self, a, b, xs, model, scratch):
-        """Assemble output rows a:b (scores, bounds, denominators) from correlation rows ``xs``."""
+        """Assemble output rows a:b (scores, bounds, denominators) from correlation rows ``xs``.
+
+        The bound of a normalised score ``num / D`` is ``E / D`` with ``E`` the
+        correlation's bound (:func:`correlation_error_bound`); by Cauchy-Schwarz
+        its window-energy part is at most ``A eps32 D`` plus terms in the
+        window's mean (ncc) or the centre (others), so ``E / D <= alpha + beta / D``.
+        """
         method, n, channels = self.p.method, self.n, self.channels
         _, h, w = self.p.template.shape
-        k_rows = b - a
+        k_rows, W = b - a, self.out.shape[1]
         o = self.out[a:b]
-        if method in ("ccorr", "ccoeff"):  # the centred correlation (plus the centre's share for ccorr)
-            o[...] = xs
-            if self.shift:
-                o += self.shift
-            return
-        den = self.den[a:b] if self.normalised else None
-        root = scratch.get("root", k_rows, np.float32) if self.normalised else None
-        s2c_total = scratch.get("s2c", k_rows) if method in ("ssd", "ssd_normed") else None
-        for c, ch in enumerate(channels):
-            s1, s2 = ch.sums(a, b, (h, w), scratch.get("s1", k_rows), scratch.get("s2", k_rows))
-            tmp = scratch.get("tmp", k_rows)
-            d = ch.offset - ch.centre  # s2c: sum of squares of the centred values
-            if d != 0.0:
-                np.multiply(s1, 2.0 * d, out=tmp)
-                tmp += n * d * d
-                tmp += s2
-                s2c = tmp
-            else:
-                s2c = s2
-            if root is not None:
-                r = scratch.get("r", k_rows, np.float32)
-                np.copyto(r, s2c, casting="unsafe")
-                np.sqrt(r, out=r)
-                r *= np.float32(self.norms[c])
-                _add(root, r, c)
-            if s2c_total is not None:
-                _add(s2c_total, s2c, c)
-            if method == "ncc":  # n * den_c = n s2 - s1^2: shift invariant, exact for exact integers
+        local, peak = model
+        root_n = float(np.sqrt(n))
+        single = len(channels) == 1
+        if method == "ncc":
+            den = self.den[a:b]
+            q = scratch.get("q", k_rows, np.float32)  # sum over channels of ||k_c|| |window sum of c_c|
+            for c, ch in enumerate(channels):
+                S1, S2 = ch.sums((h, w), True)
+                s1, s2 = S1[a:b, :W], S2[a:b, :W]
+                part = den if c == 0 else scratch.get("tmp", k_rows)
                 term = scratch.get("term", k_rows)
                 np.multiply(s1, s1, out=term)
-                np.multiply(s2, float(n), out=tmp)
-                tmp -= term
-                _add(den, tmp, c)
-            elif self.normalised:  # raw window energy = s2 + 2 offset s1 + n offset^2
-                energy = s2
+                np.multiply(s2, float(n), out=part)
+                part -= term  # n den_c = n s2 - s1^2: shift invariant, exact for exact integers
+                if c:
+                    den += part
+                qc = q if c == 0 else scratch.get("r", k_rows, np.float32)
+                np.subtract(s1, n * (ch.centre - ch.offset), out=qc, casting="unsafe")
+                np.abs(qc, out=qc)
+                if not single:  # one channel: its norm goes into the bound's coefficient
+                    qc *= np.float32(self.norms[c])
+                    if c:
+                        q += qc
+            scale = self.t_total / n
+        else:
+            den = None
+            for c, ch in enumerate(channels):
+                S1, S2 = ch.sums((h, w), ch.offset != 0.0)
+                energy = S2[a:b, :W]  # raw window energy = s2 + 2 offset s1 + n offset^2
                 if ch.offset != 0.0:
                     energy = scratch.get("term", k_rows)
-                    np.multiply(s1, 2.0 * ch.offset, out=energy)
-                    energy += s2
+                    np.multiply(S1[a:b, :W], 2.0 * ch.offset, out=energy)
+                    energy += S2[a:b, :W]
                     energy += n * ch.offset * ch.offset
-                _add(den, energy, c)
-        if method == "ncc":
-            o[...] = xs
-        elif method == "ccorr_normed":
-            o[...] = xs
-            o += self.shift
-        else:  # ssd, ssd_normed: s2c - 2 x + t_sq
+                if single:
+                    den = energy
+                else:
+                    den = scratch.get("den", k_rows) if den is None else den
+                    _add(den, energy, c)
+            scale = self.t_total
+        if method == "ssd" or method == "ssd_normed":  # energy - 2 x + t_sq
             np.multiply(xs, -2.0, out=o)
-            o += s2c_total
+            o += den
             o += self.t_sq
             np.maximum(o, 0.0, out=o)
-        if not self.normalised:
-            return
-        # scores = num / sqrt(scale den); their bound = E / sqrt(scale den)
-        scale = self.t_total / n if method == "ncc" else self.t_total
+            if method == "ssd":
+                return
+        if self.den_view:  # one channel's raw energy: the window sums themselves
+            self.den = channels[0].sums((h, w), False)[1][: self.out.shape[0], :W]
+        elif method != "ncc":
+            self.den[a:b] = den
+        # D = sqrt(scale den) in float32; scores num / D; bounds alpha + beta / D
         dd = scratch.get("dd", k_rows, np.float32)
         np.multiply(den, scale, out=dd, casting="unsafe")
-        np.maximum(dd, 0.0, out=dd)
+        np.maximum(dd, np.float32(1e-30), out=dd)  # degenerate windows: finite, flagged, settled later
         np.sqrt(dd, out=dd)
-        e = self.bound[a:b]
         coef = 2.0 if method == "ssd_normed" else 1.0
-        local, peak = model
-        np.multiply(root, np.float32(coef * local), out=e)
-        constant = coef * peak * sum(nm * ch.peak for nm, ch in zip(self.norms, channels))
-        if method == "ssd_normed":
-            constant += sum(ch.sum_errors(n)[1] for ch in channels)  # the numerator's window energy
-        e += np.float32(constant)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = coef * local + 4.0 * _EPS32
+        beta = coef * peak * sum(nm * pk for nm, pk in zip(self.norms, self.peaks))
+        e = self.bound[a:b]
+        if method == "ncc":
+            np.multiply(q, np.float32(local / root_n * (self.norms[0] if single else 1.0)), out=e)
+            e += np.float32(beta)
+        else:
+            if method == "ssd_normed":
+                beta += sum(ch.sum_errors(n)[1] for ch in channels)  # the numerator's window energy
+            e[...] = np.float32(beta)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             np.divide(e, dd, out=e)
-            np.divide(o, dd, out=o, casting="unsafe")
-        np.clip(o, 0.0 if method == "ssd_normed" else -1.0, 1.0, out=o)
-        return None
+            e += np.float32(alpha)
+            if self.err_den:  # the denominator's error: |score| err_den / (2 den) <= kappa / D^2
+                d2 = scratch.get("d2", k_rows, np.float32)
+                np.square(dd, out=d2)
+                np.divide(np.float32(self.err_den * scale / 2.0), d2, out=d2)
+                e += d2
+            if method == "ncc":
+                np.divide(xs, dd, out=dd)
+            elif method == "ccorr_normed":
+                np.divide(xs, dd, out=dd)
+            else:
+                np.divide(o, dd, out=dd, casting="unsafe")
+        np.clip(dd, 0.0 if method == "ssd_normed" else -1.0, 1.0, out=dd)
+        o[...] = dd
 
 
 def _add(total, term, c):
@@ -347,15 +430,15 @@ def _add(total, term, c):
         total += term
 
 
-def _check_global(p, out, job, model):
+def _check_global(p, out, job, model, extremes=None):
     """Non-normalised scores: one bound for the band, against the contract on its range.
 
     ssd windows within the bound of 0 (exact copies of the template, mostly)
     are recomputed by definition, so that they score 0 exactly.
     """
     n, method, local, peak = job.n, p.method, model[0], model[1]
-    e = sum(nm * ch.peak * (local * np.sqrt(n) + peak) for nm, ch in zip(job.norms, job.channels))
-    lo, hi, _, _ = cv2.minMaxLoc(out)
+    e = sum(nm * pk * (local * np.sqrt(n) + peak) for nm, pk in zip(job.norms, job.peaks))
+    lo, hi = extremes or cv2.minMaxLoc(out)[:2]
     if method == "ssd":
         e = 2.0 * e + sum(ch.sum_errors(n)[1] for ch in job.channels) + 8.0 * _EPS64 * hi
     elif method == "ccorr":
@@ -364,41 +447,34 @@ def _check_global(p, out, job, model):
         return False
     if method != "ssd" or lo > e:
         return True
-    ys, xs = np.nonzero(out <= e)
-    if ys.size > 256 + out.size * 2 // (n * len(job.channels)):
-        return False
-    rescore(p, out, ys, xs)
+    # Windows within the bound of 0 are recomputed when they are few (exact copies, mostly)
+    ys, xs = _sparse_where(out, e, lower=True)
+    if ys.size <= 256 + out.size * 2 // (n * len(job.channels)):
+        rescore(p, out, ys, xs)
     return True
 
 
-def _settle(p, scores, bound, den, channels, method, n, tolerance):
-    """Degenerate windows get their documented value; windows over the bound are recomputed."""
-    exact = all(ch.exact for ch in channels)
+def _denominator_error(channels, method, n):
+    """Bound on the error of the denominators (``n den`` for ncc, the window energy otherwise)."""
+    if all(ch.exact for ch in channels):
+        return 0.0
     errors = [(ch, ch.sum_errors(n)) for ch in channels]
-    if exact:
-        err_den = 0.0
-    elif method == "ncc":  # n s2 - s1^2 from sums of centred values
-        err_den = sum(n * e2 + 2.0 * n * ch.peak * e1 + 4.0 * _EPS64 * (n * ch.peak) ** 2 for ch, (e1, e2) in errors)
-    else:  # raw energy s2 + 2 g s1 + n g^2
-        err_den = sum(
-            e2 + 2.0 * abs(ch.offset) * e1 + 4.0 * _EPS64 * n * (ch.peak + abs(ch.offset)) ** 2
-            for ch, (e1, e2) in errors
-        )
-    limit = 256 + scores.size * 2 // (n * len(channels))
-    flagged = _flag(bound, den, err_den, tolerance)
-    # Near-perfect matches are recomputed too: an exact copy of the template scores exactly 1 (0 for ssd_normed).
-    if method == "ssd_normed":
-        flagged |= scores <= bound
-    else:
-        flagged |= scores >= 1.0 - bound
-    return _fix(p, scores, flagged, den, err_den, exact, channels, method, limit)
+    if method == "ncc":  # n s2 - s1^2 from sums of (plane - offset)
+        return sum(n * e2 + 2.0 * n * _sum_peak(ch) * e1 + 4.0 * _EPS64 * (n * _sum_peak(ch)) ** 2 for ch, (e1, e2) in errors)
+    # raw energy s2 + 2 offset s1 + n offset^2
+    return sum(
+        e2 + 2.0 * abs(ch.offset) * e1 + 4.0 * _EPS64 * n * (_sum_peak(ch) + abs(ch.offset)) ** 2
+        for ch, (e1, e2) in errors
+    )
 
 
-def _flag(bound, den, err_den, tolerance):
-    flagged = ~(bound <= tolerance)  # NaN is flagged
-    if err_den:
-        flagged |= den * tolerance <= err_den  # |score| err_den / (2 den) > tolerance / 2
-    return flagged
+def _sum_peak(ch):
+    """The largest magnitude among the values a channel's window sums add up."""
+    return ch.magnitude if ch.offset == 0.0 else ch.peak
+
+
+def _flag(bound, tolerance):
+    return bound > tolerance
 
 
 def _fix(p, scores, flagged, den, err_den, exact, channels, method, limit):
