@@ -34,16 +34,20 @@ def correlate_direct(image, kernel):
     out_shape = (H - h + 1, W - w + 1)
     if h * w <= _OPENCV_DIRECT_TAPS:
         return _filter_valid(image, kernel, out_shape)
-    out = np.zeros(out_shape)
-    step = _OPENCV_DIRECT_TAPS
-    for r in range(h):
-        for c0 in range(0, w, step):
-            piece = kernel[r : r + 1, c0 : c0 + step]
+    # Pieces of < 50 taps: as many whole rows as fit, or column pieces of one row.
+    rows = max(1, _OPENCV_DIRECT_TAPS // w)
+    cols = w if rows > 1 else min(w, _OPENCV_DIRECT_TAPS)
+    out = None
+    for r in range(0, h, rows):
+        for c0 in range(0, w, cols):
+            piece = kernel[r : r + rows, c0 : c0 + cols]
             if not piece.any():
                 continue
-            src = image[r : r + out_shape[0], c0 : c0 + out_shape[1] + piece.shape[1] - 1]
-            out += _filter_valid(np.ascontiguousarray(src), piece, out_shape)
-    return out
+            ph, pw = piece.shape
+            src = image[r : r + out_shape[0] + ph - 1, c0 : c0 + out_shape[1] + pw - 1]
+            part = _filter_valid(np.ascontiguousarray(src), np.ascontiguousarray(piece), out_shape)
+            out = part.copy() if out is None else out.__iadd__(part)
+    return np.zeros(out_shape) if out is None else out
 
 
 def correlate_dft(image, kernel):

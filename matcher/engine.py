@@ -158,11 +158,11 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
             p, algo, out = problems[i], algorithms[i], results[i]
             band = replace(p, image=p.image[:, r0:band_end])
             rows = out.shape[0] - r0 if last else r1 - r0
-            if precision == "fast" and supported(p, algo):
-                # float32 correlations; False hands the band to the float64 path
+            if supported(p, algo, precision):
+                # float32 correlations (float64 for "exact"); False hands the band to the general path
                 in_place = band.out_shape[0] == rows
                 target = out[r0 : r0 + rows] if in_place else np.empty(band.out_shape)
-                if score_map_fast(band, algo, target, channels=fast_channels):
+                if score_map_fast(band, algo, target, channels=fast_channels, precision=precision):
                     if not in_place:
                         out[r0 : r0 + rows] = target[:rows]
                     continue

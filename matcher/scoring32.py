@@ -16,7 +16,7 @@ float64 path (:func:`score_map_fast` returns False).
 import cv2
 import numpy as np
 
-from .correlate import _OPENCV_DIRECT_TAPS, correlate_dft, correlate_direct
+from .correlate import _OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
 from .reference import rescore
 from .window_sums import window_extremes
 
@@ -34,24 +34,30 @@ _B = 48.0
 # The direct filter's error is local: below 6.4 eps32 * ||k|| * sqrt(window
 # energy) in the same measurements (kernels up to 11 x 11).
 _A_DIRECT = 20.0
-_CONTRACT = 1e-4  # of the score range: windows whose bound exceeds it are recomputed
+# Of the score range: windows whose bound exceeds it are recomputed. "fast"
+# promises 1e-4; "exact" promises 1e-9 and recomputes from 1e-10.
+_CONTRACT = {"fast": 1e-4, "exact": 1e-10}
 _DIRECT_SIDE = 11  # OpenCV's float32 filter2D sums directly up to 11 x 11
 _CHUNK = 1 << 17  # output values per chunk of rows
 _MIN_OUTPUTS = 1 << 16  # smaller maps are scored in float64
 _RANGE32 = 2.0**40  # centred magnitudes float32 handles with room for n * magnitude^2
 _NOMINAL_RANGE = {"ncc": 2.0, "ccorr_normed": 2.0, "ssd_normed": 1.0}
 _OPENCV_DEPTHS = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+_BLOCKED_DFT_SIDE = 256  # OpenCV's blocked DFT beats scipy's full grid up to here (see scoring.py)
 
 
-def supported(p, algorithm):
-    """Whether the float32 path should score problem ``p`` with ``algorithm`` as asked.
+def supported(p, algorithm, precision="fast"):
+    """Whether this path should score problem ``p`` with ``algorithm`` as asked.
 
-    Small maps stay on the float64 path: they are cheap there, and exact to
-    the last bits.
+    Small maps stay on the general path: they are cheap there. "fast" needs
+    an algorithm OpenCV's float32 functions honour (the direct filter sums
+    directly up to 11 x 11); "exact" needs an image of small integers.
     """
     _, h, w = p.template.shape
     if p.weights is not None or p.out_shape[0] * p.out_shape[1] < _MIN_OUTPUTS:
         return False
+    if precision == "exact":
+        return p.integer_valued and p.image.dtype.itemsize <= 2
     return algorithm == "fft" or max(h, w) <= _DIRECT_SIDE
 
 
@@ -146,49 +152,61 @@ class _Scratch:
         return self._bufs[key][:k]
 
 
-def score_map_fast(p, algorithm, out, *, channels=None):
-    """Score problem ``p`` (an image band) into ``out``; False if the float64 path must do it.
+def score_map_fast(p, algorithm, out, *, channels=None, precision="fast"):
+    """Score problem ``p`` (an image band) into ``out``; False if the other path must do it.
 
     ``out`` is a float64 array of ``p.out_shape``. ``channels`` is a dict
     that keeps the per-channel work on this band for the next template.
+    ``precision="exact"`` correlates and assembles in float64, on images of
+    small integers only (whose window sums are exact).
     """
     C, h, w = p.template.shape
     cache = {} if channels is None else channels
     for c in range(C):
         if c not in cache:
             cache[c] = _Channel(c, p.image[c], p.integer_valued)
-    job = _Assembly(p, [cache[c] for c in range(C)], out)
-    if not job.feasible:
+    exact = precision == "exact"
+    job = _Assembly(p, [cache[c] for c in range(C)], out, np.float64 if exact else np.float32)
+    if not job.feasible or (exact and not all(ch.exact for ch in job.channels)):
         return False
     if job.constant is not None:
         out[...] = job.constant
         return True
-    x = job.correlate32(algorithm == "direct")
+    contract = _CONTRACT[precision]
+    if exact:
+        x, model = job.correlate64(0, out.shape[0], algorithm)
+    else:
+        x = job.correlate32(algorithm == "direct")
+        model = (_A_DIRECT * _EPS32, 0.0) if algorithm == "direct" else (_A * _EPS32, _B * _EPS32)
     rows = max(1, min(out.shape[0], _CHUNK // max(out.shape[1], 1)))
     scratch = _Scratch(rows, out.shape[1])
     chunks = [(a, min(out.shape[0], a + rows)) for a in range(0, out.shape[0], rows)]
-    model32 = (_A_DIRECT * _EPS32, 0.0) if algorithm == "direct" else (_A * _EPS32, _B * _EPS32)
+    model32 = model
     if p.method in ("ccorr", "ccoeff"):  # the centred correlation (plus the centre's share for ccorr)
         lo, hi, _, _ = cv2.minMaxLoc(x)
         np.copyto(out, x)
-        return _check_global(p, out, job, model32, (lo, hi))
+        return _check_global(p, out, job, model32, contract, (lo, hi))
     for a, b in chunks:
         job.chunk(a, b, x[a:b], model32, scratch)
     if not job.normalised:
-        return _check_global(p, out, job, model32)
+        return _check_global(p, out, job, model32, contract)
     # Windows whose bound exceeds the tolerance are settled (strips refined in
     # float64, degenerate windows set, the rest recomputed by definition);
     # then every score is within the tolerance, the map's range is known to
     # that precision, and the tolerance follows it (1e-4 of the range).
-    limits = (16 + 2 * rows * out.shape[1] // (job.n * C), 256 + out.size * 2 // (job.n * C))
-    tolerance = _CONTRACT * _range(out, p.method)  # a first estimate; the loop checks it
+    # Recomputing a window by definition costs ~5 ns per value; a float64
+    # strip ~15 ns per position; the general path ~60 ns ("fast") to ~200 ns
+    # ("exact") per position and channel.
+    per_window = job.n * C
+    limits = (16 + 2 * rows * out.shape[1] // per_window, 256 + (32 if exact else 8) * out.size // per_window)
+    tolerance = contract * _range(out, p.method)  # a first estimate; the loop checks it
     while True:
-        settled = _resolve(job, chunks, scratch, tolerance, limits)
+        settled = _resolve(job, chunks, scratch, tolerance, limits, algorithm)
         if settled is None:
             return False
         if not settled:  # nothing changed: the range is the one the tolerance came from
             break
-        tighter = _CONTRACT * _range(out, p.method)
+        tighter = contract * _range(out, p.method)
         if tighter >= 0.75 * tolerance:
             break
         tolerance = tighter
@@ -224,7 +242,7 @@ def _sparse_where(scores, limit, lower, positions=True):
     return rows[ry], xs
 
 
-def _resolve(job, chunks, scratch, tolerance, limits):
+def _resolve(job, chunks, scratch, tolerance, limits, algorithm):
     """Settle every window whose bound exceeds ``tolerance``.
 
     Returns how many windows changed, or None if too many remain to recompute one by one.
@@ -232,7 +250,7 @@ def _resolve(job, chunks, scratch, tolerance, limits):
     refine = [job.bound[a:b].size - np.count_nonzero(job.bound[a:b] <= tolerance) > limits[0] for a, b in chunks]
     strips = _strips(chunks, refine)
     for a, b in strips:
-        x64, model64 = job.correlate64(a, b)
+        x64, model64 = job.correlate64(a, b, algorithm)
         for a2, b2 in chunks:
             if a <= a2 < b:
                 job.chunk(a2, b2, x64[a2 - a : b2 - a], model64, scratch)
@@ -270,8 +288,9 @@ def _strips(chunks, refine):
 class _Assembly:
     """One problem on one band: the template's constants and the row-chunk assembly of the scores."""
 
-    def __init__(self, p, channels, out):
-        self.p, self.channels, self.out = p, channels, out
+    def __init__(self, p, channels, out, work):
+        self.p, self.channels, self.out, self.work = p, channels, out, work
+        self.eps = float(np.finfo(work).eps)
         method = p.method
         C, h, w = p.template.shape
         self.n = n = h * w
@@ -301,7 +320,7 @@ class _Assembly:
         self.t_sq = float(sum((k * k).sum() for k in self.kernels)) if method in ("ssd", "ssd_normed") else 0.0
         largest = n * sum((ch.peak + abs(ch.centre)) ** 2 for ch in channels) * max(self.t_total, 1.0)
         self.feasible = self.feasible and largest < 1e30
-        self.bound = np.empty(out.shape, np.float32) if self.normalised else None
+        self.bound = np.empty(out.shape, work) if self.normalised else None
         # one channel's raw energy is the window sums themselves: no copy
         self.err_den = _denominator_error(channels, method, n) if self.normalised else 0.0
         self.den_view = C == 1 and method in ("ccorr_normed", "ssd_normed") and channels[0].offset == 0.0
@@ -314,17 +333,31 @@ class _Assembly:
             x += ch.correlate(k, out_shape, direct, self.centred)
         return x
 
-    def correlate64(self, a, b):
-        """Float64 correlation for output rows a:b, and its error model (coefficients of the bound)."""
+    def correlate64(self, a, b, algorithm):
+        """Float64 correlation for output rows a:b, and its error model (coefficients of the bound).
+
+        ``algorithm`` is obeyed: "direct" sums products (OpenCV's filter in
+        pieces of < 50 taps), "fft" uses OpenCV's blocked DFT for kernels of
+        50 taps up to 256 px a side, scipy's FFT otherwise.
+        """
         _, h, w = self.p.template.shape
-        x, taps = None, h * w
+        taps = h * w
+        x = None
         for ch, k in zip(self.channels, self.kernels):
             centre = ch.centre if self.centred else 0.0
             strip = np.subtract(self.p.image[ch.index, a : b + h - 1], centre, dtype=np.float64)
-            xc = correlate_direct(strip, k) if taps <= _OPENCV_DIRECT_TAPS else correlate_dft(strip, k)
+            if algorithm == "direct":
+                xc = correlate_direct(strip, k)
+            elif taps > _OPENCV_DIRECT_TAPS and max(h, w) <= _BLOCKED_DFT_SIDE:
+                xc = correlate_dft(strip, k)
+            else:
+                xc = FFTCorrelator(strip, workers=1)(k)
             x = xc if x is None else x + xc
-        grid = float((b - a + h - 1) * self.out.shape[1])
-        return x, (0.0, _EPS64 * max(4.0 * np.log2(max(grid, 2.0)), 2.0 * taps, 64.0))
+        if algorithm == "direct":  # taps products summed: taps eps |k| |c| <= taps^1.5 eps ||k|| max|c|
+            factor = taps * np.sqrt(taps) + 64.0
+        else:  # the transforms' error grows with log2 of the grid, relative to the image's magnitude
+            factor = 4.0 * np.log2(max(float((b - a + h - 1) * (self.out.shape[1] + w - 1)), 2.0)) + 64.0
+        return x, (0.0, _EPS64 * factor)
 
     def chunk(self, a, b, xs, model, scratch):
         """Assemble output rows a:b (scores, bounds, denominators) from correlation rows ``xs``.
@@ -343,7 +376,7 @@ class _Assembly:
         single = len(channels) == 1
         if method == "ncc":
             den = self.den[a:b]
-            q = scratch.get("q", k_rows, np.float32)  # sum over channels of ||k_c|| |window sum of c_c|
+            q = scratch.get("q", k_rows, self.work)  # sum over channels of ||k_c|| |window sum of c_c|
             for c, ch in enumerate(channels):
                 S1, S2 = ch.sums((h, w), True)
                 s1, s2 = S1[a:b, :W], S2[a:b, :W]
@@ -354,11 +387,11 @@ class _Assembly:
                 part -= term  # n den_c = n s2 - s1^2: shift invariant, exact for exact integers
                 if c:
                     den += part
-                qc = q if c == 0 else scratch.get("r", k_rows, np.float32)
+                qc = q if c == 0 else scratch.get("r", k_rows, self.work)
                 np.subtract(s1, n * (ch.centre - ch.offset), out=qc, casting="unsafe")
                 np.abs(qc, out=qc)
                 if not single:  # one channel: its norm goes into the bound's coefficient
-                    qc *= np.float32(self.norms[c])
+                    qc *= self.norms[c]
                     if c:
                         q += qc
             scale = self.t_total / n
@@ -390,28 +423,28 @@ class _Assembly:
         elif method != "ncc":
             self.den[a:b] = den
         # D = sqrt(scale den) in float32; scores num / D; bounds alpha + beta / D
-        dd = scratch.get("dd", k_rows, np.float32)
+        dd = scratch.get("dd", k_rows, self.work)
         np.multiply(den, scale, out=dd, casting="unsafe")
-        np.maximum(dd, np.float32(1e-30), out=dd)  # degenerate windows: finite, flagged, settled later
+        np.maximum(dd, 1e-30, out=dd)  # degenerate windows: finite, flagged, settled later
         np.sqrt(dd, out=dd)
         coef = 2.0 if method == "ssd_normed" else 1.0
-        alpha = coef * local + 4.0 * _EPS32
+        alpha = coef * local + 4.0 * self.eps  # and the arithmetic of the assembly
         beta = coef * peak * sum(nm * pk for nm, pk in zip(self.norms, self.peaks))
         e = self.bound[a:b]
         if method == "ncc":
-            np.multiply(q, np.float32(local / root_n * (self.norms[0] if single else 1.0)), out=e)
-            e += np.float32(beta)
+            np.multiply(q, local / root_n * (self.norms[0] if single else 1.0), out=e)
+            e += beta
         else:
             if method == "ssd_normed":
                 beta += sum(ch.sum_errors(n)[1] for ch in channels)  # the numerator's window energy
-            e[...] = np.float32(beta)
+            e[...] = beta
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             np.divide(e, dd, out=e)
-            e += np.float32(alpha)
+            e += alpha
             if self.err_den:  # the denominator's error: |score| err_den / (2 den) <= kappa / D^2
-                d2 = scratch.get("d2", k_rows, np.float32)
+                d2 = scratch.get("d2", k_rows, self.work)
                 np.square(dd, out=d2)
-                np.divide(np.float32(self.err_den * scale / 2.0), d2, out=d2)
+                np.divide(self.err_den * scale / 2.0, d2, out=d2)
                 e += d2
             if method == "ncc":
                 np.divide(xs, dd, out=dd)
@@ -430,7 +463,7 @@ def _add(total, term, c):
         total += term
 
 
-def _check_global(p, out, job, model, extremes=None):
+def _check_global(p, out, job, model, contract, extremes=None):
     """Non-normalised scores: one bound for the band, against the contract on its range.
 
     ssd windows within the bound of 0 (exact copies of the template, mostly)
@@ -443,7 +476,7 @@ def _check_global(p, out, job, model, extremes=None):
         e = 2.0 * e + sum(ch.sum_errors(n)[1] for ch in job.channels) + 8.0 * _EPS64 * hi
     elif method == "ccorr":
         e += 4.0 * _EPS64 * max(abs(lo), abs(hi))
-    if e > _CONTRACT * (hi - lo):
+    if e > contract * (hi - lo):
         return False
     if method != "ssd" or lo > e:
         return True
