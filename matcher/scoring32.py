@@ -51,13 +51,13 @@ def supported(p, algorithm, precision="fast"):
 
     Small maps stay on the general path: they are cheap there. "fast" needs
     an algorithm OpenCV's float32 functions honour (the direct filter sums
-    directly up to 11 x 11); "exact" needs an image of small integers.
+    directly up to 11 x 11); "exact" normalised scores need small integers.
     """
     _, h, w = p.template.shape
     if p.weights is not None or p.out_shape[0] * p.out_shape[1] < _MIN_OUTPUTS:
         return False
-    if precision == "exact":
-        return p.integer_valued and p.image.dtype.itemsize <= 2
+    if precision == "exact":  # normalised scores need exact window sums (small integers)
+        return p.method in ("ssd", "ccorr", "ccoeff") or (p.integer_valued and p.image.dtype.itemsize <= 2)
     return algorithm == "fft" or max(h, w) <= _DIRECT_SIDE
 
 
@@ -157,8 +157,8 @@ def score_map_fast(p, algorithm, out, *, channels=None, precision="fast"):
 
     ``out`` is a float64 array of ``p.out_shape``. ``channels`` is a dict
     that keeps the per-channel work on this band for the next template.
-    ``precision="exact"`` correlates and assembles in float64, on images of
-    small integers only (whose window sums are exact).
+    ``precision="exact"`` correlates and assembles in float64; normalised
+    scores only on images of small integers (whose window sums are exact).
     """
     C, h, w = p.template.shape
     cache = {} if channels is None else channels
@@ -167,7 +167,7 @@ def score_map_fast(p, algorithm, out, *, channels=None, precision="fast"):
             cache[c] = _Channel(c, p.image[c], p.integer_valued)
     exact = precision == "exact"
     job = _Assembly(p, [cache[c] for c in range(C)], out, np.float64 if exact else np.float32)
-    if not job.feasible or (exact and not all(ch.exact for ch in job.channels)):
+    if not job.feasible or (exact and job.normalised and not all(ch.exact for ch in job.channels)):
         return False
     if job.constant is not None:
         out[...] = job.constant
@@ -194,11 +194,12 @@ def score_map_fast(p, algorithm, out, *, channels=None, precision="fast"):
     # float64, degenerate windows set, the rest recomputed by definition);
     # then every score is within the tolerance, the map's range is known to
     # that precision, and the tolerance follows it (1e-4 of the range).
-    # Recomputing a window by definition costs ~5 ns per value; a float64
-    # strip ~15 ns per position; the general path ~60 ns ("fast") to ~200 ns
-    # ("exact") per position and channel.
+    # Recomputing a window by definition costs 5-20 ns per value; a float64
+    # strip ~15 ns per position (none in "exact": already float64); the
+    # general path ~40 ns ("fast") to ~80 ns ("exact") per position and channel.
     per_window = job.n * C
-    limits = (16 + 2 * rows * out.shape[1] // per_window, 256 + (32 if exact else 8) * out.size // per_window)
+    limits = (1 << 62 if exact else 16 + 2 * rows * out.shape[1] // per_window,
+              256 + (4 if exact else 2) * out.size // per_window)
     tolerance = contract * _range(out, p.method)  # a first estimate; the loop checks it
     while True:
         settled = _resolve(job, chunks, scratch, tolerance, limits, algorithm)
