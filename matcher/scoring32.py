@@ -26,20 +26,22 @@ _EXACT = 2.0**52
 # Error bound of OpenCV's float32 correlation (direct or blocked DFT) of an
 # image c with a kernel k, per output: eps32 * ||k|| * (A * sqrt(sum of c^2
 # over the window) + B * max|c|). Measured maxima on photographs, random,
-# spiky, flat and DC-offset images (3-512 px kernels) stay below 4.5 of
-# eps32 * ||k|| * (sqrt(window energy) + 4 max|c|); A and B leave 2.7x of
-# margin, which also covers rounding the kernel and the image to float32.
-_A = 12.0
-_B = 48.0
-# The direct filter's error is local: below 6.4 eps32 * ||k|| * sqrt(window
-# energy) in the same measurements (kernels up to 11 x 11).
-_A_DIRECT = 20.0
+# spiky, flat and DC-offset images, centred or raw (3-512 px kernels), reach
+# at most 0.47 of this bound (tests/test_scoring32.py pins 0.5): a margin of
+# 2x, which also covers rounding the kernel and the image to float32.
+_A = 20.0
+_B = 64.0
+# The direct filter's error is local: at most 0.48 of eps32 * ||k|| * A_DIRECT
+# * sqrt(window energy) in the same measurements (kernels up to 11 x 11).
+_A_DIRECT = 32.0
 # Of the score range: windows whose bound exceeds it are recomputed. "fast"
 # promises 1e-4; "exact" promises 1e-9 and recomputes from 1e-10.
 _CONTRACT = {"fast": 1e-4, "exact": 1e-10}
 _DIRECT_SIDE = 11  # OpenCV's float32 filter2D sums directly up to 11 x 11
 _CHUNK = 1 << 17  # output values per chunk of rows
 _MIN_OUTPUTS = 1 << 16  # smaller maps are scored in float64
+_NEAR_PERFECT = 4096  # near-perfect windows recomputed beyond the usual limit (cheap: few values each)
+_SMALLEST = 1e-30  # squared denominators below this are treated as degenerate (float32 keeps ~1e-38)
 _RANGE32 = 2.0**40  # centred magnitudes float32 handles with room for n * magnitude^2
 _NOMINAL_RANGE = {"ncc": 2.0, "ccorr_normed": 2.0, "ssd_normed": 1.0}
 _OPENCV_DEPTHS = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
@@ -214,7 +216,7 @@ def score_map_fast(p, algorithm, out, *, channels=None, precision="fast"):
     # Near-perfect matches are recomputed too, when they are few: an exact
     # copy of the template then scores exactly 1 (0 for ssd_normed).
     ys, xs = _near_perfect(out, job.bound, p.method == "ssd_normed")
-    if 0 < ys.size <= limits[1] // 2:
+    if 0 < ys.size <= limits[1] + _NEAR_PERFECT:
         rescore(p, out, ys, xs)
     return True
 
@@ -312,6 +314,14 @@ class _Assembly:
                 self.constant = 0.0
             if method == "ssd_normed" and self.t_total == 0:
                 self.feasible = False  # rare; the float64 path has the zero-window logic
+        if method in ("ncc", "ccorr_normed") and self.t_total > 0:
+            # their scores do not change with the template's scale: a unit
+            # kernel keeps float32 far from underflow and overflow
+            unit = 1.0 / np.sqrt(self.t_total)
+            self.kernels = [k * unit for k in self.kernels]
+            self.t_total = 1.0
+        if method == "ssd_normed" and not 1e-20 < self.t_total < 1e20:
+            self.feasible = False  # float32 could underflow or overflow: the general path
         self.norms = [float(np.sqrt((k * k).sum())) for k in self.kernels]
         # ncc and ccoeff correlate the centred image with a zero-mean kernel (the
         # centre cancels, and float32 errors shrink with it); the others the raw
@@ -426,7 +436,9 @@ class _Assembly:
         # D = sqrt(scale den) in float32; scores num / D; bounds alpha + beta / D
         dd = scratch.get("dd", k_rows, self.work)
         np.multiply(den, scale, out=dd, casting="unsafe")
-        np.maximum(dd, 1e-30, out=dd)  # degenerate windows: finite, flagged, settled later
+        degenerate = scratch.get("small", k_rows, bool)
+        np.less(dd, _SMALLEST, out=degenerate)  # (near) zero denominators: flagged below, settled later
+        np.maximum(dd, _SMALLEST, out=dd)
         np.sqrt(dd, out=dd)
         coef = 2.0 if method == "ssd_normed" else 1.0
         alpha = coef * local + 4.0 * self.eps  # and the arithmetic of the assembly
@@ -453,6 +465,7 @@ class _Assembly:
                 np.divide(xs, dd, out=dd)
             else:
                 np.divide(o, dd, out=dd, casting="unsafe")
+        np.copyto(e, np.inf, where=degenerate)
         np.clip(dd, 0.0 if method == "ssd_normed" else -1.0, 1.0, out=dd)
         o[...] = dd
 
@@ -483,7 +496,7 @@ def _check_global(p, out, job, model, contract, extremes=None):
         return True
     # Windows within the bound of 0 are recomputed when they are few (exact copies, mostly)
     ys, xs = _sparse_where(out, e, lower=True)
-    if ys.size <= 256 + out.size * 2 // (n * len(job.channels)):
+    if ys.size <= _NEAR_PERFECT + out.size * 2 // (n * len(job.channels)):
         rescore(p, out, ys, xs)
     return True
 
