@@ -23,17 +23,20 @@ from .window_sums import window_extremes
 _EPS32 = float(np.finfo(np.float32).eps)
 _EPS64 = float(np.finfo(np.float64).eps)
 _EXACT = 2.0**52
-# Error bound of OpenCV's float32 correlation (direct or blocked DFT) of an
-# image c with a kernel k, per output: eps32 * ||k|| * (A * sqrt(sum of c^2
-# over the window) + B * max|c|). Measured maxima on photographs, random,
-# spiky, flat and DC-offset images, centred or raw (3-512 px kernels), reach
-# at most 0.47 of this bound (tests/test_scoring32.py pins 0.5): a margin of
-# 2x, which also covers rounding the kernel and the image to float32.
-_A = 20.0
-_B = 64.0
-# The direct filter's error is local: at most 0.48 of eps32 * ||k|| * A_DIRECT
-# * sqrt(window energy) in the same measurements (kernels up to 11 x 11).
-_A_DIRECT = 32.0
+# Error bound of OpenCV's float32 correlation of an image c with a kernel k,
+# per output: eps32 ||k|| (A sqrt(E) + B max|c|) through its blocked DFT,
+# eps32 ||k|| A_DIRECT sqrt(E) through its direct filter (up to 11 x 11), E
+# the sum of c^2 over the window. On photographs, random, spiky, flat (sky)
+# and DC-offset images with 3-64 px kernels, the measured error reaches at
+# most 4.3 eps32 ||k|| (sqrt(E) + 4 max|c|) and 4.5 eps32 ||k|| sqrt(E)
+# (direct) for the centred image with zero-mean kernels (ncc, ccoeff), and
+# 5.3 and 15.4 for the raw image with raw kernels (the other methods). The
+# constants leave a margin of 2 (tests/test_scoring32.py pins it), which
+# also covers rounding the kernel and the image to float32.
+_ERROR_MODEL = {  # plane: (A, B, A_DIRECT)
+    "centred": (9.0, 36.0, 10.0),
+    "raw": (11.0, 44.0, 32.0),
+}
 # Of the score range: windows whose bound exceeds it are recomputed. "fast"
 # promises 1e-4; "exact" promises 1e-9 and recomputes from 1e-10.
 _CONTRACT = {"fast": 1e-4, "exact": 1e-10}
@@ -63,9 +66,16 @@ def supported(p, algorithm, precision="fast"):
     return algorithm == "fft" or max(h, w) <= _DIRECT_SIDE
 
 
-def correlation_error_bound(kernel_norm, window_energy, peak):
-    """Bound on the error of one float32 correlation output (see the module's constants)."""
-    return _EPS32 * kernel_norm * (_A * np.sqrt(window_energy) + _B * peak)
+def correlation_error_bound(kernel_norm, window_energy, peak, *, plane="centred", direct=False):
+    """Bound on the error of one float32 correlation output (see ``_ERROR_MODEL``).
+
+    ``plane`` is "centred" (the image minus its mean, with a zero-mean kernel)
+    or "raw"; ``direct`` says OpenCV's direct filter computed it (else its DFT).
+    """
+    a, b, a_direct = _ERROR_MODEL[plane]
+    if direct:
+        return _EPS32 * kernel_norm * a_direct * np.sqrt(window_energy)
+    return _EPS32 * kernel_norm * (a * np.sqrt(window_energy) + b * peak)
 
 
 class _Channel:
@@ -147,11 +157,11 @@ class _Scratch:
         self.rows, self.cols = rows, cols
         self._bufs = {}
 
-    def get(self, name, k, dtype=np.float64):
+    def get(self, name, k, dtype=np.float64, width=None):
         key = (name, np.dtype(dtype))
         if key not in self._bufs:
             self._bufs[key] = np.empty((self.rows, self.cols), dtype)
-        return self._bufs[key][:k]
+        return self._bufs[key][:k, :width]
 
 
 def score_map_fast(p, algorithm, out, *, channels=None, precision="fast"):
@@ -179,7 +189,8 @@ def score_map_fast(p, algorithm, out, *, channels=None, precision="fast"):
         x, model = job.correlate64(0, out.shape[0], algorithm)
     else:
         x = job.correlate32(algorithm == "direct")
-        model = (_A_DIRECT * _EPS32, 0.0) if algorithm == "direct" else (_A * _EPS32, _B * _EPS32)
+        a, b, a_direct = _ERROR_MODEL["centred" if job.centred else "raw"]
+        model = (a_direct * _EPS32, 0.0) if algorithm == "direct" else (a * _EPS32, b * _EPS32)
     rows = max(1, min(out.shape[0], _CHUNK // max(out.shape[1], 1)))
     scratch = _Scratch(rows, out.shape[1])
     chunks = [(a, min(out.shape[0], a + rows)) for a in range(0, out.shape[0], rows)]
@@ -200,8 +211,7 @@ def score_map_fast(p, algorithm, out, *, channels=None, precision="fast"):
     # strip ~15 ns per position (none in "exact": already float64); the
     # general path ~40 ns ("fast") to ~80 ns ("exact") per position and channel.
     per_window = job.n * C
-    limits = (1 << 62 if exact else 16 + 2 * rows * out.shape[1] // per_window,
-              256 + (4 if exact else 2) * out.size // per_window)
+    limits = (None if exact else 1.0, 256 + (4 if exact else 2) * out.size // per_window)
     tolerance = contract * _range(out, p.method)  # a first estimate; the loop checks it
     while True:
         settled = _resolve(job, chunks, scratch, tolerance, limits, algorithm)
@@ -250,17 +260,29 @@ def _resolve(job, chunks, scratch, tolerance, limits, algorithm):
 
     Returns how many windows changed, or None if too many remain to recompute one by one.
     """
-    refine = [job.bound[a:b].size - np.count_nonzero(job.bound[a:b] <= tolerance) > limits[0] for a, b in chunks]
-    strips = _strips(chunks, refine)
-    for a, b in strips:
-        x64, model64 = job.correlate64(a, b, algorithm)
+    _, h, w = job.p.template.shape
+    boxes = []  # (first row, end row, first column, end column) of chunks worth a float64 correlation
+    if limits[0] is not None:
+        for a, b in chunks:
+            over = job.bound[a:b] > tolerance
+            count = np.count_nonzero(over)
+            if count <= 16:
+                continue
+            cols = np.flatnonzero(over.any(axis=0))
+            c0, c1 = int(cols[0]), int(cols[-1]) + 1
+            # one by one costs ~count * taps; a float64 rectangle ~its input area
+            if count * job.n > limits[0] * (b - a + h - 1) * (c1 - c0 + w - 1):
+                boxes.append((a, b, c0, c1))
+    strips = _strips(boxes)
+    for a, b, c0, c1 in strips:
+        x64, model64 = job.correlate64(a, b, algorithm, c0, c1)
         for a2, b2 in chunks:
             if a <= a2 < b:
-                job.chunk(a2, b2, x64[a2 - a : b2 - a], model64, scratch)
+                job.chunk(a2, b2, x64[a2 - a : b2 - a], model64, scratch, (c0, c1))
     flagged = _flag(job.bound, tolerance)
     count = int(np.count_nonzero(flagged))
     if count == 0:
-        return sum(b - a for a, b in strips)
+        return sum(b - a for a, b, _, _ in strips)
     exact = all(ch.exact for ch in job.channels)
     if not _fix(job.p, job.out, flagged, job.den, job.err_den, exact, job.channels, job.p.method, limits[1]):
         return None
@@ -275,16 +297,15 @@ def _range(scores, method):
     return min(max(hi - lo, 1e-12), _NOMINAL_RANGE[method])
 
 
-def _strips(chunks, refine):
-    """Merge consecutive chunks to refine into (first row, end row) strips."""
+def _strips(boxes):
+    """Merge the boxes of consecutive chunks into (first row, end row, first column, end column) strips."""
     strips = []
-    for (a, b), r in zip(chunks, refine):
-        if not r:
-            continue
+    for a, b, c0, c1 in boxes:
         if strips and strips[-1][1] == a:
-            strips[-1] = (strips[-1][0], b)
+            top, _, d0, d1 = strips[-1]
+            strips[-1] = (top, b, min(c0, d0), max(c1, d1))
         else:
-            strips.append((a, b))
+            strips.append((a, b, c0, c1))
     return strips
 
 
@@ -344,8 +365,8 @@ class _Assembly:
             x += ch.correlate(k, out_shape, direct, self.centred)
         return x
 
-    def correlate64(self, a, b, algorithm):
-        """Float64 correlation for output rows a:b, and its error model (coefficients of the bound).
+    def correlate64(self, a, b, algorithm, c0=0, c1=None):
+        """Float64 correlation for output rows a:b, columns c0:c1, and its error model (the bound's coefficients).
 
         ``algorithm`` is obeyed: "direct" sums products (OpenCV's filter in
         pieces of < 50 taps), "fft" uses OpenCV's blocked DFT for kernels of
@@ -356,7 +377,8 @@ class _Assembly:
         x = None
         for ch, k in zip(self.channels, self.kernels):
             centre = ch.centre if self.centred else 0.0
-            strip = np.subtract(self.p.image[ch.index, a : b + h - 1], centre, dtype=np.float64)
+            c1 = self.out.shape[1] if c1 is None else c1
+            strip = np.subtract(self.p.image[ch.index, a : b + h - 1, c0 : c1 + w - 1], centre, dtype=np.float64)
             if algorithm == "direct":
                 xc = correlate_direct(strip, k)
             elif taps > _OPENCV_DIRECT_TAPS and max(h, w) <= _BLOCKED_DFT_SIDE:
@@ -370,8 +392,8 @@ class _Assembly:
             factor = 4.0 * np.log2(max(float((b - a + h - 1) * (self.out.shape[1] + w - 1)), 2.0)) + 64.0
         return x, (0.0, _EPS64 * factor)
 
-    def chunk(self, a, b, xs, model, scratch):
-        """Assemble output rows a:b (scores, bounds, denominators) from correlation rows ``xs``.
+    def chunk(self, a, b, xs, model, scratch, cols=None):
+        """Assemble output rows a:b (columns ``cols = (c0, c1)``, default all) from correlation ``xs``.
 
         The bound of a normalised score ``num / D`` is ``E / D`` with ``E`` the
         correlation's bound (:func:`correlation_error_bound`); by Cauchy-Schwarz
@@ -380,25 +402,30 @@ class _Assembly:
         """
         method, n, channels = self.p.method, self.n, self.channels
         _, h, w = self.p.template.shape
-        k_rows, W = b - a, self.out.shape[1]
-        o = self.out[a:b]
+        c0, c1 = cols or (0, self.out.shape[1])
+        k_rows, width, W = b - a, c1 - c0, self.out.shape[1]
+        o = self.out[a:b, c0:c1]
         local, peak = model
+
+        def buf(name, dtype=np.float64):
+            return scratch.get(name, k_rows, dtype, width)
+
         root_n = float(np.sqrt(n))
         single = len(channels) == 1
         if method == "ncc":
-            den = self.den[a:b]
-            q = scratch.get("q", k_rows, self.work)  # sum over channels of ||k_c|| |window sum of c_c|
+            den = self.den[a:b, c0:c1]
+            q = buf("q", self.work)  # sum over channels of ||k_c|| |window sum of c_c|
             for c, ch in enumerate(channels):
                 S1, S2 = ch.sums((h, w), True)
-                s1, s2 = S1[a:b, :W], S2[a:b, :W]
-                part = den if c == 0 else scratch.get("tmp", k_rows)
-                term = scratch.get("term", k_rows)
+                s1, s2 = S1[a:b, c0:c1], S2[a:b, c0:c1]
+                part = den if c == 0 else buf("tmp")
+                term = buf("term")
                 np.multiply(s1, s1, out=term)
                 np.multiply(s2, float(n), out=part)
                 part -= term  # n den_c = n s2 - s1^2: shift invariant, exact for exact integers
                 if c:
                     den += part
-                qc = q if c == 0 else scratch.get("r", k_rows, self.work)
+                qc = q if c == 0 else buf("r", self.work)
                 np.subtract(s1, n * (ch.centre - ch.offset), out=qc, casting="unsafe")
                 np.abs(qc, out=qc)
                 if not single:  # one channel: its norm goes into the bound's coefficient
@@ -410,16 +437,16 @@ class _Assembly:
             den = None
             for c, ch in enumerate(channels):
                 S1, S2 = ch.sums((h, w), ch.offset != 0.0)
-                energy = S2[a:b, :W]  # raw window energy = s2 + 2 offset s1 + n offset^2
+                energy = S2[a:b, c0:c1]  # raw window energy = s2 + 2 offset s1 + n offset^2
                 if ch.offset != 0.0:
-                    energy = scratch.get("term", k_rows)
-                    np.multiply(S1[a:b, :W], 2.0 * ch.offset, out=energy)
-                    energy += S2[a:b, :W]
+                    energy = buf("term")
+                    np.multiply(S1[a:b, c0:c1], 2.0 * ch.offset, out=energy)
+                    energy += S2[a:b, c0:c1]
                     energy += n * ch.offset * ch.offset
                 if single:
                     den = energy
                 else:
-                    den = scratch.get("den", k_rows) if den is None else den
+                    den = buf("den") if den is None else den
                     _add(den, energy, c)
             scale = self.t_total
         if method == "ssd" or method == "ssd_normed":  # energy - 2 x + t_sq
@@ -432,18 +459,18 @@ class _Assembly:
         if self.den_view:  # one channel's raw energy: the window sums themselves
             self.den = channels[0].sums((h, w), False)[1][: self.out.shape[0], :W]
         elif method != "ncc":
-            self.den[a:b] = den
+            self.den[a:b, c0:c1] = den
         # D = sqrt(scale den) in float32; scores num / D; bounds alpha + beta / D
-        dd = scratch.get("dd", k_rows, self.work)
+        dd = buf("dd", self.work)
         np.multiply(den, scale, out=dd, casting="unsafe")
-        degenerate = scratch.get("small", k_rows, bool)
+        degenerate = buf("small", bool)
         np.less(dd, _SMALLEST, out=degenerate)  # (near) zero denominators: flagged below, settled later
         np.maximum(dd, _SMALLEST, out=dd)
         np.sqrt(dd, out=dd)
         coef = 2.0 if method == "ssd_normed" else 1.0
         alpha = coef * local + 4.0 * self.eps  # and the arithmetic of the assembly
         beta = coef * peak * sum(nm * pk for nm, pk in zip(self.norms, self.peaks))
-        e = self.bound[a:b]
+        e = self.bound[a:b, c0:c1]
         if method == "ncc":
             np.multiply(q, local / root_n * (self.norms[0] if single else 1.0), out=e)
             e += beta
@@ -455,7 +482,7 @@ class _Assembly:
             np.divide(e, dd, out=e)
             e += alpha
             if self.err_den:  # the denominator's error: |score| err_den / (2 den) <= kappa / D^2
-                d2 = scratch.get("d2", k_rows, self.work)
+                d2 = buf("d2", self.work)
                 np.square(dd, out=d2)
                 np.divide(self.err_den * scale / 2.0, d2, out=d2)
                 e += d2

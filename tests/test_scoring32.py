@@ -21,7 +21,7 @@ These tests check what that promises, through the engine:
   uncertain, or the path declining a band) still give correct maps;
 - documented values on degenerate windows and exact copies, exactly;
 - templates in tiny and huge units (ncc and ccorr_normed must not change);
-- the calibration of the error bound (``_A``, ``_B``, ``_A_DIRECT``) against
+- the calibration of the error bound (``_ERROR_MODEL``) against
   the actual error of OpenCV's float32 correlations, with a 2x margin;
 - properties (hypothesis): ncc invariant under a*image + b, convolve ==
   correlate with the flipped template; and match_templates == separate calls,
@@ -445,9 +445,8 @@ def test_direct_path_only_up_to_eleven_pixels(fast_calls):
 def test_inflated_error_model_still_gives_correct_maps(scene, algorithm, scale, monkeypatch, fast_calls):
     """Every window's bound is inflated (x1e3: most windows uncertain; x1e9: all of them): the module
     must refine, recompute or hand the band back, and the map must still be right."""
-    monkeypatch.setattr(scoring32, "_A", scoring32._A * scale)
-    monkeypatch.setattr(scoring32, "_B", scoring32._B * scale)
-    monkeypatch.setattr(scoring32, "_A_DIRECT", scoring32._A_DIRECT * scale)
+    inflated = {plane: tuple(c * scale for c in model) for plane, model in scoring32._ERROR_MODEL.items()}
+    monkeypatch.setattr(scoring32, "_ERROR_MODEL", inflated)
     image, template = scene_case(scene, algorithm)
     for method in METHODS:
         fast_calls.clear()
@@ -731,12 +730,15 @@ def test_error_bound_covers_opencv_float32_correlation(path, plane, image_kind, 
     c32, k32, truth, energy, norm, peak = _bound_inputs(plane, image_kind, kernel_kind, shape)
     if path == "dft":
         got = cv2.matchTemplate(c32, k32, cv2.TM_CCORR).astype(np.float64)
-        bound = EPS32 * norm * (scoring32._A * np.sqrt(energy) + scoring32._B * peak)
-        np.testing.assert_allclose(scoring32.correlation_error_bound(norm, energy, peak), bound, rtol=1e-12)
+        a, b, _ = scoring32._ERROR_MODEL[plane]
+        bound = EPS32 * norm * (a * np.sqrt(energy) + b * peak)
+        np.testing.assert_allclose(scoring32.correlation_error_bound(norm, energy, peak, plane=plane), bound, rtol=1e-12)
     else:
         full = cv2.filter2D(c32, cv2.CV_32F, k32, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
         got = full[: truth.shape[0], : truth.shape[1]].astype(np.float64)
-        bound = EPS32 * norm * scoring32._A_DIRECT * np.sqrt(energy)
+        bound = EPS32 * norm * scoring32._ERROR_MODEL[plane][2] * np.sqrt(energy)
+        np.testing.assert_allclose(scoring32.correlation_error_bound(norm, energy, peak, plane=plane, direct=True),
+                                   bound, rtol=1e-12)
     err = np.abs(got - truth)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(err > 0, err / bound, 0.0)
