@@ -13,6 +13,8 @@ documented value, and a band with too many such windows is handed back to the
 float64 path (:func:`score_map_fast` returns False).
 """
 
+import math
+
 import cv2
 import numpy as np
 
@@ -56,13 +58,13 @@ def supported(p, algorithm, precision="fast"):
 
     Small maps stay on the general path: they are cheap there. "fast" needs
     an algorithm OpenCV's float32 functions honour (the direct filter sums
-    directly up to 11 x 11); "exact" normalised scores need small integers.
+    directly up to 11 x 11); "exact" takes any algorithm.
     """
     _, h, w = p.template.shape
     if p.weights is not None or p.out_shape[0] * p.out_shape[1] < _MIN_OUTPUTS:
         return False
-    if precision == "exact":  # normalised scores need exact window sums (small integers)
-        return p.method in ("ssd", "ccorr", "ccoeff") or (p.integer_valued and p.image.dtype.itemsize <= 2)
+    if precision == "exact":
+        return True
     return algorithm == "fft" or max(h, w) <= _DIRECT_SIDE
 
 
@@ -99,6 +101,7 @@ class _Channel:
         # unless a large offset would dominate them, then of the centred ones.
         self.exact = small_integers
         self.offset = 0.0 if self.exact or self.magnitude <= 4.0 * self.peak else self.centre
+        self.split = False  # set for "exact" scores on data whose running sums are not exact
         self._sums = {}
 
     def exact_for(self, n):
@@ -109,13 +112,17 @@ class _Channel:
         """Full-band window sums of (plane - offset) (if ``first``) and of its square: (S1 or None, S2).
 
         Running sums (OpenCV box filters): exact for small integers, otherwise
-        with errors relative to a window's own values (:meth:`sum_errors`).
-        Only the last window shape is kept.
+        with errors relative to a window's own values (:meth:`sum_errors`), or,
+        with ``split`` set, far smaller ones (:func:`_split_sums`). Only the
+        last window shape is kept.
         """
         key = (shape, first)
         if key not in self._sums:
             h, w = shape
             src = self._src if self.offset == 0.0 else np.subtract(self._src, self.offset, dtype=np.float64)
+            if self.split:
+                self._sums = {key: _split_sums(np.asarray(src, dtype=np.float64), shape, _sum_peak(self), first)}
+                return self._sums[key]
             kw = dict(anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
             s1 = cv2.boxFilter(src, cv2.CV_64F, (w, h), **kw) if first else None
             if src.dtype == np.uint8 and h * w * 255**2 >= 2**31:
@@ -127,8 +134,11 @@ class _Channel:
         """Bounds on the errors of :meth:`sums` for an ``n``-pixel window: (sum, sum of squares)."""
         if self.exact:
             return 0.0, 0.0
-        steps = 2.0 * (self.plane.shape[0] + self.plane.shape[1] + 2) * _EPS64
         m = _sum_peak(self)
+        steps = 2.0 * (self.plane.shape[0] + self.plane.shape[1] + 2) * _EPS64
+        if self.split:  # running sums of remainders only, then one rounding of the total
+            tail1, tail2 = _split_tails(m, n)
+            return steps * n * tail1 + 2.0 * _EPS64 * n * m, (steps + 2.0 * _EPS64) * n * tail2 + 2.0 * _EPS64 * n * m * m
         return steps * n * m, steps * n * m * m
 
     def plane32(self, centred):
@@ -169,8 +179,8 @@ def score_map_fast(p, algorithm, out, *, channels=None, precision="fast"):
 
     ``out`` is a float64 array of ``p.out_shape``. ``channels`` is a dict
     that keeps the per-channel work on this band for the next template.
-    ``precision="exact"`` correlates and assembles in float64; normalised
-    scores only on images of small integers (whose window sums are exact).
+    ``precision="exact"`` correlates and assembles in float64, with window
+    sums exact for small integers and split (:func:`_split_sums`) otherwise.
     """
     C, h, w = p.template.shape
     cache = {} if channels is None else channels
@@ -178,8 +188,10 @@ def score_map_fast(p, algorithm, out, *, channels=None, precision="fast"):
         if c not in cache:
             cache[c] = _Channel(c, p.image[c], p.integer_valued)
     exact = precision == "exact"
+    for c in range(C):  # "exact": window sums as good as float64 allows (exact for small integers)
+        cache[c].split = exact and not cache[c].exact
     job = _Assembly(p, [cache[c] for c in range(C)], out, np.float64 if exact else np.float32)
-    if not job.feasible or (exact and job.normalised and not all(ch.exact for ch in job.channels)):
+    if not job.feasible:
         return False
     if job.constant is not None:
         out[...] = job.constant
@@ -545,6 +557,60 @@ def _denominator_error(channels, method, n):
 def _sum_peak(ch):
     """The largest magnitude among the values a channel's window sums add up."""
     return ch.magnitude if ch.offset == 0.0 else ch.peak
+
+
+def _split_tails(m, n):
+    """Scales of :func:`_split_sums` for values up to ``m`` and ``n``-pixel windows.
+
+    Returns the largest remainder summed for the sums (``tail1``) and the
+    largest remainder term summed for the sums of squares (``tail2``).
+    """
+    if m == 0:
+        return 0.0, 0.0
+    e = math.frexp(m)[1]  # m < 2**e
+    bits2 = max(1, int((52 - math.ceil(math.log2(max(n, 1)))) // 2) - 1)
+    q1, q2 = 2.0 ** (25 - e), 2.0 ** (bits2 - e)
+    return 0.5 / q1, (0.5 / q2) * (2.0 * m + 0.5 / q2)
+
+
+def _split_sums(v, shape, m, first):
+    """Window sums of ``v`` (if ``first``, else None) and of ``v**2``, float64, exact but for tiny remainders.
+
+    ``v`` is split into a multiple of a power of two, whose (scaled) box sums
+    are exact integers below 2**52, and a remainder, exact in float64 and at
+    most half that power of two; squares split as ``h**2 + r (v + h)``. Only
+    the remainders' running sums round (:meth:`_Channel.sum_errors`).
+    """
+    h, w = shape
+    n = h * w
+    kw = dict(anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    if m == 0:
+        return (np.zeros_like(v) if first else None), np.zeros_like(v)
+    e = math.frexp(m)[1]
+    bits2 = max(1, int((52 - math.ceil(math.log2(max(n, 1)))) // 2) - 1)
+    q1, q2 = 2.0 ** (25 - e), 2.0 ** (bits2 - e)
+    s1 = None
+    whole = np.multiply(v, q1)
+    if first:
+        np.rint(whole, out=whole)
+        s1 = cv2.boxFilter(whole, cv2.CV_64F, (w, h), **kw)
+        s1 /= q1
+        whole /= q1
+        np.subtract(v, whole, out=whole)  # exact: within half a step of v
+        s1 += cv2.boxFilter(whole, cv2.CV_64F, (w, h), **kw)
+        np.multiply(v, q2, out=whole)
+    else:
+        whole *= q2 / q1
+    np.rint(whole, out=whole)
+    part = np.divide(whole, q2)
+    np.square(whole, out=whole)
+    s2 = cv2.boxFilter(whole, cv2.CV_64F, (w, h), **kw)
+    s2 /= q2 * q2
+    np.subtract(v, part, out=whole)  # the remainder r, exact
+    part += v
+    whole *= part  # r (v + h)
+    s2 += cv2.boxFilter(whole, cv2.CV_64F, (w, h), **kw)
+    return s1, s2
 
 
 def _flag(bound, tolerance):
