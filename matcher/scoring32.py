@@ -188,8 +188,8 @@ def score_map_fast(p, algorithm, out, *, channels=None, precision="fast"):
         if c not in cache:
             cache[c] = _Channel(c, p.image[c], p.integer_valued)
     exact = precision == "exact"
-    for c in range(C):  # "exact": window sums as good as float64 allows (exact for small integers)
-        cache[c].split = exact and not cache[c].exact
+    for c in range(C):  # "exact" normalised scores: sums as good as float64 allows (exact for small integers)
+        cache[c].split = exact and p.method in _NOMINAL_RANGE and not cache[c].exact
     job = _Assembly(p, [cache[c] for c in range(C)], out, np.float64 if exact else np.float32)
     if not job.feasible:
         return False
