@@ -68,9 +68,13 @@ def window_scores(windows, template, weights, method):
             return np.where(denom > 0, np.minimum(ratio, 1.0), np.where(zero_pair, 0.0, 1.0))
         return np.where(denom > 0, np.clip(ratio, -1.0, 1.0), 0.0)
     # ccoeff and ncc: weighted means per channel, subtracted in a second pass.
-    sum_m = M.sum(axis=(2, 3), keepdims=True)
-    t_dev = M * (T - (M * T).sum(axis=(2, 3), keepdims=True) / sum_m)
-    w_dev = M * (windows - (M * windows).sum(axis=(2, 3), keepdims=True) / sum_m)
+    if weights is None:  # the same values with M = 1, without multiplying by it
+        t_dev = T - T.mean(axis=(2, 3), keepdims=True)
+        w_dev = windows - windows.mean(axis=(2, 3), keepdims=True)
+    else:
+        sum_m = M.sum(axis=(2, 3), keepdims=True)
+        t_dev = M * (T - (M * T).sum(axis=(2, 3), keepdims=True) / sum_m)
+        w_dev = M * (windows - (M * windows).sum(axis=(2, 3), keepdims=True) / sum_m)
     num = (t_dev * w_dev).sum(axis=axes)
     if method == "ccoeff":
         return num
@@ -124,6 +128,8 @@ def used_extremes(windows, used):
     A window is flat exactly when its minimum equals its maximum there, so the
     test is exact; a variance computed from sums never is.
     """
+    if np.all(used):
+        return windows.min(axis=(2, 3)), windows.max(axis=(2, 3))
     lo = np.where(used, windows, np.inf).min(axis=(2, 3))
     hi = np.where(used, windows, -np.inf).max(axis=(2, 3))
     return lo, hi
