@@ -1,21 +1,27 @@
 """The matching engine: every window's score, exact and guarded.
 
-Scores are assembled from three kinds of pieces, all in float64:
+Scores are assembled from three kinds of pieces:
 
 - one correlation of the image with a template-derived kernel (direct or
-  FFT, :mod:`matcher.correlate`), plus two more with the weights for a mask;
-- window sums of the image and of its square (box filters, :mod:`matcher.window_sums`);
+  FFT), plus two more with the weights for a mask;
+- window sums of the image and of its square (box filters);
 - exact window minima and maxima, which say where a window is flat or zero.
 
-The image is centred first (its mean subtracted; rounded to an integer for
-integer data so that sums stay exact): the scores do not change, but the
-rounding errors no longer grow with a large DC offset, which is what breaks
-OpenCV's float32 path. Every score also gets a bound on its rounding error;
-the few windows whose bound exceeds the precision's tolerance (near-flat
-windows, mostly) are recomputed by definition with
-:func:`matcher.reference.window_scores`. Hence ``precision="exact"`` agrees
-with the float64 reference to ~1e-10 on every input, and never returns a
-score for a flat window other than its documented value.
+Two assemblies share that plan. Maps of 65536 positions and more without a
+mask go through :mod:`matcher.scoring32`: for ``precision="fast"`` the
+correlation runs in float32 through OpenCV, for ``"exact"`` in float64; the
+scores are assembled in cache-sized row chunks. Masks and small maps go
+through :mod:`matcher.scoring` (float64 throughout), which is also where a
+band goes when the first cannot vouch for it. Either way the image is centred
+where that helps (its mean subtracted; an integer for integer data so that
+sums stay exact), so errors do not grow with a large DC offset, which is what
+breaks OpenCV's float32 path. Every score gets a bound on its rounding
+error; the windows whose bound exceeds the precision's tolerance are
+recomputed (in float64, or by definition with
+:func:`matcher.reference.window_scores`). Hence ``precision="exact"`` agrees
+with the float64 reference to 1e-9 of the score range on every input,
+``"fast"`` to 1e-4, and neither returns a score for a flat window other than
+its documented value.
 """
 
 import os
@@ -75,8 +81,8 @@ def match_template(image, template, method="ncc", *, mask=None, mode="correlate"
         ``"convolve"`` flips the template (and mask) by 180 degrees first.
     precision : {"fast", "exact"}, keyword-only
         Error tolerance against the float64 reference: 1e-4 ("fast") or 1e-9
-        ("exact") of the score range. Both are float64 today; "fast" tolerates
-        more before recomputing a window by definition.
+        ("exact") of the score range. "fast" correlates in float32 where its
+        error bound allows (large maps without a mask), "exact" in float64.
     algorithm : {"auto", "direct", "fft"}, keyword-only
         How to compute the correlations; ``"auto"`` asks :func:`matcher.choose_algorithm`.
 

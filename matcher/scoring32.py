@@ -1,16 +1,22 @@
-"""Scores from float32 correlations: ``precision="fast"`` without a mask (private).
+"""Large unmasked score maps: OpenCV correlations and row-chunk assembly (private).
 
-The correlation, which costs the most, runs in float32 through OpenCV: its
-direct filter for kernels up to 11 x 11 (``algorithm="direct"``), its blocked
-DFT (``cv2.matchTemplate`` with ``TM_CCORR``) above (``"fft"``). Window sums
-come from float64 integral images, exact for integer data. The scores are
-assembled in row chunks that stay in cache, with preallocated buffers.
+``precision="fast"``: the correlation, which costs the most, runs in float32
+through OpenCV: its direct filter for kernels up to 11 x 11
+(``algorithm="direct"``), its blocked DFT (``cv2.matchTemplate`` with
+``TM_CCORR``) above (``"fft"``). ``"exact"``: in float64 (OpenCV's direct
+filter or blocked DFT, or scipy's FFT), as the algorithm asks. Window sums come
+from OpenCV's box filters, exact for small integers; for ``"exact"``
+normalised scores on other data, from split values (:func:`_split_sums`).
+The scores are assembled in row chunks that stay in cache, with reused buffers.
 
-Every window's score gets a bound on its error (:func:`correlation_error_bound`);
-windows whose bound exceeds half the fast contract (``1e-4`` of the score
-range) are recomputed by definition, flat (or zero) windows get their
-documented value, and a band with too many such windows is handed back to the
-float64 path (:func:`score_map_fast` returns False).
+Every window's score gets a bound on its error (:data:`_ERROR_MODEL`,
+:func:`correlation_error_bound`); windows whose bound exceeds the contract
+(1e-4 of the score range for "fast", 1e-10 for "exact") are settled: chunks
+with many of them get a float64 correlation over the columns that hold them,
+flat (or zero) windows get their documented value, the rest are recomputed
+by definition; a band with too many goes back to :mod:`matcher.scoring`
+(:func:`score_map_fast` returns False). The tolerance follows the map's
+range, re-estimated until it holds.
 """
 
 import math
