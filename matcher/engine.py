@@ -8,7 +8,7 @@ Scores are assembled from three kinds of pieces:
 - exact window minima and maxima, which say where a window is flat or zero.
 
 Two assemblies share that plan. Maps of 65536 positions and more without a
-mask go through :mod:`matcher.scoring32`: for ``precision="fast"`` the
+mask go through :mod:`matcher.large_maps`: for ``precision="fast"`` the
 correlation runs in float32 through OpenCV, for ``"exact"`` in float64; the
 scores are assembled in cache-sized row chunks. Masks and small maps go
 through :mod:`matcher.scoring` (float64 throughout), which is also where a
@@ -34,7 +34,7 @@ from ._inputs import PRECISIONS, check_choice, prepare, prepare_image
 from .choose import resolve_algorithm
 from .errors import MatcherError
 from .scoring import ImageSide, score_map
-from .scoring32 import score_map_fast, supported
+from .large_maps import score_large_map, supported
 
 __all__ = ["match_template", "match_templates", "set_num_threads"]
 
@@ -168,7 +168,7 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
                 # float32 correlations (float64 for "exact"); False hands the band to the general path
                 in_place = band.out_shape[0] == rows
                 target = out[r0 : r0 + rows] if in_place else np.empty(band.out_shape)
-                if score_map_fast(band, algo, target, channels=fast_channels, precision=precision):
+                if score_large_map(band, algo, target, channels=fast_channels, precision=precision):
                     if not in_place:
                         out[r0 : r0 + rows] = target[:rows]
                     continue

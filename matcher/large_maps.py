@@ -15,7 +15,7 @@ Every window's score gets a bound on its error (:data:`_ERROR_MODEL`,
 with many of them get a float64 correlation over the columns that hold them,
 flat (or zero) windows get their documented value, the rest are recomputed
 by definition; a band with too many goes back to :mod:`matcher.scoring`
-(:func:`score_map_fast` returns False). The tolerance follows the map's
+(:func:`score_large_map` returns False). The tolerance follows the map's
 range, re-estimated until it holds.
 """
 
@@ -39,7 +39,7 @@ _EXACT = 2.0**52
 # most 4.3 eps32 ||k|| (sqrt(E) + 4 max|c|) and 4.5 eps32 ||k|| sqrt(E)
 # (direct) for the centred image with zero-mean kernels (ncc, ccoeff), and
 # 5.3 and 15.4 for the raw image with raw kernels (the other methods). The
-# constants leave a margin of 2 (tests/test_scoring32.py pins it), which
+# constants leave a margin of 2 (tests/test_large_maps.py pins it), which
 # also covers rounding the kernel and the image to float32.
 _ERROR_MODEL = {  # plane: (A, B, A_DIRECT)
     "centred": (9.0, 36.0, 10.0),
@@ -180,7 +180,7 @@ class _Scratch:
         return self._bufs[key][:k, :width]
 
 
-def score_map_fast(p, algorithm, out, *, channels=None, precision="fast"):
+def score_large_map(p, algorithm, out, *, channels=None, precision="fast"):
     """Score problem ``p`` (an image band) into ``out``; False if the other path must do it.
 
     ``out`` is a float64 array of ``p.out_shape``. ``channels`` is a dict

@@ -1,7 +1,7 @@
 """Assembling every window's score from correlations and window sums, in float64 (private).
 
 This is the general path: masks, maps under 65536 positions, and the bands
-:mod:`matcher.scoring32` (the large unmasked maps) hands back.
+:mod:`matcher.large_maps` (the large unmasked maps) hands back.
 
 :class:`ImageSide` holds the work on one image (band) that every template
 shares: the centred channels, their FFT spectra, window sums and extremes.

@@ -1,7 +1,7 @@
-"""The float32 path of ``precision="fast"`` (matcher/scoring32.py), against independent oracles.
+"""The float32 path of ``precision="fast"`` (matcher/large_maps.py), against independent oracles.
 
 ``match_template(..., precision="fast")`` without a mask scores maps of at
-least ``scoring32._MIN_OUTPUTS`` positions with float32 correlations (OpenCV's
+least ``large_maps._MIN_OUTPUTS`` positions with float32 correlations (OpenCV's
 direct filter up to 11 x 11, its blocked DFT above), a per-window error bound,
 and recomputation by definition of the windows the bound cannot vouch for.
 These tests check what that promises, through the engine:
@@ -15,7 +15,7 @@ These tests check what that promises, through the engine:
   float64 path (matcher/scoring.py, tested against the reference in
   test_engine.py) where the reference would be too slow;
 - that the float32 path really scores the typical cases (a spy on
-  ``matcher.engine.score_map_fast``) and is not used for small maps, masks or
+  ``matcher.engine.score_large_map``) and is not used for small maps, masks or
   ``precision="exact"``;
 - forced fallbacks (error model constants inflated so that every window is
   uncertain, or the path declining a band) still give correct maps;
@@ -47,7 +47,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import matcher
 import matcher.engine as engine
-import matcher.scoring32 as scoring32
+import matcher.large_maps as large_maps
 from matcher import METHODS, match_template, match_template_reference
 
 REL_FAST = 1e-4
@@ -137,11 +137,11 @@ def window_extremes(image, shape):
 def fast_calls(monkeypatch):
     """Spy on the engine's calls of the float32 path: a list of (algorithm, out_shape, returned).
 
-    Only calls for precision "fast" are listed: the engine also enters ``score_map_fast`` with
+    Only calls for precision "fast" are listed: the engine also enters ``score_large_map`` with
     ``precision="exact"`` (float64 correlations).
     """
     calls = []
-    original = engine.score_map_fast
+    original = engine.score_large_map
 
     def spy(p, algorithm, out, **kwargs):
         result = original(p, algorithm, out, **kwargs)
@@ -149,7 +149,7 @@ def fast_calls(monkeypatch):
             calls.append((algorithm, tuple(out.shape), result))
         return result
 
-    monkeypatch.setattr(engine, "score_map_fast", spy)
+    monkeypatch.setattr(engine, "score_large_map", spy)
     return calls
 
 
@@ -394,7 +394,7 @@ def _sized(out_rows, out_cols, shape=(7, 7), seed=0):
 
 
 def test_float32_path_starts_at_min_outputs(fast_calls):
-    minimum = scoring32._MIN_OUTPUTS
+    minimum = large_maps._MIN_OUTPUTS
     assert minimum % 256 == 0, "this test builds maps of 256 rows"
     image, template = _sized(256, minimum // 256)
     got = match_template(image, template, "ncc", algorithm="direct")
@@ -445,8 +445,8 @@ def test_direct_path_only_up_to_eleven_pixels(fast_calls):
 def test_inflated_error_model_still_gives_correct_maps(scene, algorithm, scale, monkeypatch, fast_calls):
     """Every window's bound is inflated (x1e3: most windows uncertain; x1e9: all of them): the module
     must refine, recompute or hand the band back, and the map must still be right."""
-    inflated = {plane: tuple(c * scale for c in model) for plane, model in scoring32._ERROR_MODEL.items()}
-    monkeypatch.setattr(scoring32, "_ERROR_MODEL", inflated)
+    inflated = {plane: tuple(c * scale for c in model) for plane, model in large_maps._ERROR_MODEL.items()}
+    monkeypatch.setattr(large_maps, "_ERROR_MODEL", inflated)
     image, template = scene_case(scene, algorithm)
     for method in METHODS:
         fast_calls.clear()
@@ -457,7 +457,7 @@ def test_inflated_error_model_still_gives_correct_maps(scene, algorithm, scale, 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_engine_redoes_a_band_the_float32_path_declines(method, monkeypatch):
-    """score_map_fast returning False after scribbling into ``out``: the float64 path overwrites it all."""
+    """score_large_map returning False after scribbling into ``out``: the float64 path overwrites it all."""
     declined = []
 
     def decline(p, algorithm, out, **kwargs):
@@ -465,7 +465,7 @@ def test_engine_redoes_a_band_the_float32_path_declines(method, monkeypatch):
         declined.append(out.shape)
         return False
 
-    monkeypatch.setattr(engine, "score_map_fast", decline)
+    monkeypatch.setattr(engine, "score_large_map", decline)
     image, template = scene_case("astronaut", "fft")
     got = match_template(image, template, method, algorithm="fft")
     assert declined
@@ -730,14 +730,14 @@ def test_error_bound_covers_opencv_float32_correlation(path, plane, image_kind, 
     c32, k32, truth, energy, norm, peak = _bound_inputs(plane, image_kind, kernel_kind, shape)
     if path == "dft":
         got = cv2.matchTemplate(c32, k32, cv2.TM_CCORR).astype(np.float64)
-        a, b, _ = scoring32._ERROR_MODEL[plane]
+        a, b, _ = large_maps._ERROR_MODEL[plane]
         bound = EPS32 * norm * (a * np.sqrt(energy) + b * peak)
-        np.testing.assert_allclose(scoring32.correlation_error_bound(norm, energy, peak, plane=plane), bound, rtol=1e-12)
+        np.testing.assert_allclose(large_maps.correlation_error_bound(norm, energy, peak, plane=plane), bound, rtol=1e-12)
     else:
         full = cv2.filter2D(c32, cv2.CV_32F, k32, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
         got = full[: truth.shape[0], : truth.shape[1]].astype(np.float64)
-        bound = EPS32 * norm * scoring32._ERROR_MODEL[plane][2] * np.sqrt(energy)
-        np.testing.assert_allclose(scoring32.correlation_error_bound(norm, energy, peak, plane=plane, direct=True),
+        bound = EPS32 * norm * large_maps._ERROR_MODEL[plane][2] * np.sqrt(energy)
+        np.testing.assert_allclose(large_maps.correlation_error_bound(norm, energy, peak, plane=plane, direct=True),
                                    bound, rtol=1e-12)
     err = np.abs(got - truth)
     with np.errstate(divide="ignore", invalid="ignore"):
