@@ -197,9 +197,8 @@ def find_pyramid(image, template, method="ncc", *, threshold=None, max_matches=1
     for lev in range(levels - 1, -1, -1):
         radius = RADIUS if lev else 2 ** (levels + 1) + 2  # repetitive texture aliases at coarse levels
         found = {}
-        for y, x in cands:
-            g, py, px = _best_near(score, imgs[lev], tpls[lev], masks[lev], method, sign, 2 * y, 2 * x, radius,
-                                   climb=lev == 0)
+        for g, py, px in _best_near_all(score, imgs[lev], tpls[lev], masks[lev], method, sign,
+                                        [(2 * y, 2 * x) for y, x in cands], radius, climb=lev == 0):
             found[(py, px)] = max(found.get((py, px), -np.inf), g)
         ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
         cands = [p for p, _ in ranked[:k]]
@@ -320,6 +319,48 @@ def _best_near(score, img, tpl, mask, method, sign, cy, cx, r, climb=False):
             break
         cy, cx = py, px
     return float(g[iy, ix]), py, px
+
+
+def _best_near_all(score, img, tpl, mask, method, sign, centres, r, climb=False):
+    """:func:`_best_near` for every centre, scoring overlapping squares once: [(goodness, y, x)].
+
+    Squares that overlap are scored together over their bounding box when it
+    is no larger than the squares apart; each centre then takes the best of
+    its own square (re-searched alone when it must climb).
+    """
+    squares = [_window(img, tpl, cy, cx, r) for cy, cx in centres]
+    groups = []  # [bounding box, member indices]
+    for i, (y0, y1, x0, x1) in enumerate(squares):
+        for group in groups:
+            b0, b1, c0, c1 = group[0]
+            box = (min(b0, y0), max(b1, y1), min(c0, x0), max(c1, x1))
+            apart = _area(group[0]) + _area(squares[i])
+            if y0 <= b1 and b0 <= y1 and x0 <= c1 and c0 <= x1 and _area(box) <= apart:
+                group[0] = box
+                group[1].append(i)
+                break
+        else:
+            groups.append([squares[i], [i]])
+    my, mx = img.shape[0] - tpl.shape[0], img.shape[1] - tpl.shape[1]
+    results = [None] * len(centres)
+    for (b0, b1, c0, c1), members in groups:
+        g = score(img, tpl, mask, method, sign, b0, b1, c0, c1)
+        for i in members:
+            y0, y1, x0, x1 = squares[i]
+            own = g[y0 - b0 : y1 - b0 + 1, x0 - c0 : x1 - c0 + 1]
+            iy, ix = np.unravel_index(int(np.argmax(own)), own.shape)
+            py, px = y0 + int(iy), x0 + int(ix)
+            edge = (py == y0 and y0 > 0) or (py == y1 and y1 < my) or (px == x0 and x0 > 0) or (px == x1 and x1 < mx)
+            if climb and edge:
+                results[i] = _best_near(score, img, tpl, mask, method, sign, py, px, r, climb=True)
+            else:
+                results[i] = (float(own[iy, ix]), py, px)
+    return results
+
+
+def _area(box):
+    y0, y1, x0, x1 = box
+    return (y1 - y0 + 1) * (x1 - x0 + 1)
 
 
 class _ExactScores:
