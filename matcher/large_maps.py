@@ -130,17 +130,22 @@ class _Channel:
                 self._sums = {key: _split_sums(np.asarray(src, dtype=np.float64), shape, _sum_peak(self), first)}
                 return self._sums[key]
             kw = dict(anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
-            s1 = cv2.boxFilter(src, cv2.CV_64F, (w, h), **kw) if first else None
-            if src.dtype == np.uint8 and h * w * 255**2 >= 2**31:
-                src = src.astype(np.uint16)  # OpenCV sums squares of 8-bit data in int32
+            # OpenCV sums 8- and 16-bit data (and squares of 8-bit data) in int32
+            top = float(np.iinfo(src.dtype).max) if src.dtype.kind in "iu" else 0.0
+            s1 = None
+            if first:
+                wide = src.astype(np.float64) if h * w * top >= 2**31 else src
+                s1 = cv2.boxFilter(wide, cv2.CV_64F, (w, h), **kw)
+            if src.dtype == np.uint8 and h * w * top * top >= 2**31:
+                src = src.astype(np.uint16)
             self._sums = {key: (s1, cv2.sqrBoxFilter(src, cv2.CV_64F, (w, h), **kw))}
         return self._sums[key]
 
     def sum_errors(self, n):
         """Bounds on the errors of :meth:`sums` for an ``n``-pixel window: (sum, sum of squares)."""
-        if self.exact:
-            return 0.0, 0.0
         m = _sum_peak(self)
+        if self.exact and n * m * m < _EXACT:  # integer sums below 2**52
+            return 0.0, 0.0
         steps = 2.0 * (self.plane.shape[0] + self.plane.shape[1] + 2) * _EPS64
         if self.split:  # running sums of remainders only, then one rounding of the total
             tail1, tail2 = _split_tails(m, n)
@@ -301,7 +306,7 @@ def _resolve(job, chunks, scratch, tolerance, limits, algorithm):
     count = int(np.count_nonzero(flagged))
     if count == 0:
         return sum(b - a for a, b, _, _ in strips)
-    exact = all(ch.exact for ch in job.channels)
+    exact = job.exact_den
     if not _fix(job.p, job.out, flagged, job.den, job.err_den, exact, job.channels, job.p.method, limits[1]):
         return None
     job.bound[flagged] = 0.0  # settled: exact values
@@ -337,7 +342,9 @@ class _Assembly:
         C, h, w = p.template.shape
         self.n = n = h * w
         # float32 must hold the centred values and scale * den without overflow or underflow
-        self.feasible = all(ch.exact_for(n) and (ch.peak == 0 or 1.0 / _RANGE32 < ch.peak < _RANGE32) for ch in channels)
+        self.feasible = all(ch.peak == 0 or 1.0 / _RANGE32 < ch.peak < _RANGE32 for ch in channels)
+        # exact window sums, and denominators exact too (all terms below 2**52)
+        self.exact_den = all(ch.exact and ch.exact_for(n) for ch in channels)
         self.normalised = method in _NOMINAL_RANGE
         self.constant = None
         T = p.template
@@ -372,7 +379,7 @@ class _Assembly:
         self.feasible = self.feasible and largest < 1e30
         self.bound = np.empty(out.shape, work) if self.normalised else None
         # one channel's raw energy is the window sums themselves: no copy
-        self.err_den = _denominator_error(channels, method, n) if self.normalised else 0.0
+        self.err_den = 0.0 if self.exact_den or not self.normalised else _denominator_error(channels, method, n)
         self.den_view = C == 1 and method in ("ccorr_normed", "ssd_normed") and channels[0].offset == 0.0
         self.den = np.empty(out.shape, np.float64) if self.normalised and not self.den_view else None
 
@@ -547,9 +554,11 @@ def _check_global(p, out, job, model, contract, extremes=None):
 
 
 def _denominator_error(channels, method, n):
-    """Bound on the error of the denominators (``n den`` for ncc, the window energy otherwise)."""
-    if all(ch.exact for ch in channels):
-        return 0.0
+    """Bound on the error of the denominators (``n den`` for ncc, the window energy otherwise).
+
+    Window sums may be exact (small integers) while the denominators round:
+    the rounding terms cover that.
+    """
     errors = [(ch, ch.sum_errors(n)) for ch in channels]
     if method == "ncc":  # n s2 - s1^2 from sums of (plane - offset)
         return sum(n * e2 + 2.0 * n * _sum_peak(ch) * e1 + 4.0 * _EPS64 * (n * _sum_peak(ch)) ** 2 for ch, (e1, e2) in errors)

@@ -836,3 +836,27 @@ def test_match_templates_equals_separate_calls(colour, algorithm, bands, threads
             assert_matches(got, oracle, method, what=what)
             assert_matches(single, oracle, method, what="single " + what)
             assert np.abs(got - single).max() <= allowed_error(oracle, factor=2.0), what
+
+
+# ---------------------------------------------------------------------------
+# 9. large templates on 16-bit images
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("precision", ["fast", "exact"])
+@pytest.mark.parametrize("dtype, top, step", [("uint16", 65535, 60), ("int16", 32767, 10), ("uint8", 255, 1)])
+def test_large_templates_on_16_bit_images(dtype, top, step, precision):
+    """Bright 16-bit images and 270 x 270 templates: window sums exceed 2**31 (OpenCV's box filter
+    sums 8- and 16-bit data in int32) and ncc's n s2 - s1^2 exceeds 2**53 (no longer exact); both
+    must still be right, against the general float64 path."""
+    base = cv2.resize(photo("camera"), (540, 540), interpolation=cv2.INTER_AREA).astype(np.int64)
+    image = (top - base * step).astype(dtype)
+    template = image[100:370, 140:410].copy()
+    if dtype != "uint8":
+        assert float(image[:270, :270].sum(dtype=np.float64)) >= 2**31  # the case this is about
+    for method in METHODS:
+        got = match_template(image, template, method, precision=precision)
+        assert got.shape[0] * got.shape[1] >= large_maps._MIN_OUTPUTS
+        ref = exact(image, template, method)
+        assert_matches(got, ref, method, rel=REL_FAST if precision == "fast" else REL_EXACT,
+                       what=f"{dtype} 270x270 {precision}")
