@@ -8,13 +8,8 @@
 - known truth: hard cases (constant templates, flat windows, DC offsets,
   integer extremes), properties (hypothesis) and hand-worked examples.
 
-Tolerances (the precision contract): the maximum absolute error against the
-reference is at most ``REL[precision] * range`` where ``range`` is the
-reference map's max - min (1 if that is 0): 1e-9 for "exact", 1e-4 for "fast".
-A floor of a few float64 ulps of the values' magnitude is added
-(``ULP_FLOOR``): no float64 result, the reference's included, can be more
-accurate than that, and it only matters when the range is ~1e-7 of the
-values (ccorr_normed on a DC-offset image, whose scores are all ~1 - 1e-9).
+Tolerances: the precision contract of ``score_contract.py`` (1e-9 of the
+reference map's range for "exact", 1e-4 for "fast", plus a few ulps).
 """
 
 import functools
@@ -29,15 +24,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
+import score_contract as contract
 from matcher import LOWER_IS_BETTER, METHODS, match_template, match_template_reference
 from matcher.reference import window_scores
+from score_contract import REL, check_contract, score_range
 
-REL = {"exact": 1e-9, "fast": 1e-4}
 PRECISIONS = ("exact", "fast")
 ALGORITHMS = ("direct", "fft", "auto")
 MASK_KINDS = ("none", "bool", "float")
-EPS = np.finfo(np.float64).eps
-ULP_FLOOR = 16 * EPS
 
 # Deterministic hypothesis runs (a CI failure reproduces locally), no deadline
 # (a first call may pay for imports), no example database in the work tree.
@@ -50,41 +44,13 @@ HYPOTHESIS = settings(max_examples=40, deadline=None, derandomize=True, database
 # ---------------------------------------------------------------------------
 
 
-def score_range(ref):
-    r = float(np.max(ref) - np.min(ref))
-    return r if r > 0 else 1.0
-
-
 def allowed_error(ref, precision, factor=1.0):
-    ref = np.asarray(ref)
-    return factor * REL[precision] * score_range(ref) + ULP_FLOOR * float(np.abs(ref).max())
-
-
-def check_contract(out, method):
-    """What every score map must satisfy, whatever the input."""
-    assert isinstance(out, np.ndarray) and out.dtype == np.float64, (type(out), getattr(out, "dtype", None))
-    assert np.isfinite(out).all(), "non-finite scores"
-    if method in ("ncc", "ccorr_normed"):
-        assert out.min() >= -1.0 and out.max() <= 1.0, (out.min(), out.max())
-    elif method == "ssd_normed":
-        assert out.min() >= 0.0 and out.max() <= 1.0, (out.min(), out.max())
-    elif method == "ssd":
-        assert out.min() >= 0.0, out.min()
+    return contract.allowed_error(ref, REL[precision], factor)
 
 
 def assert_matches(got, ref, method, precision, *, factor=1.0, extra=0.0):
     """``got`` satisfies the contract and is within the precision's tolerance of ``ref``."""
-    ref = np.asarray(ref, dtype=np.float64)
-    assert got.shape == ref.shape, (got.shape, ref.shape)
-    check_contract(got, method)
-    err = np.abs(got - ref)
-    allowed = allowed_error(ref, precision, factor) + extra
-    worst = np.unravel_index(int(err.argmax()), err.shape)
-    assert err.max() <= allowed, (
-        f"{method}/{precision}: max error {err.max():.3g} at {tuple(int(i) for i in worst)}: "
-        f"got {got[worst]!r}, reference {ref[worst]!r}; allowed {allowed:.3g} "
-        f"(= {factor * REL[precision]:g} x range {score_range(ref):.6g} + floor)"
-    )
+    contract.assert_within(got, ref, method, REL[precision], factor=factor, extra=extra, what=precision)
 
 
 def best_index(scores, method):
