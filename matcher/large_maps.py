@@ -6,7 +6,7 @@ through OpenCV: its direct filter for kernels up to 11 x 11
 ``TM_CCORR``) above (``"fft"``). ``"exact"``: in float64 (OpenCV's direct
 filter or blocked DFT, or scipy's FFT), as the algorithm asks. Window sums come
 from OpenCV's box filters, exact for small integers; for ``"exact"``
-normalised scores on other data, from split values (:func:`_split_sums`).
+normalised scores on other data, from split values (:func:`matcher.band_channel.split_sums`).
 The scores are assembled in row chunks that stay in cache, with reused buffers.
 
 Every window's score gets a bound on its error (:data:`_ERROR_MODEL`,
@@ -19,18 +19,16 @@ by definition; a band with too many goes back to :mod:`matcher.scoring`
 range, re-estimated until it holds.
 """
 
-import math
-
 import cv2
 import numpy as np
 
+from .band_channel import BandChannel, sum_peak
 from .correlate import _OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
 from .reference import rescore
 from .window_sums import window_extremes
 
 _EPS32 = float(np.finfo(np.float32).eps)
 _EPS64 = float(np.finfo(np.float64).eps)
-_EXACT = 2.0**52
 # Error bound of OpenCV's float32 correlation of an image c with a kernel k,
 # per output: eps32 ||k|| (A sqrt(E) + B max|c|) through its blocked DFT,
 # eps32 ||k|| A_DIRECT sqrt(E) through its direct filter (up to 11 x 11), E
@@ -55,7 +53,6 @@ _NEAR_PERFECT = 4096  # near-perfect windows recomputed beyond the usual limit (
 _SMALLEST = 1e-30  # squared denominators below this are treated as degenerate (float32 keeps ~1e-38)
 _RANGE32 = 2.0**40  # centred magnitudes float32 handles with room for n * magnitude^2
 _NOMINAL_RANGE = {"ncc": 2.0, "ccorr_normed": 2.0, "ssd_normed": 1.0}
-_OPENCV_DEPTHS = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 _BLOCKED_DFT_SIDE = 256  # OpenCV's blocked DFT beats scipy's full grid up to here (see scoring.py)
 
 
@@ -86,91 +83,6 @@ def correlation_error_bound(kernel_norm, window_energy, peak, *, plane="centred"
     return _EPS32 * kernel_norm * (a * np.sqrt(window_energy) + b * peak)
 
 
-class _Channel:
-    """One image channel of a band: its float32 centred plane, and window sums on demand."""
-
-    def __init__(self, index, plane, integer_valued):
-        self.index, self.plane = index, plane
-        small_integers = integer_valued and plane.dtype.itemsize <= 2
-        if plane.dtype not in _OPENCV_DEPTHS:
-            plane = plane.astype(np.int16 if small_integers else np.float64)
-        self._src = plane
-        mean = cv2.mean(plane)[0]
-        # A centre that float32 holds exactly: integer for integer data.
-        self.centre = float(np.round(mean)) if integer_valued else float(np.float32(mean))
-        lo, hi, _, _ = cv2.minMaxLoc(plane)
-        self.peak = max(hi - self.centre, self.centre - lo)  # largest centred magnitude
-        self.magnitude = max(abs(lo), abs(hi))  # largest raw magnitude
-        self._planes = {}
-        # Small integers: window sums of the raw values are exact (exact_for
-        # says up to which window size). Other data: sums of the raw values
-        # unless a large offset would dominate them, then of the centred ones.
-        self.exact = small_integers
-        self.offset = 0.0 if self.exact or self.magnitude <= 4.0 * self.peak else self.centre
-        self.split = False  # set for "exact" scores on data whose running sums are not exact
-        self._sums = {}
-
-    def exact_for(self, n):
-        """Whether the window terms of an ``n``-pixel template stay exact (below 2**52)."""
-        return not self.exact or (n * n + 4 * n) * self.magnitude**2 < _EXACT
-
-    def sums(self, shape, first):
-        """Full-band window sums of (plane - offset) (if ``first``) and of its square: (S1 or None, S2).
-
-        Running sums (OpenCV box filters): exact for small integers, otherwise
-        with errors relative to a window's own values (:meth:`sum_errors`), or,
-        with ``split`` set, far smaller ones (:func:`_split_sums`). Only the
-        last window shape is kept.
-        """
-        key = (shape, first)
-        if key not in self._sums:
-            h, w = shape
-            src = self._src if self.offset == 0.0 else np.subtract(self._src, self.offset, dtype=np.float64)
-            if self.split:
-                self._sums = {key: _split_sums(np.asarray(src, dtype=np.float64), shape, _sum_peak(self), first)}
-                return self._sums[key]
-            kw = dict(anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
-            # OpenCV sums 8- and 16-bit data (and squares of 8-bit data) in int32
-            top = float(np.iinfo(src.dtype).max) if src.dtype.kind in "iu" else 0.0
-            s1 = None
-            if first:
-                wide = src.astype(np.float64) if h * w * top >= 2**31 else src
-                s1 = cv2.boxFilter(wide, cv2.CV_64F, (w, h), **kw)
-            if src.dtype == np.uint8 and h * w * top * top >= 2**31:
-                src = src.astype(np.uint16)
-            self._sums = {key: (s1, cv2.sqrBoxFilter(src, cv2.CV_64F, (w, h), **kw))}
-        return self._sums[key]
-
-    def sum_errors(self, n):
-        """Bounds on the errors of :meth:`sums` for an ``n``-pixel window: (sum, sum of squares)."""
-        m = _sum_peak(self)
-        if self.exact and n * m * m < _EXACT:  # integer sums below 2**52
-            return 0.0, 0.0
-        steps = 2.0 * (self.plane.shape[0] + self.plane.shape[1] + 2) * _EPS64
-        if self.split:  # running sums of remainders only, then one rounding of the total
-            tail1, tail2 = _split_tails(m, n)
-            return steps * n * tail1 + 2.0 * _EPS64 * n * m, (steps + 2.0 * _EPS64) * n * tail2 + 2.0 * _EPS64 * n * m * m
-        return steps * n * m, steps * n * m * m
-
-    def plane32(self, centred):
-        """The channel in float32, centred or raw: exact for small integers, one rounding otherwise."""
-        if centred not in self._planes:
-            if centred:
-                self._planes[centred] = cv2.subtract(self._src, self.centre, dtype=cv2.CV_32F)
-            else:
-                self._planes[centred] = np.asarray(self._src, dtype=np.float32)
-        return self._planes[centred]
-
-    def correlate(self, kernel, out_shape, direct, centred):
-        """Float32 correlation of the (centred or raw) channel with ``kernel``, valid part."""
-        k32 = kernel.astype(np.float32)
-        plane = self.plane32(centred)
-        if direct:
-            full = cv2.filter2D(plane, cv2.CV_32F, k32, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-            return full[: out_shape[0], : out_shape[1]]
-        return cv2.matchTemplate(plane, k32, cv2.TM_CCORR)
-
-
 class _Scratch:
     """Reusable row-chunk buffers."""
 
@@ -191,13 +103,13 @@ def score_large_map(p, algorithm, out, *, channels=None, precision="fast"):
     ``out`` is a float64 array of ``p.out_shape``. ``channels`` is a dict
     that keeps the per-channel work on this band for the next template.
     ``precision="exact"`` correlates and assembles in float64, with window
-    sums exact for small integers and split (:func:`_split_sums`) otherwise.
+    sums exact for small integers and split (:func:`matcher.band_channel.split_sums`) otherwise.
     """
     C, h, w = p.template.shape
     cache = {} if channels is None else channels
     for c in range(C):
         if c not in cache:
-            cache[c] = _Channel(c, p.image[c], p.integer_valued)
+            cache[c] = BandChannel(c, p.image[c], p.integer_valued)
     exact = precision == "exact"
     for c in range(C):  # "exact" normalised scores: sums as good as float64 allows (exact for small integers)
         cache[c].split = exact and p.method in _NOMINAL_RANGE and not cache[c].exact
@@ -561,71 +473,12 @@ def _denominator_error(channels, method, n):
     """
     errors = [(ch, ch.sum_errors(n)) for ch in channels]
     if method == "ncc":  # n s2 - s1^2 from sums of (plane - offset)
-        return sum(n * e2 + 2.0 * n * _sum_peak(ch) * e1 + 4.0 * _EPS64 * (n * _sum_peak(ch)) ** 2 for ch, (e1, e2) in errors)
+        return sum(n * e2 + 2.0 * n * sum_peak(ch) * e1 + 4.0 * _EPS64 * (n * sum_peak(ch)) ** 2 for ch, (e1, e2) in errors)
     # raw energy s2 + 2 offset s1 + n offset^2
     return sum(
-        e2 + 2.0 * abs(ch.offset) * e1 + 4.0 * _EPS64 * n * (_sum_peak(ch) + abs(ch.offset)) ** 2
+        e2 + 2.0 * abs(ch.offset) * e1 + 4.0 * _EPS64 * n * (sum_peak(ch) + abs(ch.offset)) ** 2
         for ch, (e1, e2) in errors
     )
-
-
-def _sum_peak(ch):
-    """The largest magnitude among the values a channel's window sums add up."""
-    return ch.magnitude if ch.offset == 0.0 else ch.peak
-
-
-def _split_tails(m, n):
-    """Scales of :func:`_split_sums` for values up to ``m`` and ``n``-pixel windows.
-
-    Returns the largest remainder summed for the sums (``tail1``) and the
-    largest remainder term summed for the sums of squares (``tail2``).
-    """
-    if m == 0:
-        return 0.0, 0.0
-    e = math.frexp(m)[1]  # m < 2**e
-    bits2 = max(1, int((52 - math.ceil(math.log2(max(n, 1)))) // 2) - 1)
-    q1, q2 = 2.0 ** (25 - e), 2.0 ** (bits2 - e)
-    return 0.5 / q1, (0.5 / q2) * (2.0 * m + 0.5 / q2)
-
-
-def _split_sums(v, shape, m, first):
-    """Window sums of ``v`` (if ``first``, else None) and of ``v**2``, float64, exact but for tiny remainders.
-
-    ``v`` is split into a multiple of a power of two, whose (scaled) box sums
-    are exact integers below 2**52, and a remainder, exact in float64 and at
-    most half that power of two; squares split as ``h**2 + r (v + h)``. Only
-    the remainders' running sums round (:meth:`_Channel.sum_errors`).
-    """
-    h, w = shape
-    n = h * w
-    kw = dict(anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
-    if m == 0:
-        return (np.zeros_like(v) if first else None), np.zeros_like(v)
-    e = math.frexp(m)[1]
-    bits2 = max(1, int((52 - math.ceil(math.log2(max(n, 1)))) // 2) - 1)
-    q1, q2 = 2.0 ** (25 - e), 2.0 ** (bits2 - e)
-    s1 = None
-    whole = np.multiply(v, q1)
-    if first:
-        np.rint(whole, out=whole)
-        s1 = cv2.boxFilter(whole, cv2.CV_64F, (w, h), **kw)
-        s1 /= q1
-        whole /= q1
-        np.subtract(v, whole, out=whole)  # exact: within half a step of v
-        s1 += cv2.boxFilter(whole, cv2.CV_64F, (w, h), **kw)
-        np.multiply(v, q2, out=whole)
-    else:
-        whole *= q2 / q1
-    np.rint(whole, out=whole)
-    part = np.divide(whole, q2)
-    np.square(whole, out=whole)
-    s2 = cv2.boxFilter(whole, cv2.CV_64F, (w, h), **kw)
-    s2 /= q2 * q2
-    np.subtract(v, part, out=whole)  # the remainder r, exact
-    part += v
-    whole *= part  # r (v + h)
-    s2 += cv2.boxFilter(whole, cv2.CV_64F, (w, h), **kw)
-    return s1, s2
 
 
 def _flag(bound, tolerance):
