@@ -50,6 +50,7 @@ energy, so the coarse ranking says little about the fine one. Others raise
 :class:`matcher.MatcherError`.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -58,6 +59,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ._inputs import LOWER_IS_BETTER, _as_array, _channels_first, _weights, normalize_method
+from . import engine as _engine
 from .engine import match_template
 from .errors import MatcherError
 from .matches import (NORMALIZED_METHODS, Match, _check_options,
@@ -83,7 +85,10 @@ FINE_TIE = 0.01
 """Fall back when the best candidate that did not make the list (after suppression) is within this of the last one that did."""
 MAX_DROP = 0.2
 """Fall back when the best full-resolution score is worse than the best coarse one by more than this."""
+KEEP_WITHIN = 0.25
+"""At levels above full resolution, candidates scoring more than this below the level's best are dropped."""
 _MAX_CLIMB = 8  # full-resolution re-centring steps per candidate
+_PARALLEL_OUTPUTS = 1 << 16  # coarse maps at least this large are scored in bands, one per thread
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,8 @@ def find_pyramid(image, template, method="ncc", *, threshold=None, max_matches=1
                                         [(2 * y, 2 * x) for y, x in cands], radius, climb=lev == 0):
             found[(py, px)] = max(found.get((py, px), -np.inf), g)
         ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
-        cands = [p for p, _ in ranked[:k]]
+        floor = ranked[0][1] - KEEP_WITHIN if lev else -np.inf  # full resolution keeps all K
+        cands = [p for p, g in ranked[:k] if g >= floor]
 
     # Full resolution, by definition: move each to a local peak of the exact scores, with its 3 x 3.
     exact = _ExactScores(arr, tpl, mask, method, sign)
@@ -291,9 +297,28 @@ def _opencv_scores(img, tpl, mask, method, sign, y0, y1, x0, x1):
         axes = (0, 1)
         crop = crop - crop.mean(axis=axes, dtype=np.float64).astype(np.float32)
         t = t - t.mean(axis=axes, dtype=np.float64).astype(np.float32)
-    g = cv2.matchTemplate(crop, t, _CV_METHODS[method]).astype(np.float64)
+    g = _match_in_bands(crop, t, _CV_METHODS[method]).astype(np.float64)
     np.nan_to_num(g, copy=False, nan=0.0 if method != "ssd_normed" else 1.0)
     return sign * g
+
+
+def _match_in_bands(image, templ, cv_method):
+    """``cv2.matchTemplate``, split into horizontal bands on the engine's threads when the map is large
+    (OpenCV's own function uses one core)."""
+    rows = image.shape[0] - templ.shape[0] + 1
+    cores = _engine._CORES  # matcher.set_num_threads sets it
+    if cores < 2 or rows * (image.shape[1] - templ.shape[1] + 1) < _PARALLEL_OUTPUTS or rows < 2 * templ.shape[0]:
+        return cv2.matchTemplate(image, templ, cv_method)
+    bounds = [round(rows * k / cores) for k in range(cores + 1)]
+    out = np.empty((rows, image.shape[1] - templ.shape[1] + 1), np.float32)
+
+    def band(k):
+        r0, r1 = bounds[k], bounds[k + 1]
+        out[r0:r1] = cv2.matchTemplate(image[r0 : r1 + templ.shape[0] - 1], templ, cv_method)
+
+    with ThreadPoolExecutor(cores) as pool:
+        list(pool.map(band, range(cores)))
+    return out
 
 
 def _engine_scores(img, tpl, mask, method, sign, y0, y1, x0, x1):
