@@ -25,6 +25,7 @@ its documented value.
 """
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -42,6 +43,8 @@ _TOLERANCE = {"exact": 1e-10, "fast": 1e-6}
 _MIN_BAND_OUTPUTS = 1 << 18  # maps smaller than this are scored in one piece
 _USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _CORES = _USABLE_CORES  # threads for bands and FFTs; set_num_threads changes it
+_POOL = None  # (executor, its size, the process that made it): see thread_pool
+_POOL_LOCK = threading.Lock()
 
 
 def match_template(image, template, method="ncc", *, mask=None, mode="correlate", precision="fast", algorithm="auto"):
@@ -183,8 +186,7 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
     if len(bounds) == 2:
         score_band(0)
     else:
-        with ThreadPoolExecutor(len(bounds) - 1) as pool:
-            list(pool.map(score_band, range(len(bounds) - 1)))
+        list(thread_pool().map(score_band, range(len(bounds) - 1)))
     return [r[0] if p.one_d else r for r, p in zip(results, problems)]
 
 
@@ -215,6 +217,21 @@ def set_num_threads(n=None):
         raise MatcherError(f"n must be a positive integer or None, got {n!r}")
     previous, _CORES = _CORES, (_USABLE_CORES if n is None else int(n))
     return previous
+
+
+def thread_pool():
+    """The engine's threads: one pool of ``set_num_threads`` workers, kept between calls.
+
+    Starting threads costs about a millisecond each, as much as scoring a
+    small map; the pool is made again after ``set_num_threads`` changes its
+    size, or in a forked child (threads do not survive a fork). Tasks
+    submitted here must not wait on tasks of the same pool.
+    """
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[1:] != (_CORES, os.getpid()):
+            _POOL = (ThreadPoolExecutor(_CORES, thread_name_prefix="matcher"), _CORES, os.getpid())
+        return _POOL[0]
 
 
 def _band_bounds(problems):

@@ -50,7 +50,6 @@ energy, so the coarse ranking says little about the fine one. Others raise
 :class:`matcher.MatcherError`.
 """
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -316,8 +315,7 @@ def _match_in_bands(image, templ, cv_method):
         r0, r1 = bounds[k], bounds[k + 1]
         out[r0:r1] = cv2.matchTemplate(image[r0 : r1 + templ.shape[0] - 1], templ, cv_method)
 
-    with ThreadPoolExecutor(cores) as pool:
-        list(pool.map(band, range(cores)))
+    list(_engine.thread_pool().map(band, range(cores)))
     return out
 
 

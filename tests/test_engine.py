@@ -674,6 +674,33 @@ def test_match_templates_equals_separate_calls_for_mixed_shapes_and_masks():
             np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9 * scale + 16 * np.finfo(float).eps * np.abs(ref).max())
 
 
+def test_thread_pool_is_kept_and_follows_set_num_threads():
+    """The engine's threads outlive a call (starting them costs as much as a small map); a new size
+    or a new process gets a new pool. One thread means one band (the same scores within the fast
+    contract); a new pool of the same size, the same scores bit for bit."""
+    import os
+
+    import matcher.engine as engine
+
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (700, 700)).astype(np.uint8)
+    template = image[300:316, 200:216].copy()
+    first = match_template(image, template, "ncc")
+    pool = engine.thread_pool()
+    assert engine.thread_pool() is pool
+    previous = engine.set_num_threads(1)
+    try:
+        single = engine.thread_pool()
+        assert single is not pool and single._max_workers == 1
+        assert_matches(match_template(image, template, "ncc"), first, "ncc", "fast")
+    finally:
+        engine.set_num_threads(previous)
+    assert engine.thread_pool()._max_workers == previous
+    engine._POOL = (engine._POOL[0], engine._POOL[1], os.getpid() + 1)  # as if made by the parent before a fork
+    assert engine.thread_pool() is not pool
+    np.testing.assert_array_equal(match_template(image, template, "ncc"), first)
+
+
 def test_set_num_threads_controls_bands_and_rejects_bad_values(monkeypatch):
     import matcher.engine as engine
     from matcher import set_num_threads
