@@ -86,6 +86,9 @@ MAX_DROP = 0.2
 """Fall back when the best full-resolution score is worse than the best coarse one by more than this."""
 KEEP_WITHIN = 0.25
 """At levels above full resolution, candidates scoring more than this below the level's best are dropped."""
+CLIMB_MARGIN = 0.05
+"""With ``max_matches=1``, full-resolution candidates more than ``FINE_TIE`` + this below the best (in float32
+scores, whose errors are ~1e-5) are not climbed exactly: they can neither win nor tie."""
 _MAX_CLIMB = 8  # full-resolution re-centring steps per candidate
 _PARALLEL_OUTPUTS = 1 << 16  # coarse maps at least this large are scored in bands, one per thread
 
@@ -205,7 +208,12 @@ def find_pyramid(image, template, method="ncc", *, threshold=None, max_matches=1
                                         [(2 * y, 2 * x) for y, x in cands], radius, climb=lev == 0):
             found[(py, px)] = max(found.get((py, px), -np.inf), g)
         ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
-        floor = ranked[0][1] - KEEP_WITHIN if lev else -np.inf  # full resolution keeps all K
+        if lev:
+            floor = ranked[0][1] - KEEP_WITHIN
+        elif max_matches == 1:  # only candidates that could still win or tie are climbed exactly
+            floor = ranked[0][1] - FINE_TIE - CLIMB_MARGIN
+        else:
+            floor = -np.inf
         cands = [p for p, g in ranked[:k] if g >= floor]
 
     # Full resolution, by definition: move each to a local peak of the exact scores, with its 3 x 3.
