@@ -77,10 +77,14 @@ def correlation_error_bound(kernel_norm, window_energy, peak, *, plane="centred"
     ``plane`` is "centred" (the image minus its mean, with a zero-mean kernel)
     or "raw"; ``direct`` says OpenCV's direct filter computed it (else its DFT).
     """
+    local, per_peak = _error_coefficients(plane, direct)
+    return kernel_norm * (local * np.sqrt(window_energy) + per_peak * peak)
+
+
+def _error_coefficients(plane, direct):
+    """``(local, per_peak)``: the float32 bound is ``||k|| (local sqrt(E) + per_peak max|c|)``."""
     a, b, a_direct = _ERROR_MODEL[plane]
-    if direct:
-        return _EPS32 * kernel_norm * a_direct * np.sqrt(window_energy)
-    return _EPS32 * kernel_norm * (a * np.sqrt(window_energy) + b * peak)
+    return (a_direct * _EPS32, 0.0) if direct else (a * _EPS32, b * _EPS32)
 
 
 class _Scratch:
@@ -124,20 +128,18 @@ def score_large_map(p, algorithm, out, *, channels=None, precision="fast"):
         x, model = job.correlate64(0, out.shape[0], algorithm)
     else:
         x = job.correlate32(algorithm == "direct")
-        a, b, a_direct = _ERROR_MODEL["centred" if job.centred else "raw"]
-        model = (a_direct * _EPS32, 0.0) if algorithm == "direct" else (a * _EPS32, b * _EPS32)
+        model = _error_coefficients("centred" if job.centred else "raw", algorithm == "direct")
     rows = max(1, min(out.shape[0], _CHUNK // max(out.shape[1], 1)))
     scratch = _Scratch(rows, out.shape[1])
     chunks = [(a, min(out.shape[0], a + rows)) for a in range(0, out.shape[0], rows)]
-    model32 = model
     if p.method in ("ccorr", "ccoeff"):  # the centred correlation (plus the centre's share for ccorr)
         lo, hi, _, _ = cv2.minMaxLoc(x)
         np.copyto(out, x)
-        return _check_global(p, out, job, model32, contract, (lo, hi))
+        return _check_global(p, out, job, model, contract, (lo, hi))
     for a, b in chunks:
-        job.chunk(a, b, x[a:b], model32, scratch)
+        job.chunk(a, b, x[a:b], model, scratch)
     if not job.normalised:
-        return _check_global(p, out, job, model32, contract)
+        return _check_global(p, out, job, model, contract)
     # Windows whose bound exceeds the tolerance are settled (strips refined in
     # float64, degenerate windows set, the rest recomputed by definition);
     # then every score is within the tolerance, the map's range is known to
@@ -214,16 +216,14 @@ def _resolve(job, chunks, scratch, tolerance, limits, algorithm):
         for a2, b2 in chunks:
             if a <= a2 < b:
                 job.chunk(a2, b2, x64[a2 - a : b2 - a], model64, scratch, (c0, c1))
-    flagged = _flag(job.bound, tolerance)
+    flagged = job.bound > tolerance
     count = int(np.count_nonzero(flagged))
     if count == 0:
         return sum(b - a for a, b, _, _ in strips)
-    exact = job.exact_den
-    if not _fix(job.p, job.out, flagged, job.den, job.err_den, exact, job.channels, job.p.method, limits[1]):
+    if not _fix(job, flagged, limits[1]):
         return None
     job.bound[flagged] = 0.0  # settled: exact values
     return count
-    return True
 
 
 def _range(scores, method):
@@ -481,20 +481,19 @@ def _denominator_error(channels, method, n):
     )
 
 
-def _flag(bound, tolerance):
-    return bound > tolerance
-
-
-def _fix(p, scores, flagged, den, err_den, exact, channels, method, limit):
+def _fix(job, flagged, limit):
+    """Degenerate windows among ``flagged`` get their documented value, the others are recomputed
+    by definition; False if more than ``limit`` of those."""
+    p, scores = job.p, job.out
     ys, xs = np.nonzero(flagged)
     if ys.size == 0:
         return True
-    d = den[ys, xs]
-    zero = np.flatnonzero(d == 0 if exact else d <= err_den)
+    d = job.den[ys, xs]
+    zero = np.flatnonzero(d == 0 if job.exact_den else d <= job.err_den)
     if zero.size:
-        if not exact:  # candidates only: test them exactly
-            zero = zero[_degenerate(p, ys[zero], xs[zero], len(channels))]
-        scores[ys[zero], xs[zero]] = 1.0 if method == "ssd_normed" else 0.0
+        if not job.exact_den:  # candidates only: test them exactly
+            zero = zero[_degenerate(p, ys[zero], xs[zero], len(job.channels))]
+        scores[ys[zero], xs[zero]] = 1.0 if p.method == "ssd_normed" else 0.0
         keep = np.ones(ys.size, bool)
         keep[zero] = False
         ys, xs = ys[keep], xs[keep]
