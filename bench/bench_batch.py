@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from matcher.cli import main as cli_main  # noqa: E402
-from matcher.matches import find  # noqa: E402
+from matcher.search.find import find  # noqa: E402
 from matcher.io import load_image  # noqa: E402
 
 PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "coins", "rocket", "immunohistochemistry", "stereo_motorcycle")

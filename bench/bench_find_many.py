@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from matcher.matches import find, find_many  # noqa: E402
+from matcher.search.find import find, find_many  # noqa: E402
 
 
 def scene(size, seed):

@@ -1,7 +1,7 @@
 """Huge images: find on a 16384 x 16384 uint8 image (256 MiB) with a 256 x 256 template.
 
 Issue 4, target 4: peak memory <= 2.5x the image's own size (find scores
-overlapping tiles and keeps only candidate peaks, :mod:`matcher.tiles`).
+overlapping tiles and keeps only candidate peaks, :mod:`matcher.search.tiled`).
 Each measurement runs in a fresh subprocess: the resident set before the
 image is made is the baseline, the peak resident set (VmHWM, reset once the
 image is built) the peak, so the growth counts the image itself plus all the
@@ -60,7 +60,7 @@ def _child(kind, size, tsize):
     import cv2
     import numpy as np
 
-    from matcher.matches import find
+    from matcher.search.find import find
 
     small = np.random.default_rng(1).integers(0, 256, (300, 300), dtype=np.uint8)
     find(small, small[:40, :40])  # libraries and code paths loaded before the baseline

@@ -28,8 +28,8 @@ import skimage.data
 from skimage.color import rgb2gray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from matcher.matches import find  # noqa: E402
-from matcher.pyramid import find_pyramid  # noqa: E402
+from matcher.search.find import find  # noqa: E402
+from matcher.search.pyramid import find_pyramid  # noqa: E402
 
 
 PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "rocket", "coins", "immunohistochemistry", "brick")

@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 import matcher  # noqa: E402
 from matcher import load_image  # noqa: E402
-from matcher.matches import find  # noqa: E402
+from matcher.search.find import find  # noqa: E402
 
 
 def make_inputs(color, seed=0):

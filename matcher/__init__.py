@@ -8,10 +8,10 @@
 (np.int64(0), np.int64(4))
 """
 
-from ._inputs import ALGORITHMS, LOWER_IS_BETTER, METHODS, MODES, PRECISIONS
-from .choose import choose_algorithm
-from .engine import match_template, set_num_threads
-from .matches import Match, find, find_many
+from .scores.inputs import ALGORITHMS, LOWER_IS_BETTER, METHODS, MODES, PRECISIONS
+from .scores.plan import choose_algorithm
+from .scores.engine import match_template, set_num_threads
+from .search.find import Match, find, find_many
 from .io import LoadedImage, load_image
 from .errors import (
     ImageDecodeError,
@@ -20,7 +20,7 @@ from .errors import (
     TemplateTooLargeError,
     UnsupportedFormatError,
 )
-from .reference import match_template_reference
+from .scores.reference import match_template_reference
 
 __version__ = "0.1.0"
 

@@ -162,7 +162,7 @@ def process_image(path, job, source=None):
         recorded, never raised; matches of all templates are listed together,
         each template's best first, in template order, each with its label.
     """
-    from .matches import find  # deferred: workers import what they need on first use
+    from .search.find import find  # deferred: workers import what they need on first use
 
     start = time.perf_counter()
     try:

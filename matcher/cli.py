@@ -37,7 +37,7 @@ import time
 import traceback
 
 from . import __version__
-from ._inputs import LOWER_IS_BETTER, METHODS, PRECISIONS
+from .scores.inputs import LOWER_IS_BETTER, METHODS, PRECISIONS
 from .errors import MatcherError
 from .io import load_image
 
@@ -292,7 +292,7 @@ def _dumps(obj):
 # ---------------------------------------------------------------- match
 
 def _cmd_match(args):
-    from .matches import find
+    from .search.find import find
 
     template = _load("template", args.template, "gray" if args.gray else "auto")
     color = "gray" if template.channels == 1 else "color"
@@ -367,7 +367,7 @@ def _write_annotation(args, image, color, matches):
 def _write_heatmap(args, image, template, mask):
     import numpy as np
 
-    from .engine import match_template
+    from .scores.engine import match_template
     from .render import score_heatmap, encode_png
 
     H, W = image.height, image.width

@@ -15,7 +15,20 @@ __all__ = [
 
 
 class MatcherError(ValueError):
-    """Base class for every error caused by the caller's input."""
+    """Base class for every error caused by the caller's input.
+
+    ``param`` names the offending parameter (``"threshold"``, ``"mask"``,
+    ``"image"``, ...) when one is to blame, else None: callers such as the
+    CLI and the service read it to say which flag or field was wrong, so
+    nothing has to parse the message.
+
+    >>> MatcherError("threshold must be ...", param="threshold").param
+    'threshold'
+    """
+
+    def __init__(self, message="", *, param=None):
+        super().__init__(message)
+        self.param = param
 
 
 class ImageDecodeError(MatcherError):

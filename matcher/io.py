@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ._inputs import check_choice
+from .scores.inputs import check_choice
 from .errors import ImageDecodeError, ImageTooLargeError, MatcherError, UnsupportedFormatError
 
 __all__ = ["load_image", "LoadedImage", "FORMATS", "COLORS", "DEFAULT_MAX_PIXELS"]

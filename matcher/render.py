@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
-from ._inputs import LOWER_IS_BETTER, normalize_method
+from .scores.inputs import LOWER_IS_BETTER, normalize_method
 from .errors import MatcherError
 
 __all__ = ["draw_matches", "score_heatmap", "encode_png", "COLORMAP"]

@@ -13,7 +13,7 @@ import numpy as np
 
 import matcher
 from matcher import LOWER_IS_BETTER, load_image, match_template
-from matcher.matches import find, find_many
+from matcher.search.find import find, find_many
 from matcher.errors import MatcherError, TemplateTooLargeError
 from matcher.render import draw_matches, encode_png, score_heatmap
 

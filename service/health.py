@@ -6,7 +6,7 @@ import numpy as np
 
 import matcher
 from matcher import LOWER_IS_BETTER, METHODS
-from matcher.matches import find
+from matcher.search.find import find
 
 __all__ = ["methods_info", "readiness"]
 

@@ -17,7 +17,7 @@ import pytest
 from matcher import batch
 from matcher.cli import main
 from matcher.errors import MatcherError
-from matcher.matches import find
+from matcher.search.find import find
 from matcher.io import load_image
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

@@ -4,7 +4,7 @@ choose_algorithm is a pure function of the shapes: deterministic, no array
 work, only "direct" or "fft". match_template must take exactly the path it
 is told to ("direct" / "fft"), and ask choose_algorithm for "auto". The paths
 are observed by wrapping the engine's correlation entry points
-(``matcher.scoring.correlate_direct``, ``correlate_dft`` and ``FFTCorrelator``),
+(``matcher.scores.assembly.correlate_direct``, ``correlate_dft`` and ``FFTCorrelator``),
 so a wrong path is detected even though both give the same scores.
 """
 
@@ -15,8 +15,8 @@ import time
 import numpy as np
 import pytest
 
-import matcher.choose
-import matcher.scoring as scoring
+import matcher.scores.plan
+import matcher.scores.assembly as scoring
 from matcher import METHODS, choose_algorithm, match_template, match_template_reference
 
 # ---------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def test_auto_asks_choose_algorithm(monkeypatch, paths, side, forced):
         asked.append((tuple(image_shape), tuple(template_shape), masked))
         return forced
 
-    monkeypatch.setattr(matcher.choose, "choose_algorithm", fake)
+    monkeypatch.setattr(matcher.scores.plan, "choose_algorithm", fake)
     image, template = _problem(side, colour=True)
     mask = np.ones(template.shape[:2])
     got = match_template(image, template, "ncc", mask=mask, algorithm="auto", precision="exact")
@@ -207,7 +207,7 @@ def test_explicit_algorithm_does_not_ask_choose_algorithm(monkeypatch, algorithm
     def fail(*args, **kwargs):
         raise AssertionError("choose_algorithm was asked although the algorithm was explicit")
 
-    monkeypatch.setattr(matcher.choose, "choose_algorithm", fail)
+    monkeypatch.setattr(matcher.scores.plan, "choose_algorithm", fail)
     image, template = _problem(LARGE)
     match_template(image, template, "ssd", algorithm=algorithm)
 

@@ -26,7 +26,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import score_contract as contract
 from matcher import LOWER_IS_BETTER, METHODS, match_template, match_template_reference
-from matcher.reference import window_scores
+from matcher.scores.reference import window_scores
 from score_contract import REL, check_contract, score_range
 
 PRECISIONS = ("exact", "fast")
@@ -641,7 +641,7 @@ def test_worked_example_2d(precision, algorithm):
 @pytest.mark.parametrize("mask_kind", ["none", "bool"])
 def test_parallel_bands_agree_with_the_reference(monkeypatch, method, mask_kind):
     """Large maps are scored in horizontal bands on several threads; seams must not show."""
-    import matcher.engine as engine
+    import matcher.scores.engine as engine
 
     monkeypatch.setattr(engine, "_MIN_BAND_OUTPUTS", 1)
     monkeypatch.setattr(engine, "_CORES", 3)
@@ -659,7 +659,7 @@ def test_parallel_bands_agree_with_the_reference(monkeypatch, method, mask_kind)
 
 def test_match_templates_equals_separate_calls_for_mixed_shapes_and_masks():
     """Shared image-side work (sums, extremes, spectra) never leaks between templates."""
-    from matcher.engine import match_templates
+    from matcher.scores.engine import match_templates
 
     rng = np.random.default_rng(11)
     image = rng.integers(0, 256, (70, 80)).astype(np.uint8)
@@ -680,7 +680,7 @@ def test_thread_pool_is_kept_and_follows_set_num_threads():
     contract); a new pool of the same size, the same scores bit for bit."""
     import os
 
-    import matcher.engine as engine
+    import matcher.scores.engine as engine
 
     rng = np.random.default_rng(7)
     image = rng.integers(0, 256, (700, 700)).astype(np.uint8)
@@ -702,7 +702,7 @@ def test_thread_pool_is_kept_and_follows_set_num_threads():
 
 
 def test_set_num_threads_controls_bands_and_rejects_bad_values(monkeypatch):
-    import matcher.engine as engine
+    import matcher.scores.engine as engine
     from matcher import set_num_threads
 
     monkeypatch.setattr(engine, "_MIN_BAND_OUTPUTS", 1)
@@ -723,7 +723,7 @@ def test_set_num_threads_controls_bands_and_rejects_bad_values(monkeypatch):
 @pytest.mark.parametrize("shape", [(5, 10), (8, 8), (31, 17), (64, 64)])
 def test_blocked_dft_correlation_is_within_its_bound(shape):
     """OpenCV's blocked DFT path against exact integer correlation (direct sums of integers are exact)."""
-    from matcher.correlate import correlate_dft, correlate_direct, fft_error_bound
+    from matcher.scores.correlate import correlate_dft, correlate_direct, fft_error_bound
 
     rng = np.random.default_rng(5)
     image = (rng.integers(0, 256, (300, 280)) - 128).astype(float)
@@ -737,7 +737,7 @@ def test_blocked_dft_correlation_is_within_its_bound(shape):
 
 
 def test_blocked_dft_refuses_small_kernels():
-    from matcher.correlate import correlate_dft
+    from matcher.scores.correlate import correlate_dft
 
     with pytest.raises(ValueError, match=re.escape("correlate_dft needs a kernel of more than 49 taps, got 7x7")):
         correlate_dft(np.zeros((20, 20)), np.ones((7, 7)))
@@ -746,7 +746,7 @@ def test_blocked_dft_refuses_small_kernels():
 @pytest.mark.parametrize("err_den", [0.0, np.zeros(4), 1e-3])
 def test_normalise_flags_windows_whose_error_bound_exceeds_the_tolerance(err_den):
     """The recheck rule: flag where err_num / d + |score| err_den / (2 den) > tol, or den <= err_den."""
-    from matcher.scoring import _normalise
+    from matcher.scores.assembly import _normalise
 
     den = np.array([4.0, 1e-6, 0.0, 100.0])
     num = np.array([1.0, 1e-4, 0.0, -5.0])

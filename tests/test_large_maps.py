@@ -15,7 +15,7 @@ These tests check what that promises, through the engine:
   float64 path (matcher/scoring.py, tested against the reference in
   test_engine.py) where the reference would be too slow;
 - that the float32 path really scores the typical cases (a spy on
-  ``matcher.engine.score_large_map``) and is not used for small maps, masks or
+  ``matcher.scores.engine.score_large_map``) and is not used for small maps, masks or
   ``precision="exact"``;
 - forced fallbacks (error model constants inflated so that every window is
   uncertain, or the path declining a band) still give correct maps;
@@ -46,8 +46,8 @@ from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
 import matcher
-import matcher.engine as engine
-import matcher.large_maps as large_maps
+import matcher.scores.engine as engine
+import matcher.scores.chunked_assembly as large_maps
 import score_contract as contract
 from matcher import METHODS, match_template, match_template_reference
 

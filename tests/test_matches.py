@@ -31,7 +31,7 @@ from scipy import ndimage
 from skimage.color import rgb2gray
 
 from matcher import LOWER_IS_BETTER, METHODS, MatcherError, TemplateTooLargeError, load_image, match_template
-from matcher.matches import Match, find, find_many
+from matcher.search.find import Match, find, find_many
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 NORMED_ON_PHOTOS = ("ncc", "ccorr_normed", "ssd_normed", "ssd")

@@ -1,4 +1,4 @@
-"""matcher.peaks against naive oracles.
+"""matcher.search.peaks against naive oracles.
 
 - ``local_peaks``: a pixel-by-pixel loop over 8 neighbours, with plateaus
   found by a breadth-first flood fill (not ``scipy.ndimage.label``), and
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from matcher.peaks import iou, local_peaks, refine, suppress
+from matcher.search.peaks import iou, local_peaks, refine, suppress
 
 HYPOTHESIS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                       suppress_health_check=[HealthCheck.too_slow])

@@ -17,8 +17,8 @@ import skimage.data
 from skimage.color import rgb2gray
 
 from matcher import MatcherError, match_template
-from matcher.matches import find
-from matcher.pyramid import PyramidInfo, find_pyramid, pyramid_levels
+from matcher.search.find import find
+from matcher.search.pyramid import PyramidInfo, find_pyramid, pyramid_levels
 
 
 def gray(a):

@@ -1,6 +1,6 @@
 """The reference implementation against independent oracles.
 
-``matcher.reference`` is the oracle of every other test, so it is checked
+``matcher.scores.reference`` is the oracle of every other test, so it is checked
 here against two things it shares no code with:
 
 - a plain Python double loop written from the formulas (``brute_force``),
@@ -19,7 +19,7 @@ import skimage.data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from matcher.reference import match_template_reference, window_scores
+from matcher.scores.reference import match_template_reference, window_scores
 
 METHODS = ("ssd", "ssd_normed", "ccorr", "ccorr_normed", "ccoeff", "ncc")
 

@@ -9,7 +9,7 @@ import pytest
 
 from matcher import match_template
 from matcher.errors import MatcherError
-from matcher.matches import Match, find
+from matcher.search.find import Match, find
 from matcher.io import load_image
 from matcher.render import COLORMAP, draw_matches, encode_png, score_heatmap, to_display_rgb
 

@@ -12,7 +12,7 @@ from openapi_spec_validator import validate as validate_spec
 
 import matcher
 from matcher import load_image, match_template
-from matcher.matches import find, find_many
+from matcher.search.find import find, find_many
 from matcher.render import draw_matches, encode_png, score_heatmap
 from service_fixtures import b64, client, make_client, openapi, png, sample  # noqa: F401 (fixtures)
 

@@ -16,7 +16,7 @@ import pytest
 
 import matcher
 from matcher import load_image
-from matcher.matches import find
+from matcher.search.find import find
 from service_fixtures import (  # noqa: F401 (fixture)
     GUNICORN_COMMAND, ROOT, b64, fetch, multipart, openapi, png, sample, start_server, stop_server)
 

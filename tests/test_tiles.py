@@ -18,9 +18,9 @@ import skimage.data
 from skimage.color import rgb2gray
 
 from matcher import METHODS, MatcherError, match_template
-from matcher import tiles
-from matcher.matches import find
-from matcher.tiles import find_tiled
+from matcher.search import tiled as tiles
+from matcher.search.find import find
+from matcher.search.tiled import find_tiled
 
 ROOT = Path(__file__).resolve().parent.parent
 CAMERA = skimage.data.camera()[100:220, 150:310]  # 120 x 160
@@ -175,8 +175,8 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import sys, time
     import numpy as np
     sys.path.insert(0, {root!r})
-    from matcher.matches import find
-    from matcher import tiles
+    from matcher.search.find import find
+    from matcher.search import tiled as tiles
 
     def status(key):
         for line in open("/proc/self/status"):

@@ -9,7 +9,7 @@ import math
 
 import scipy.fft as sfft
 
-from ._inputs import check_choice
+from .inputs import check_choice
 
 __all__ = ["choose_algorithm"]
 
@@ -89,7 +89,7 @@ def _plane(shape, name):
 
 def resolve_algorithm(algorithm, image_shape, template_shape, *, masked):
     """Return the explicit choice, or ask :func:`choose_algorithm` for ``"auto"``."""
-    from ._inputs import ALGORITHMS
+    from .inputs import ALGORITHMS
 
     check_choice("algorithm", algorithm, ALGORITHMS)
     if algorithm == "auto":

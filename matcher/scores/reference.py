@@ -2,7 +2,7 @@
 
 This module is the oracle. It is written to be read, not to be fast: every
 window is cut out of the image and scored by the formulas below, with
-two-pass means and no running sums. The fast engine (:mod:`matcher.engine`)
+two-pass means and no running sums. The fast engine (:mod:`matcher.scores.engine`)
 must agree with it, and reuses :func:`window_scores` to recompute the few
 windows whose fast score could be inaccurate.
 """
@@ -10,7 +10,7 @@ windows whose fast score could be inaccurate.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._inputs import prepare
+from .inputs import prepare
 
 __all__ = ["match_template_reference", "window_scores", "used_extremes", "gather_windows", "rescore", "scores_at"]
 

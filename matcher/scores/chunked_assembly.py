@@ -6,7 +6,7 @@ through OpenCV: its direct filter for kernels up to 11 x 11
 ``TM_CCORR``) above (``"fft"``). ``"exact"``: in float64 (OpenCV's direct
 filter or blocked DFT, or scipy's FFT), as the algorithm asks. Window sums come
 from OpenCV's box filters, exact for small integers; for ``"exact"``
-normalised scores on other data, from split values (:func:`matcher.band_channel.split_sums`).
+normalised scores on other data, from split values (:func:`matcher.scores.image_channel.split_sums`).
 The scores are assembled in row chunks that stay in cache, with reused buffers.
 
 Every window's score gets a bound on its error (:data:`_ERROR_MODEL`,
@@ -14,7 +14,7 @@ Every window's score gets a bound on its error (:data:`_ERROR_MODEL`,
 (1e-4 of the score range for "fast", 1e-10 for "exact") are settled: chunks
 with many of them get a float64 correlation over the columns that hold them,
 flat (or zero) windows get their documented value, the rest are recomputed
-by definition; a band with too many goes back to :mod:`matcher.scoring`
+by definition; a band with too many goes back to :mod:`matcher.scores.assembly`
 (:func:`score_large_map` returns False). The tolerance follows the map's
 range, re-estimated until it holds.
 """
@@ -22,7 +22,7 @@ range, re-estimated until it holds.
 import cv2
 import numpy as np
 
-from .band_channel import BandChannel, sum_peak
+from .image_channel import BandChannel, sum_peak
 from .correlate import _OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
 from .reference import rescore
 from .window_sums import window_extremes
@@ -107,7 +107,7 @@ def score_large_map(p, algorithm, out, *, channels=None, precision="fast"):
     ``out`` is a float64 array of ``p.out_shape``. ``channels`` is a dict
     that keeps the per-channel work on this band for the next template.
     ``precision="exact"`` correlates and assembles in float64, with window
-    sums exact for small integers and split (:func:`matcher.band_channel.split_sums`) otherwise.
+    sums exact for small integers and split (:func:`matcher.scores.image_channel.split_sums`) otherwise.
     """
     C, h, w = p.template.shape
     cache = {} if channels is None else channels

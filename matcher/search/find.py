@@ -3,7 +3,7 @@
 :func:`find` and :func:`find_many` turn the engine's score maps into a short
 list of :class:`Match` objects, best first: local peaks of the score map (at or
 past a threshold), greedy non-maximum suppression by intersection over union,
-optional sub-pixel refinement (:mod:`matcher.peaks`).
+optional sub-pixel refinement (:mod:`matcher.search.peaks`).
 """
 
 import math
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._inputs import LOWER_IS_BETTER, PRECISIONS, _as_array, check_choice, normalize_method
-from .engine import match_templates
-from .errors import MatcherError, TemplateTooLargeError
+from ..scores.inputs import LOWER_IS_BETTER, PRECISIONS, _as_array, check_choice, normalize_method
+from ..scores.engine import match_templates
+from ..errors import MatcherError, TemplateTooLargeError
 from .peaks import local_peaks, refine_patches, suppress
-from .reference import scores_at
+from ..scores.reference import scores_at
 
 __all__ = ["Match", "find", "find_many", "NORMALIZED_METHODS", "THRESHOLD_RANGES"]
 
@@ -122,7 +122,7 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
         region must lie inside the image and be at least the template's size.
     subpixel : bool, keyword-only
         Refine each position by a 2-D quadratic least-squares fit over the
-        3 x 3 scores around the peak (:func:`matcher.peaks.refine`), clamped
+        3 x 3 scores around the peak (:func:`matcher.search.peaks.refine`), clamped
         to +-0.5 pixel per axis; along an axis where the peak is on the border
         of the score map (of the region's, with ``region``), the position
         stays integer. ``x`` and ``y`` are then
@@ -133,7 +133,7 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
     precision : {"fast", "exact"}, keyword-only
         Passed to the engine unchanged.
     pyramid : bool, keyword-only
-        Coarse-to-fine search (:func:`matcher.pyramid.find_pyramid`, which
+        Coarse-to-fine search (:func:`matcher.search.pyramid.find_pyramid`, which
         also reports the path taken): much faster on large images, the same
         matches as the exhaustive search in all but rare cases, falling back
         to it when the coarse evidence is weak. Normalised methods only.
@@ -175,7 +175,7 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
         return find_pyramid(image, template, method, threshold=threshold, max_matches=max_matches,
                             max_overlap=max_overlap, region=region, subpixel=subpixel, mask=mask,
                             precision=precision)[0]
-    from .tiles import find_tiled, needs_tiles  # imports this module
+    from .tiled import find_tiled, needs_tiles  # imports this module
 
     if needs_tiles(image):  # too big to score at once; find_tiled decides again after cropping to region
         return find_tiled(image, template, method, threshold=threshold, max_matches=max_matches,
@@ -191,7 +191,7 @@ def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max
 
     As :func:`find`, with the image-side work (validation, centring, Fourier
     transform, window sums) shared by all templates
-    (:func:`matcher.engine.match_templates`). The local peaks of all score maps
+    (:func:`matcher.scores.engine.match_templates`). The local peaks of all score maps
     are ranked together, best first (ties: template order, then row-major), and
     suppression runs across templates: a window claimed by one template is not
     claimed again by another (IoU, as in :func:`find`; windows may differ in

@@ -12,16 +12,16 @@ every side, so that
 
 Only the tile's candidates are kept: position and map value. A plateau of
 equal peaks yields one candidate, its first pixel in row-major order
-(:func:`matcher.peaks.local_peaks`). A plateau may cross tile seams: each
+(:func:`matcher.search.peaks.local_peaks`). A plateau may cross tile seams: each
 tile reports the pieces of plateaus that touch its border together with their
 border pixels; pieces whose border pixels are 8-neighbours across a seam are
 joined (connected components of a sparse graph), and each joined plateau
 keeps the earliest first pixel of its pieces, exactly the pixel the untiled
 search keeps. Then the candidates are ranked (best first, ties row-major),
 suppressed and limited as :func:`matcher.find` does, with
-:func:`matcher.peaks.suppress` itself, and the chosen windows are scored by
+:func:`matcher.search.peaks.suppress` itself, and the chosen windows are scored by
 definition, with their 3 x 3 neighbourhoods for ``subpixel``
-(:func:`matcher.matches.matches_at`), as the untiled search does: same
+(:func:`matcher.search.find.matches_at`), as the untiled search does: same
 positions, same scores, same sub-pixel offsets.
 
 A tile's map is computed from the tile's own slice, so its values may differ
@@ -37,8 +37,8 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ._inputs import LOWER_IS_BETTER, _as_array
-from .engine import match_template
+from ..scores.inputs import LOWER_IS_BETTER, _as_array
+from ..scores.engine import match_template
 from .peaks import suppress
 
 __all__ = ["find_tiled", "TILED_ABOVE_BYTES", "TILE_BUDGET", "BYTES_PER_PIXEL"]
@@ -95,7 +95,7 @@ def find_tiled(image, template, method="ncc", *, threshold=None, max_matches=1, 
     >>> [(m.x, m.y, m.score) for m in found]
     [(1, 1, 0.0), (6, 3, 0.0)]
     """
-    from . import matches as M  # matches imports this module lazily
+    from . import find as M  # find imports this module lazily
 
     method, threshold, max_matches, max_overlap = M._check_options(
         method, precision, threshold, max_matches, max_overlap, subpixel)
@@ -136,7 +136,7 @@ def _check_tile(tile):
             or not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in tile)):
         raise TypeError(f"tile must be a positive integer or a pair (rows, cols) of them, got {tile!r}")
     if min(tile) < 1:
-        from .errors import MatcherError
+        from ..errors import MatcherError
 
         raise MatcherError(f"tile must be a positive integer or a pair (rows, cols) of them, got {tile!r}")
     return int(tile[0]), int(tile[1])
@@ -156,7 +156,7 @@ def _auto_tile(arr, th, tw):
 
 def _tiled(arr, template, mask, method, threshold, max_matches, max_overlap, subpixel, precision,
            th, tw, rows, cols):
-    from .matches import matches_at
+    from .find import matches_at
 
     out_h, out_w = arr.shape[0] - th + 1, arr.shape[1] - tw + 1
     lower = method in LOWER_IS_BETTER

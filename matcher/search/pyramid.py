@@ -15,7 +15,7 @@ Rules (the constants below):
   (a prototype missed the true location whenever it was smaller). ``L = 0``
   (a template side under 31 px) means the exhaustive search.
 - **Candidates.** ``K = max(8, 4 * max_matches)`` local peaks of the coarse
-  score map (:func:`matcher.peaks.local_peaks`), best first. At every finer
+  score map (:func:`matcher.search.peaks.local_peaks`), best first. At every finer
   level each is moved to the best window within +-:data:`RADIUS` px of twice
   its coarser position (at full resolution +-``2**(L+1) + 2`` px, re-centred
   while the best lies on the square's edge: periodic texture aliases at the
@@ -23,11 +23,11 @@ Rules (the constants below):
   searches use ``cv2.matchTemplate`` in float32 (centred for ``ncc``), the
   coarse level included; masked, the engine. They only rank.
 - **Scores.** Each full-resolution survivor is then moved uphill on the exact
-  scores (:func:`matcher.reference.window_scores`, by definition, float64)
+  scores (:func:`matcher.scores.reference.window_scores`, by definition, float64)
   until it beats its 8 neighbours, so it is a local peak of the full score
   map; its score is the exhaustive map's value (to ~1e-12) and its 3 x 3
   neighbourhood feeds sub-pixel refinement exactly as in :func:`matcher.find`.
-  Threshold, suppression (:func:`matcher.peaks.suppress`) and ``max_matches``
+  Threshold, suppression (:func:`matcher.search.peaks.suppress`) and ``max_matches``
   then apply as in :func:`matcher.find`.
 - **Fallback** to the exhaustive search (``fell_back=True``, ``reason`` says
   which) when: no coarse level is possible (``levels=0``); ``max_matches`` is
@@ -44,7 +44,7 @@ Rules (the constants below):
   suppression (the exhaustive search would return more, or confirm that there
   are none).
 
-Only the normalised methods (:data:`matcher.matches.NORMALIZED_METHODS`) are
+Only the normalised methods (:data:`matcher.search.find.NORMALIZED_METHODS`) are
 supported: the other scores grow with the template's area and the image's
 energy, so the coarse ranking says little about the fine one. Others raise
 :class:`matcher.MatcherError`.
@@ -57,14 +57,14 @@ import numpy as np
 
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._inputs import LOWER_IS_BETTER, _as_array, _channels_first, _weights, normalize_method
-from . import engine as _engine
-from .engine import match_template
-from .errors import MatcherError
-from .matches import (NORMALIZED_METHODS, Match, _check_options,
+from ..scores.inputs import LOWER_IS_BETTER, _as_array, _channels_first, _weights, normalize_method
+from ..scores import engine as _engine
+from ..scores.engine import match_template
+from ..errors import MatcherError
+from .find import (NORMALIZED_METHODS, Match, _check_options,
                       _crop, _search, _spatial)
 from .peaks import local_peaks, refine, suppress
-from .reference import window_scores
+from ..scores.reference import window_scores
 
 __all__ = ["find_pyramid", "PyramidInfo", "pyramid_levels", "MIN_COARSE_SIZE", "MAX_LEVELS"]
 
@@ -395,7 +395,7 @@ def _area(box):
 
 
 class _ExactScores:
-    """Full-resolution scores by definition (:func:`matcher.reference.window_scores`), around a position."""
+    """Full-resolution scores by definition (:func:`matcher.scores.reference.window_scores`), around a position."""
 
     def __init__(self, arr, tpl, mask, method, sign):
         self.arr, self.method, self.sign = arr, method, sign

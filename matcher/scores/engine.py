@@ -8,17 +8,17 @@ Scores are assembled from three kinds of pieces:
 - exact window minima and maxima, which say where a window is flat or zero.
 
 Two assemblies share that plan. Maps of 65536 positions and more without a
-mask go through :mod:`matcher.large_maps`: for ``precision="fast"`` the
+mask go through :mod:`matcher.scores.chunked_assembly`: for ``precision="fast"`` the
 correlation runs in float32 through OpenCV, for ``"exact"`` in float64; the
 scores are assembled in cache-sized row chunks. Masks and small maps go
-through :mod:`matcher.scoring` (float64 throughout), which is also where a
+through :mod:`matcher.scores.assembly` (float64 throughout), which is also where a
 band goes when the first cannot vouch for it. Either way the image is centred
 where that helps (its mean subtracted; an integer for integer data so that
 sums stay exact), so errors do not grow with a large DC offset, which is what
 breaks OpenCV's float32 path. Every score gets a bound on its rounding
 error; the windows whose bound exceeds the precision's tolerance are
 recomputed (in float64, or by definition with
-:func:`matcher.reference.window_scores`). Hence ``precision="exact"`` agrees
+:func:`matcher.scores.reference.window_scores`). Hence ``precision="exact"`` agrees
 with the float64 reference to 1e-9 of the score range on every input,
 ``"fast"`` to 1e-4, and neither returns a score for a flat window other than
 its documented value.
@@ -31,11 +31,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from ._inputs import PRECISIONS, check_choice, prepare, prepare_image
-from .choose import resolve_algorithm
-from .errors import MatcherError
-from .scoring import ImageSide, score_map
-from .large_maps import score_large_map, supported
+from .inputs import PRECISIONS, check_choice, prepare, prepare_image
+from .plan import resolve_algorithm
+from ..errors import MatcherError
+from .assembly import ImageSide, score_map
+from .chunked_assembly import score_large_map, supported
 
 __all__ = ["match_template", "match_templates", "set_num_threads"]
 

@@ -11,25 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import MatcherError, TemplateTooLargeError
-
-METHODS = ("ssd", "ssd_normed", "ccorr", "ccorr_normed", "ccoeff", "ncc")
-"""Score names; index ``i`` is OpenCV's ``TM_*`` constant ``i`` (TM_SQDIFF=0 ... TM_CCOEFF_NORMED=5)."""
+from ..errors import MatcherError, TemplateTooLargeError
+from ..methods import LOWER_IS_BETTER, METHODS, normalize_method  # noqa: F401 (re-exported until callers move)
 
 MODES = ("correlate", "convolve")
 PRECISIONS = ("fast", "exact")
 ALGORITHMS = ("auto", "direct", "fft")
 
-LOWER_IS_BETTER = ("ssd", "ssd_normed")
-
-_OPENCV_NAMES = {
-    "TM_SQDIFF": "ssd",
-    "TM_SQDIFF_NORMED": "ssd_normed",
-    "TM_CCORR": "ccorr",
-    "TM_CCORR_NORMED": "ccorr_normed",
-    "TM_CCOEFF": "ccoeff",
-    "TM_CCOEFF_NORMED": "ncc",
-}
 _ACCEPTED_KINDS = "biuf"  # bool, signed, unsigned, float
 
 
@@ -54,25 +42,6 @@ class Problem:
         _, H, W = self.image.shape
         _, h, w = self.template.shape
         return (H - h + 1, W - w + 1)
-
-
-def normalize_method(method):
-    """Return the canonical method name for a name or an OpenCV ``TM_*`` constant."""
-    if isinstance(method, (bool, np.bool_)):
-        raise TypeError(f"method must be one of {METHODS} or an OpenCV TM_* constant 0-5, got {method!r}")
-    if isinstance(method, (int, np.integer)):
-        if 0 <= int(method) < len(METHODS):
-            return METHODS[int(method)]
-        raise MatcherError(
-            f"method must be one of {METHODS} or an OpenCV TM_* constant 0-5, got {method!r}"
-        )
-    if isinstance(method, str):
-        if method in METHODS:
-            return method
-        if method.upper() in _OPENCV_NAMES:
-            return _OPENCV_NAMES[method.upper()]
-        raise MatcherError(f"method must be one of {METHODS} or an OpenCV TM_* constant 0-5, got {method!r}")
-    raise TypeError(f"method must be a string or an int, got {type(method).__name__}")
 
 
 def check_choice(name, value, allowed):

@@ -1,7 +1,7 @@
 """Assembling every window's score from correlations and window sums, in float64 (private).
 
 This is the general path: masks, maps under 65536 positions, and the bands
-:mod:`matcher.large_maps` (the large unmasked maps) hands back.
+:mod:`matcher.scores.chunked_assembly` (the large unmasked maps) hands back.
 
 :class:`ImageSide` holds the work on one image (band) that every template
 shares: the centred channels, their FFT spectra, window sums and extremes.
@@ -12,7 +12,7 @@ shares: the centred channels, their FFT spectra, window sums and extremes.
 - degenerate windows (flat for ncc, all zero for the other normalised
   methods) found exactly and given their documented value;
 - the windows whose error bound exceeds the tolerance recomputed by
-  definition with :func:`matcher.reference.window_scores`.
+  definition with :func:`matcher.scores.reference.window_scores`.
 """
 
 import numpy as np
