@@ -32,6 +32,7 @@ from skimage.color import rgb2gray
 
 from matcher import LOWER_IS_BETTER, METHODS, MatcherError, TemplateTooLargeError, load_image, match_template
 from matcher.search.find import Match, find, find_many
+from matcher.search.tiled import find_tiled
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 NORMED_ON_PHOTOS = ("ncc", "ccorr_normed", "ssd_normed", "ssd")
@@ -547,3 +548,51 @@ def test_bad_find_many_arguments():
     # engine errors come through unchanged
     with pytest.raises(TemplateTooLargeError, match="larger than image"):
         find(IMAGE, np.zeros((11, 2)))
+
+
+# --- the threshold applies to the reported scores (issue 11, contract item 3) --------------------------------
+
+
+def _dc_scene(seed=0, offset=10000.0):
+    """A smooth textured float image on a large DC offset, and an exact copy of one of its windows."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((300, 300))
+    smooth = np.cumsum(np.cumsum(noise, axis=0), axis=1) / 50.0
+    image = offset + smooth
+    return image, image[120:152, 90:130].copy()
+
+
+@pytest.mark.parametrize("method, threshold", [("ssd", 0.0), ("ssd_normed", 0.0), ("ncc", 1.0), ("ccorr_normed", 1.0)])
+@pytest.mark.parametrize("precision", ["fast", "exact"])
+def test_threshold_at_the_perfect_score_finds_an_exact_copy(method, threshold, precision):
+    image, tpl = _dc_scene()
+    (best,) = find(image, tpl, method, precision=precision)
+    assert (best.x, best.y) == (90, 120)
+    assert best.score == threshold  # scored by definition: exactly perfect
+    found = find(image, tpl, method, threshold=threshold, precision=precision)
+    assert [(m.x, m.y, m.score) for m in found] == [(90, 120, threshold)]
+
+
+@pytest.mark.parametrize("method", ["ncc", "ssd", "ccorr_normed", "ssd_normed", "ccoeff"])
+@pytest.mark.parametrize("precision", ["fast", "exact"])
+def test_reported_scores_never_on_the_wrong_side_of_the_threshold(method, precision):
+    """With the threshold set to each reported score in turn, that match is found again and
+    every match returned passes it: the threshold and the report use the same numbers."""
+    image, _ = _dc_scene(seed=3)
+    tpl = image[40:56, 200:224] + np.random.default_rng(4).normal(0, 0.05, (16, 24))
+    everything = find(image, tpl, method, max_matches=None, max_overlap=1.0, precision=precision)
+    lower = method in LOWER_IS_BETTER
+    for m in everything[:: max(1, len(everything) // 7)][:8]:
+        found = find(image, tpl, method, threshold=m.score, max_matches=None, max_overlap=1.0, precision=precision)
+        assert all((f.score <= m.score) if lower else (f.score >= m.score) for f in found)
+        assert (m.x, m.y) in {(f.x, f.y) for f in found}, m
+
+
+def test_threshold_agrees_across_strategies():
+    """Exhaustive, tiled and pyramid searches apply the threshold to the same reported score."""
+    image, tpl = _dc_scene(seed=5)
+    for method, threshold in [("ncc", 1.0), ("ssd_normed", 0.0)]:
+        want = [(m.x, m.y, m.score) for m in find(image, tpl, method, threshold=threshold)]
+        tiled = [(m.x, m.y, m.score) for m in find_tiled(image, tpl, method, threshold=threshold, tile=37)]
+        pyramid = [(m.x, m.y, m.score) for m in find(image, tpl, method, threshold=threshold, pyramid=True)]
+        assert want == tiled == pyramid == [(90, 120, threshold)], method

@@ -18,7 +18,7 @@ import skimage.data
 from skimage.color import rgb2gray
 
 from matcher import METHODS, MatcherError, match_template
-from matcher.search import tiled as tiles
+from matcher.search import strategy, tiled as tiles
 from matcher.search.find import find
 from matcher.search.tiled import find_tiled
 
@@ -159,7 +159,7 @@ def test_find_routes_huge_images(monkeypatch):
     tpl = CAMERA[40:60, 50:75].copy()
     want = find(CAMERA, tpl, max_matches=None)
     assert calls == []
-    monkeypatch.setattr(tiles, "TILED_ABOVE_BYTES", CAMERA.size * 8 - 1)  # "huge" from here
+    monkeypatch.setattr(strategy, "TILED_ABOVE_BYTES", CAMERA.size * 8 - 1)  # "huge" from here
     monkeypatch.setattr(tiles, "_MIN_TILE_BYTES", 1)
     monkeypatch.setattr(tiles, "TILE_BUDGET", 0.5)
     same(want, find(CAMERA, tpl, max_matches=None))
@@ -176,7 +176,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, {root!r})
     from matcher.search.find import find
-    from matcher.search import tiled as tiles
+    from matcher.search import strategy
 
     def status(key):
         for line in open("/proc/self/status"):
@@ -192,7 +192,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     image[:] = np.tile(rng.integers(0, 256, (256, 256), dtype=np.uint8), (size // 256, size // 256))
     image[1000:1064, 2000:2064] = rng.integers(0, 256, (64, 64), dtype=np.uint8)
     tpl = image[1000:1064, 2000:2064].copy()
-    tiles.TILED_ABOVE_BYTES = image.size * 8 - 1  # route as if huge
+    strategy.TILED_ABOVE_BYTES = image.size * 8 - 1  # route as if huge
     t = time.time()
     (m,) = find(image, tpl)
     print(m.x, m.y, status("VmHWM") - base, image.nbytes, time.time() - t)

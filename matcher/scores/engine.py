@@ -37,8 +37,11 @@ from ..errors import MatcherError
 from .assembly import ImageSide, score_map
 from .chunked_assembly import score_large_map, supported
 
-__all__ = ["match_template", "match_templates", "set_num_threads"]
+__all__ = ["match_template", "match_templates", "set_num_threads", "num_threads", "thread_pool", "CONTRACT"]
 
+CONTRACT = {"fast": 1e-4, "exact": 1e-9}
+"""What :func:`match_template` promises per precision: the largest error against the float64
+reference, as a fraction of the score map's range."""
 _TOLERANCE = {"exact": 1e-10, "fast": 1e-6}
 _MIN_BAND_OUTPUTS = 1 << 18  # maps smaller than this are scored in one piece
 _USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -219,6 +222,15 @@ def set_num_threads(n=None):
     return previous
 
 
+def num_threads():
+    """How many threads the engine uses now (:func:`set_num_threads`).
+
+    >>> num_threads() >= 1
+    True
+    """
+    return _CORES
+
+
 def thread_pool():
     """The engine's threads: one pool of ``set_num_threads`` workers, kept between calls.
 
@@ -230,6 +242,8 @@ def thread_pool():
     global _POOL
     with _POOL_LOCK:
         if _POOL is None or _POOL[1:] != (_CORES, os.getpid()):
+            if _POOL is not None and _POOL[2] == os.getpid():
+                _POOL[0].shutdown(wait=False)  # its running tasks finish; its threads then exit
             _POOL = (ThreadPoolExecutor(_CORES, thread_name_prefix="matcher"), _CORES, os.getpid())
         return _POOL[0]
 

@@ -51,7 +51,7 @@ def check_choice(name, value, allowed):
     return value
 
 
-def _as_array(name, a):
+def as_array(name, a):
     if isinstance(a, np.ndarray):
         arr = a
     else:
@@ -73,7 +73,7 @@ def _as_array(name, a):
 _IMAGE_DTYPES = (np.uint8, np.int8, np.uint16, np.int16, np.float32, np.float64)
 
 
-def _channels_first(name, arr, dtype=np.float64):
+def channels_first(name, arr, dtype=np.float64):
     """(N,) -> (1, 1, N); (H, W) -> (1, H, W); (H, W, C) -> (C, H, W), contiguous, in ``dtype``."""
     if arr.ndim == 1:
         arr = arr[None, :, None]
@@ -87,8 +87,8 @@ def _channels_first(name, arr, dtype=np.float64):
     return np.ascontiguousarray(np.moveaxis(arr, 2, 0), dtype=dtype)
 
 
-def _weights(mask, template_shape, channels):
-    mask = _as_array("mask", mask)
+def mask_weights(mask, template_shape, channels):
+    mask = as_array("mask", mask)
     if mask.ndim == 1:
         mask = mask[None, :]
     hw = template_shape[1:]
@@ -116,9 +116,9 @@ def prepare_image(image):
     The pixels keep the image's dtype if it is one of ``_IMAGE_DTYPES``;
     bool becomes uint8, anything else float64.
     """
-    img = _as_array("image", image)
+    img = as_array("image", image)
     dtype = np.uint8 if img.dtype == np.bool_ else img.dtype if img.dtype in _IMAGE_DTYPES else np.float64
-    return _channels_first("image", img, dtype), img.shape, img.ndim == 1, img.dtype.kind in "biu"
+    return channels_first("image", img, dtype), img.shape, img.ndim == 1, img.dtype.kind in "biu"
 
 
 def prepare(image, template, method, *, mask=None, mode="correlate", prepared_image=None):
@@ -130,12 +130,12 @@ def prepare(image, template, method, *, mask=None, mode="correlate", prepared_im
     method = normalize_method(method)
     check_choice("mode", mode, MODES)
     img_c, img_shape, one_d, integer_valued = prepared_image or prepare_image(image)
-    tpl = _as_array("template", template)
+    tpl = as_array("template", template)
     if tpl.ndim == 1:
         tpl = tpl[None, :]
     if one_d and tpl.shape[0] != 1:
         raise MatcherError(f"a 1-D image needs a 1-D template (or one row), got template shape {tpl.shape}")
-    tpl_c = _channels_first("template", tpl)
+    tpl_c = channels_first("template", tpl)
     if img_c.shape[0] != tpl_c.shape[0]:
         raise MatcherError(
             f"template has {tpl_c.shape[0]} channel(s) but image has {img_c.shape[0]}; they must be equal"
@@ -146,7 +146,7 @@ def prepare(image, template, method, *, mask=None, mode="correlate", prepared_im
             f"template {tuple(shown_t)} is larger than image {tuple(img_shape)}; "
             "the template must fit inside the image in every dimension"
         )
-    weights = None if mask is None else _weights(mask, tpl_c.shape, tpl_c.shape[0])
+    weights = None if mask is None else mask_weights(mask, tpl_c.shape, tpl_c.shape[0])
     if mode == "convolve":
         tpl_c = np.ascontiguousarray(tpl_c[:, ::-1, ::-1])
         if weights is not None:

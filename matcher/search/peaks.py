@@ -191,7 +191,7 @@ def refine(goodness, ys, xs):
     (negative definite Hessian). Unlike one parabola per axis, the fit follows
     peaks elongated along a diagonal (edges, textures); on photographs shifted
     by known fractions of a pixel it has about half the error of the per-axis
-    parabolas (see ``tests/test_find.py``). Otherwise (at the border of the
+    parabolas (``tests/test_matches.py::test_subpixel_accuracy_on_shifted_photographs``). Otherwise (at the border of the
     map along one axis, or a saddle) each axis gets the parabola through its 3
     samples, ``(g[-1] - g[1]) / (2 (g[-1] - 2 g[0] + g[1]))``, when those
     are inside the map and curve downwards, else no offset. Offsets are clamped

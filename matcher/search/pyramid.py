@@ -44,7 +44,7 @@ Rules (the constants below):
   suppression (the exhaustive search would return more, or confirm that there
   are none).
 
-Only the normalised methods (:data:`matcher.search.find.NORMALIZED_METHODS`) are
+Only the normalised methods (:data:`matcher.methods.NORMALIZED_METHODS`) are
 supported: the other scores grow with the template's area and the image's
 energy, so the coarse ranking says little about the fine one. Others raise
 :class:`matcher.MatcherError`.
@@ -54,19 +54,19 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..scores.inputs import LOWER_IS_BETTER, _as_array, _channels_first, _weights, normalize_method
-from ..scores import engine as _engine
-from ..scores.engine import match_template
 from ..errors import MatcherError
-from .find import (NORMALIZED_METHODS, Match, _check_options,
-                      _crop, _search, _spatial)
-from .peaks import local_peaks, refine, suppress
+from ..methods import NORMALIZED_METHODS
+from ..scores.engine import match_template, num_threads, thread_pool
+from ..scores.inputs import as_array, channels_first, mask_weights
 from ..scores.reference import window_scores
+from .exhaustive import search_exhaustive
+from .job import check_find_options, make_job
+from .peaks import local_peaks, suppress
+from .report import matches_at
 
-__all__ = ["find_pyramid", "PyramidInfo", "pyramid_levels", "MIN_COARSE_SIZE", "MAX_LEVELS"]
+__all__ = ["find_pyramid", "search_pyramid", "PyramidInfo", "pyramid_levels", "MIN_COARSE_SIZE", "MAX_LEVELS"]
 
 MIN_COARSE_SIZE = 16
 """Smallest coarse template side (pixels) a level may leave."""
@@ -135,41 +135,72 @@ def find_pyramid(image, template, method="ncc", *, threshold=None, max_matches=1
     ------
     MatcherError
         As :func:`matcher.find`; a method that is not normalised.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> image = rng.random((200, 240))
+    >>> found, info = find_pyramid(image, image[50:114, 70:134].copy())
+    >>> (found[0].x, found[0].y, round(found[0].score, 6)), info.fell_back
+    ((70, 50, 1.0), False)
     """
-    method = normalize_method(method)
-    if method not in NORMALIZED_METHODS:
-        raise MatcherError(f"pyramid=True needs a normalised method {NORMALIZED_METHODS}, got {method!r}")
-    method, threshold, max_matches, max_overlap = _check_options(
-        method, precision, threshold, max_matches, max_overlap, subpixel)
+    opts = check_find_options(method=method, threshold=threshold, max_matches=max_matches,
+                              max_overlap=max_overlap, subpixel=subpixel, precision=precision)
+    job = make_job(image, [template], [mask], [None], region=region, **opts)
+    found, info = search_pyramid(job)
+    return job.to_image(found), info
 
-    def exhaustive(levels, k, reason):
-        found = _search(image, [template], [mask], [None], method, threshold, max_matches, max_overlap,
-                        region, subpixel, precision)
-        return found, PyramidInfo(levels, k, True, reason)
 
-    arr = _as_array("image", image)
-    tpl = _as_array("template", template)
-    size = _spatial(tpl)
+def search_pyramid(job):
+    """The coarse-to-fine search of ``job`` (one template): ``(matches, info)``, in the searched image's coordinates.
+
+    The steps: build the levels (:func:`_levels`), score every window of the
+    coarsest (:func:`_coarse_candidates`), follow the candidates down
+    (:func:`_descend`), climb each to a local peak of the exact scores and
+    decide (:func:`_finish`). Any step may give up, with its reason: then the
+    exhaustive search answers.
+    """
+    method = job.method
+    if not method.normalised:
+        raise MatcherError(f"pyramid=True needs a normalised method {NORMALIZED_METHODS}, got {method.name!r}",
+                           param="pyramid")
+    arr, tpl = as_array("image", job.image), as_array("template", job.templates[0])
     if arr.ndim == 1 or tpl.ndim == 1:
-        return exhaustive(0, 0, "1-D image or template")
+        return _exhaustive(job, 0, 0, "1-D image or template")
+    size = job.sizes[0]
     levels = pyramid_levels(*size)
     if levels == 0:
-        return exhaustive(0, 0, f"template {size[1]}x{size[0]} too small: a coarse level would be under "
-                                f"{MIN_COARSE_SIZE} px")
-    if max_matches is None:
-        return exhaustive(levels, 0, "max_matches=None asks for every peak")
-    origin = (0, 0)
-    if region is not None:
-        arr, origin = _crop(arr, region, [size])
+        return _exhaustive(job, 0, 0, f"template {size[1]}x{size[0]} too small: a coarse level would be under "
+                                      f"{MIN_COARSE_SIZE} px")
+    if job.max_matches is None:
+        return _exhaustive(job, levels, 0, "max_matches=None asks for every peak")
     if tpl.shape[0] > arr.shape[0] or tpl.shape[1] > arr.shape[1] or arr.ndim != tpl.ndim:
-        return exhaustive(0, 0, "shapes the engine rejects")  # the engine raises the documented error
-    k = max(8, 4 * max_matches)
-    lower = method in LOWER_IS_BETTER
-    sign = -1.0 if lower else 1.0
+        return _exhaustive(job, 0, 0, "shapes the engine rejects")  # the engine raises the documented error
+    k = max(8, 4 * job.max_matches)
+    stack = _levels(arr, tpl, job.masks[0], levels)
+    if isinstance(stack, str):
+        return _exhaustive(job, levels, k, stack)
+    sign = -1.0 if method.lower_is_better else 1.0
+    search = _Search(stack, method.name, sign, fast=job.masks[0] is None)
+    cands, best = _coarse_candidates(search, k)
+    if isinstance(cands, str):
+        return _exhaustive(job, levels, k, cands)
+    cands = _descend(search, cands, k, job.max_matches)
+    outcome = _finish(job, search, cands, best)
+    if isinstance(outcome, str):
+        return _exhaustive(job, levels, k, outcome)
+    return outcome, PyramidInfo(levels, k, False, "")
 
-    # Levels 0..L, Gaussian-reduced float32 copies; level 0 is the caller's array.
-    fast = mask is None  # OpenCV's float32 matchTemplate searches; the engine when masked
-    score = _opencv_scores if fast else _engine_scores
+
+def _exhaustive(job, levels, k, reason):
+    return search_exhaustive(job), PyramidInfo(levels, k, True, reason)
+
+
+def _levels(arr, tpl, mask, levels):
+    """Levels 0..L as (images, templates, masks): Gaussian-reduced float32 copies, level 0 the caller's arrays.
+
+    Returns a reason (str) instead when a level is unusable.
+    """
     imgs, tpls, masks = [arr], [tpl], [mask]
     img32, tpl32 = _reduce_first(arr), _reduce_first(tpl)
     msk32 = None if mask is None else np.clip(_down(_mask32(mask)), 0.0, 1.0)
@@ -178,34 +209,60 @@ def find_pyramid(image, template, method="ncc", *, threshold=None, max_matches=1
             img32, tpl32 = _down(img32), _down(tpl32)
             msk32 = None if msk32 is None else np.clip(_down(msk32), 0.0, 1.0)
         if msk32 is not None and not (msk32.reshape(msk32.shape[0], msk32.shape[1], -1) > 0).any(axis=(0, 1)).all():
-            return exhaustive(levels, k, "the reduced mask selects no pixel")
+            return "the reduced mask selects no pixel"
         imgs.append(img32)
         tpls.append(tpl32)
         masks.append(msk32)
     if tpls[-1].shape[0] > imgs[-1].shape[0] or tpls[-1].shape[1] > imgs[-1].shape[1]:
-        return exhaustive(levels, k, "the coarse template does not fit the coarse image")
+        return "the coarse template does not fit the coarse image"
+    return imgs, tpls, masks
 
-    # Coarse level: every window.
-    coarse_img, coarse_tpl = imgs[-1], tpls[-1]
-    coarse = score(coarse_img, coarse_tpl, masks[-1], method, sign,
-                   0, coarse_img.shape[0] - coarse_tpl.shape[0], 0, coarse_img.shape[1] - coarse_tpl.shape[1])
+
+class _Search:
+    """The pyramid's levels and how to score a block of positions at one of them (goodness: higher is better)."""
+
+    def __init__(self, stack, method, sign, *, fast):
+        self.imgs, self.tpls, self.masks = stack
+        self.method, self.sign = method, sign
+        self.score = _opencv_scores if fast else _engine_scores  # OpenCV's float32 unmasked; the engine masked
+
+    @property
+    def levels(self):
+        return len(self.imgs) - 1
+
+    def block(self, lev, y0, y1, x0, x1):
+        """Goodness of positions y0..y1 x x0..x1 (inclusive) at level ``lev``."""
+        return self.score(self.imgs[lev], self.tpls[lev], self.masks[lev], self.method, self.sign, y0, y1, x0, x1)
+
+    def near(self, lev, centres, radius, climb=False):
+        """:func:`_best_near_all` at level ``lev``."""
+        return _best_near_all(self.score, self.imgs[lev], self.tpls[lev], self.masks[lev], self.method, self.sign,
+                              centres, radius, climb=climb)
+
+
+def _coarse_candidates(search, k):
+    """Every window of the coarsest level: the best ``k`` local peaks and the best goodness, or a reason."""
+    img, tpl = search.imgs[-1], search.tpls[-1]
+    coarse = search.block(search.levels, 0, img.shape[0] - tpl.shape[0], 0, img.shape[1] - tpl.shape[1])
     ys, xs, values = local_peaks(coarse)
     best = float(values[0])
-    if method == "ncc" and best < MIN_NCC:
-        return exhaustive(levels, k, f"best coarse ncc {best:.3f} < {MIN_NCC}")
+    if search.method == "ncc" and best < MIN_NCC:
+        return f"best coarse ncc {best:.3f} < {MIN_NCC}", best
     if len(values) > k:
         spread = best - float(np.median(values))
         if values[k] >= best - TIE_FRACTION * spread:
-            return exhaustive(levels, k, f"more than {k} coarse peaks nearly tied with the best "
-                                         f"({float(values[k]):.4f} vs {best:.4f})")
-    cands = list(zip(ys[:k].tolist(), xs[:k].tolist()))
+            return (f"more than {k} coarse peaks nearly tied with the best "
+                    f"({float(values[k]):.4f} vs {best:.4f})"), best
+    return list(zip(ys[:k].tolist(), xs[:k].tolist())), best
 
-    # Finer levels: a small window around twice each coarser position; the best K go on.
+
+def _descend(search, cands, k, max_matches):
+    """Follow the candidates down to full resolution: a small square around twice each position, the best ``k`` go on."""
+    levels = search.levels
     for lev in range(levels - 1, -1, -1):
         radius = RADIUS if lev else 2 ** (levels + 1) + 2  # repetitive texture aliases at coarse levels
         found = {}
-        for g, py, px in _best_near_all(score, imgs[lev], tpls[lev], masks[lev], method, sign,
-                                        [(2 * y, 2 * x) for y, x in cands], radius, climb=lev == 0):
+        for g, py, px in search.near(lev, [(2 * y, 2 * x) for y, x in cands], radius, climb=lev == 0):
             found[(py, px)] = max(found.get((py, px), -np.inf), g)
         ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
         if lev:
@@ -215,46 +272,43 @@ def find_pyramid(image, template, method="ncc", *, threshold=None, max_matches=1
         else:
             floor = -np.inf
         cands = [p for p, g in ranked[:k] if g >= floor]
+    return cands
 
-    # Full resolution, by definition: move each to a local peak of the exact scores, with its 3 x 3.
-    exact = _ExactScores(arr, tpl, mask, method, sign)
+
+def _finish(job, search, cands, best):
+    """Climb each candidate to a local peak of the exact scores, then threshold, suppress and check: matches or a reason."""
+    sign, method, max_matches = search.sign, search.method, job.max_matches
+    exact = _ExactScores(search.imgs[0], search.tpls[0], search.masks[0], method, sign)
     finals = {}
     for y, x in cands:
         py, px, local, cy, cx = exact.peak(y, x)
-        if (py, px) not in finals:
-            sy, sx = (refine(local, np.array([cy]), np.array([cx])) if subpixel else (np.array([cy]), np.array([cx])))
-            finals[(py, px)] = (float(local[cy, cx]), float(sy[0]) + py - cy, float(sx[0]) + px - cx)
-    pos = sorted(finals, key=lambda p: (-finals[p][0], p))
-    gs = np.array([finals[p][0] for p in pos])
+        finals.setdefault((py, px), float(local[cy, cx]))
+    pos = sorted(finals, key=lambda p: (-finals[p], p))
+    gs = np.array([finals[p] for p in pos])
     if method == "ncc" and gs[0] < MIN_FINE_NCC:
-        return exhaustive(levels, k, f"best full-resolution ncc {gs[0]:.3f} < {MIN_FINE_NCC}")
+        return f"best full-resolution ncc {gs[0]:.3f} < {MIN_FINE_NCC}"
     if gs[0] < best - MAX_DROP:
-        return exhaustive(levels, k, f"best score dropped from {sign * best:.3f} (coarse) to {sign * gs[0]:.3f}")
-    th, tw = size
-    ih, iw = arr.shape[:2]
+        return f"best score dropped from {sign * best:.3f} (coarse) to {sign * gs[0]:.3f}"
+    th, tw = job.sizes[0]
+    ih, iw = job.image_hw
     boxes, shapes = [(th, tw)], [(ih - th + 1, iw - tw + 1)]
     everyone = suppress(np.array([p[0] for p in pos], np.intp), np.array([p[1] for p in pos], np.intp),
-                        np.zeros(len(pos), np.intp), boxes, shapes, max_overlap, max_matches + 1)
+                        np.zeros(len(pos), np.intp), boxes, shapes, job.max_overlap, max_matches + 1)
     if len(everyone) > max_matches and gs[everyone[max_matches]] >= gs[everyone[max_matches - 1]] - FINE_TIE:
-        return exhaustive(levels, k, f"full-resolution candidates nearly tied ({sign * gs[everyone[max_matches]]:.4f} "
-                                     f"vs {sign * gs[everyone[max_matches - 1]]:.4f}): the best may be elsewhere")
-    if threshold is not None:
-        keep = gs >= (-threshold if lower else threshold)
+        return (f"full-resolution candidates nearly tied ({sign * gs[everyone[max_matches]]:.4f} "
+                f"vs {sign * gs[everyone[max_matches - 1]]:.4f}): the best may be elsewhere")
+    if job.floor is not None:
+        keep = gs >= job.floor
         pos, gs = [p for p, kp in zip(pos, keep) if kp], gs[keep]
     pys = np.array([p[0] for p in pos], np.intp)
     pxs = np.array([p[1] for p in pos], np.intp)
-    kept = suppress(pys, pxs, np.zeros(len(pos), np.intp), boxes, shapes, max_overlap, max_matches).tolist() if pos else []
+    kept = suppress(pys, pxs, np.zeros(len(pos), np.intp), boxes, shapes, job.max_overlap, max_matches) if pos else []
     if len(kept) < max_matches:
-        return exhaustive(levels, k, f"only {len(kept)} of max_matches={max_matches} matches survived")
-    matches = []
-    for i in kept:
-        g, fy, fx = finals[pos[i]]
-        if subpixel:
-            x, y = fx + origin[0], fy + origin[1]
-        else:
-            x, y = int(pos[i][1]) + origin[0], int(pos[i][0]) + origin[1]
-        matches.append(Match(x, y, int(tw), int(th), float(sign * g), None, method))
-    return matches, PyramidInfo(levels, k, False, "")
+        return f"only {len(kept)} of max_matches={max_matches} matches survived"
+    found = matches_at(job, pys[kept], pxs[kept], np.zeros(len(kept), np.intp))
+    if job.floor is not None:  # the reported scores decide, to the last bit
+        found = [m for m in found if job.method.goodness(m.score) >= job.floor]
+    return found
 
 
 def _float32(a):
@@ -262,7 +316,7 @@ def _float32(a):
 
 
 def _mask32(mask):
-    m = _as_array("mask", mask)
+    m = as_array("mask", mask)
     return (m != 0).astype(np.float32) if m.dtype.kind in "biu" else _float32(m)
 
 
@@ -313,7 +367,7 @@ def _match_in_bands(image, templ, cv_method):
     """``cv2.matchTemplate``, split into horizontal bands on the engine's threads when the map is large
     (OpenCV's own function uses one core)."""
     rows = image.shape[0] - templ.shape[0] + 1
-    cores = _engine._CORES  # matcher.set_num_threads sets it
+    cores = num_threads()  # matcher.set_num_threads sets it
     if cores < 2 or rows * (image.shape[1] - templ.shape[1] + 1) < _PARALLEL_OUTPUTS or rows < 2 * templ.shape[0]:
         return cv2.matchTemplate(image, templ, cv_method)
     bounds = [round(rows * k / cores) for k in range(cores + 1)]
@@ -323,7 +377,7 @@ def _match_in_bands(image, templ, cv_method):
         r0, r1 = bounds[k], bounds[k + 1]
         out[r0:r1] = cv2.matchTemplate(image[r0 : r1 + templ.shape[0] - 1], templ, cv_method)
 
-    list(_engine.thread_pool().map(band, range(cores)))
+    list(thread_pool().map(band, range(cores)))
     return out
 
 
@@ -400,8 +454,8 @@ class _ExactScores:
     def __init__(self, arr, tpl, mask, method, sign):
         self.arr, self.method, self.sign = arr, method, sign
         self.h, self.w = tpl.shape[:2]
-        self.tpl = _channels_first("template", tpl)
-        self.weights = None if mask is None else _weights(mask, self.tpl.shape, self.tpl.shape[0])
+        self.tpl = channels_first("template", tpl)
+        self.weights = None if mask is None else mask_weights(mask, self.tpl.shape, self.tpl.shape[0])
         self.my, self.mx = arr.shape[0] - self.h, arr.shape[1] - self.w
 
     def around(self, y, x):

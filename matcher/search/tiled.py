@@ -1,6 +1,6 @@
 """Memory-bounded search of huge images: score tiles, keep only candidate peaks.
 
-:func:`find_tiled` returns what :func:`matcher.find` returns, without ever
+:func:`search_tiled` (and :func:`find_tiled`) return what :func:`matcher.find` returns, without ever
 holding the whole score map, nor the whole image as float64. The map of
 output positions (top-left corners of windows) is cut into a grid of tiles;
 each tile is scored by :func:`matcher.match_template` on the slice of the
@@ -21,7 +21,7 @@ search keeps. Then the candidates are ranked (best first, ties row-major),
 suppressed and limited as :func:`matcher.find` does, with
 :func:`matcher.search.peaks.suppress` itself, and the chosen windows are scored by
 definition, with their 3 x 3 neighbourhoods for ``subpixel``
-(:func:`matcher.search.find.matches_at`), as the untiled search does: same
+(:func:`matcher.search.report.matches_at`), as the untiled search does: same
 positions, same scores, same sub-pixel offsets.
 
 A tile's map is computed from the tile's own slice, so its values may differ
@@ -37,14 +37,14 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ..scores.inputs import LOWER_IS_BETTER, _as_array
+from ..errors import MatcherError
 from ..scores.engine import match_template
+from .exhaustive import search_exhaustive
+from .job import check_find_options, make_job
 from .peaks import suppress
+from .report import confirm_threshold, map_slack, matches_at
 
-__all__ = ["find_tiled", "TILED_ABOVE_BYTES", "TILE_BUDGET", "BYTES_PER_PIXEL"]
-
-TILED_ABOVE_BYTES = 512 << 20
-"""``find`` searches tile by tile when the image as float64 (pixels x channels x 8) exceeds this."""
+__all__ = ["search_tiled", "find_tiled", "TILE_BUDGET", "BYTES_PER_PIXEL"]
 
 TILE_BUDGET = 0.75
 """Working memory of one tile, as a fraction of the image's own size (at least ``_MIN_TILE_BYTES``)."""
@@ -62,16 +62,27 @@ _KERNEL = np.ones((3, 3), np.uint8)
 _EIGHT = np.ones((3, 3), bool)
 
 
-def needs_tiles(image):
-    """Whether :func:`matcher.find` should search ``image`` tile by tile (its float64 copy is too big)."""
-    shape = np.shape(image)
-    if len(shape) < 2:
-        return False
-    return math.prod(shape) * 8 > TILED_ABOVE_BYTES
+def search_tiled(job, tile=None):
+    """The matches of ``job`` (a :class:`~matcher.search.job.SearchJob` with one template), tile by tile.
+
+    ``tile`` is ``(rows, cols)`` output positions per tile; None sizes tiles
+    from the memory budget (:func:`_auto_tile`). A 1-D image, a template that
+    does not fit, or one tile covering the whole map is the exhaustive search.
+    """
+    arr = np.asarray(job.image)
+    size = job.sizes[0]
+    if arr.ndim == 1 or size is None or size[0] > arr.shape[0] or size[1] > arr.shape[1]:
+        return search_exhaustive(job)  # 1-D images are small; bad templates: the engine's errors
+    th, tw = size
+    out_h, out_w = arr.shape[0] - th + 1, arr.shape[1] - tw + 1
+    rows, cols = tile or _auto_tile(arr, th, tw)
+    if rows >= out_h and cols >= out_w:
+        return search_exhaustive(job)
+    return _tiled(job, arr, th, tw, min(rows, out_h), min(cols, out_w))
 
 
 def find_tiled(image, template, method="ncc", *, threshold=None, max_matches=1, max_overlap=0.3,
-               region=None, subpixel=False, mask=None, precision="fast", tile=None, _only_if_huge=False):
+               region=None, subpixel=False, mask=None, precision="fast", tile=None):
     """:func:`matcher.find`, scoring the image tile by tile: same matches, bounded memory.
 
     Parameters are :func:`matcher.find`'s (without ``pyramid``), plus:
@@ -95,36 +106,11 @@ def find_tiled(image, template, method="ncc", *, threshold=None, max_matches=1, 
     >>> [(m.x, m.y, m.score) for m in found]
     [(1, 1, 0.0), (6, 3, 0.0)]
     """
-    from . import find as M  # find imports this module lazily
-
-    method, threshold, max_matches, max_overlap = M._check_options(
-        method, precision, threshold, max_matches, max_overlap, subpixel)
+    opts = check_find_options(method=method, threshold=threshold, max_matches=max_matches,
+                              max_overlap=max_overlap, subpixel=subpixel, precision=precision)
     tile = _check_tile(tile)
-    size = M._spatial(template)
-    arr = _as_array("image", image)
-    origin = (0, 0)
-    if region is not None:
-        arr, origin = M._crop(arr, region, [size])
-
-    def untiled():
-        return M._search(arr, [template], [mask], [None], method, threshold, max_matches, max_overlap,
-                         None, subpixel, precision)
-
-    if arr.ndim == 1 or size is None or size[0] > arr.shape[0] or size[1] > arr.shape[1]:
-        found = untiled()  # 1-D images are small; bad templates: the engine's errors
-    else:
-        th, tw = size
-        out_h, out_w = arr.shape[0] - th + 1, arr.shape[1] - tw + 1
-        rows, cols = tile or _auto_tile(arr, th, tw)
-        if (rows >= out_h and cols >= out_w) or (_only_if_huge and not needs_tiles(arr)):
-            found = untiled()
-        else:
-            found = _tiled(arr, template, mask, method, threshold, max_matches, max_overlap, subpixel,
-                           precision, th, tw, min(rows, out_h), min(cols, out_w))
-    if origin != (0, 0):
-        found = [M.Match(m.x + origin[0], m.y + origin[1], m.width, m.height, m.score, m.label, m.method)
-                 for m in found]
-    return found
+    job = make_job(image, [template], [mask], [None], region=region, **opts)
+    return job.to_image(search_tiled(job, tile))
 
 
 def _check_tile(tile):
@@ -154,13 +140,11 @@ def _auto_tile(arr, th, tw):
     return rows, cols
 
 
-def _tiled(arr, template, mask, method, threshold, max_matches, max_overlap, subpixel, precision,
-           th, tw, rows, cols):
-    from .find import matches_at
-
+def _tiled(job, arr, th, tw, rows, cols):
+    template, mask, method, max_matches, max_overlap = (job.templates[0], job.masks[0], job.method,
+                                                         job.max_matches, job.max_overlap)
     out_h, out_w = arr.shape[0] - th + 1, arr.shape[1] - tw + 1
-    lower = method in LOWER_IS_BETTER
-    floor = None if threshold is None else (-threshold if lower else threshold)
+    slack = 0.0  # the largest map error among the tiles
     # With no suppression to skip candidates, only the `limit` best can be returned
     limit = max_matches if max_matches is not None and (max_matches == 1 or max_overlap >= 1.0) else None
 
@@ -178,13 +162,15 @@ def _tiled(arr, template, mask, method, threshold, max_matches, max_overlap, sub
                 part = arr[m0 : m1 + th - 1, n0 : n1 + tw - 1]
             else:
                 part = arr[m0 : m1 + th - 1, n0 : n1 + tw - 1, :]
-            scores = match_template(part, template, method, mask=mask, precision=precision)
-            good = -scores if lower else scores
+            scores = match_template(part, template, method.name, mask=mask, precision=job.precision)
+            good = method.goodness(scores)
+            tile_slack = 0.0 if job.floor is None else map_slack(scores, job.precision)
+            slack = max(slack, tile_slack)
             a, b = r0 - m0, c0 - n0
             peak = (good >= cv2.dilate(good, _KERNEL))[a : a + r1 - r0, b : b + c1 - c0]
             inner = good[a : a + r1 - r0, b : b + c1 - c0]
-            if floor is not None:
-                peak &= inner >= floor
+            if job.floor is not None:
+                peak &= inner >= job.floor - tile_slack
             flat = np.flatnonzero(peak)
             if flat.size == 0:
                 continue
@@ -222,10 +208,12 @@ def _tiled(arr, template, mask, method, threshold, max_matches, max_overlap, sub
     value = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
     order = np.lexsort((flat, -value))  # best first, ties row-major: local_peaks' order
     ys, xs = np.divmod(flat[order], out_w)
-    kept = suppress(ys, xs, np.zeros(len(ys), np.intp), [(th, tw)], [(out_h, out_w)], max_overlap, max_matches)
+    tids = np.zeros(len(ys), np.intp)
+    passed = confirm_threshold(job, ys, xs, tids, value[order], slack)
+    ys, xs, tids = ys[passed], xs[passed], tids[passed]
+    kept = suppress(ys, xs, tids, [(th, tw)], [(out_h, out_w)], max_overlap, max_matches)
     # scores (and sub-pixel neighbourhoods) by definition, as the untiled search reports them
-    return matches_at(arr, [template], [mask], [None], method, ys[kept], xs[kept], np.zeros(kept.size, np.intp),
-                      [(th, tw)], subpixel)
+    return matches_at(job, ys[kept], xs[kept], tids[kept])
 
 
 def _touching(peak, ly, lx):
