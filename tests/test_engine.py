@@ -26,6 +26,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import score_contract as contract
 from matcher import LOWER_IS_BETTER, METHODS, match_template, match_template_reference
+import matcher.scores.plan as plan
 from matcher.scores.reference import window_scores
 from score_contract import REL, check_contract, score_range
 
@@ -643,7 +644,7 @@ def test_parallel_bands_agree_with_the_reference(monkeypatch, method, mask_kind)
     """Large maps are scored in horizontal bands on several threads; seams must not show."""
     import matcher.scores.engine as engine
 
-    monkeypatch.setattr(engine, "_MIN_BAND_OUTPUTS", 1)
+    monkeypatch.setattr(plan, "MIN_BAND_OUTPUTS", 1)
     monkeypatch.setattr(engine, "_CORES", 3)
     rng = np.random.default_rng(7)
     image = rng.integers(0, 256, (61, 40, 3)).astype(np.uint8)
@@ -705,7 +706,7 @@ def test_set_num_threads_controls_bands_and_rejects_bad_values(monkeypatch):
     import matcher.scores.engine as engine
     from matcher import set_num_threads
 
-    monkeypatch.setattr(engine, "_MIN_BAND_OUTPUTS", 1)
+    monkeypatch.setattr(plan, "MIN_BAND_OUTPUTS", 1)
     image = np.random.default_rng(3).random((80, 30))
     problem = engine.prepare(image, image[:5, :5], "ncc")
     previous = set_num_threads(1)

@@ -1,7 +1,7 @@
 """The float32 path of ``precision="fast"`` (matcher/large_maps.py), against independent oracles.
 
 ``match_template(..., precision="fast")`` without a mask scores maps of at
-least ``large_maps._MIN_OUTPUTS`` positions with float32 correlations (OpenCV's
+least ``plan.MIN_CHUNKED_OUTPUTS`` positions with float32 correlations (OpenCV's
 direct filter up to 11 x 11, its blocked DFT above), a per-window error bound,
 and recomputation by definition of the windows the bound cannot vouch for.
 These tests check what that promises, through the engine:
@@ -34,6 +34,7 @@ Tolerances are those of test_engine.py: ``rel * range + 16 eps * max|ref|``,
 rel = 1e-4 for "fast", 1e-9 for "exact".
 """
 
+import dataclasses
 import functools
 from unittest import mock
 
@@ -48,6 +49,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import matcher
 import matcher.scores.engine as engine
 import matcher.scores.chunked_assembly as large_maps
+import matcher.scores.plan as plan
 import score_contract as contract
 from matcher import METHODS, match_template, match_template_reference
 
@@ -86,10 +88,13 @@ def assert_matches(got, ref, method, *, factor=1.0, rel=REL_FAST, what=""):
 def exact(image, template, method, **kwargs):
     """The general float64 path (matcher/scoring.py): the oracle for maps too large for the reference.
 
-    The engine also sends some precision="exact" problems through this module (in float64);
-    ``supported`` answering False keeps the oracle independent of it.
+    The engine also sends some precision="exact" problems through the chunked assembly (in
+    float64); a plan that always says "general" keeps the oracle independent of it.
     """
-    with mock.patch.object(engine, "supported", lambda *args, **kw: False):
+    def general(*args, **kw):
+        return dataclasses.replace(plan.choose_plan(*args, **kw), assembly="general", work_dtype="float64")
+
+    with mock.patch.object(engine, "choose_plan", general):
         return match_template(image, template, method, precision="exact", **kwargs)
 
 
@@ -365,7 +370,7 @@ def _sized(out_rows, out_cols, shape=(7, 7), seed=0):
 
 
 def test_float32_path_starts_at_min_outputs(fast_calls):
-    minimum = large_maps._MIN_OUTPUTS
+    minimum = plan.MIN_CHUNKED_OUTPUTS
     assert minimum % 256 == 0, "this test builds maps of 256 rows"
     image, template = _sized(256, minimum // 256)
     got = match_template(image, template, "ncc", algorithm="direct")
@@ -394,7 +399,7 @@ def test_float32_path_not_used_for_small_maps_masks_or_exact(method, fast_calls)
 
 
 def test_direct_path_only_up_to_eleven_pixels(fast_calls):
-    """``supported``: "direct" with a side > 11 goes to float64; "fft" takes any size."""
+    """``choose_plan``: "direct" with a side > 11 goes to float64; "fft" takes any size."""
     image = photo("camera")
     for shape, algorithm, used in [((12, 9), "direct", False), ((11, 11), "direct", True),
                                    ((5, 5), "fft", True), ((12, 9), "fft", True)]:
@@ -827,7 +832,7 @@ def test_large_templates_on_16_bit_images(dtype, top, step, precision):
         assert float(image[:270, :270].sum(dtype=np.float64)) >= 2**31  # the case this is about
     for method in METHODS:
         got = match_template(image, template, method, precision=precision)
-        assert got.shape[0] * got.shape[1] >= large_maps._MIN_OUTPUTS
+        assert got.shape[0] * got.shape[1] >= plan.MIN_CHUNKED_OUTPUTS
         ref = exact(image, template, method)
         assert_matches(got, ref, method, rel=REL_FAST if precision == "fast" else REL_EXACT,
                        what=f"{dtype} 270x270 {precision}")

@@ -46,29 +46,12 @@ _ERROR_MODEL = {  # plane: (A, B, A_DIRECT)
 # Of the score range: windows whose bound exceeds it are recomputed. "fast"
 # promises 1e-4; "exact" promises 1e-9 and recomputes from 1e-10.
 _CONTRACT = {"fast": 1e-4, "exact": 1e-10}
-_DIRECT_SIDE = 11  # OpenCV's float32 filter2D sums directly up to 11 x 11
 _CHUNK = 1 << 17  # output values per chunk of rows
-_MIN_OUTPUTS = 1 << 16  # smaller maps are scored in float64
 _NEAR_PERFECT = 4096  # near-perfect windows recomputed beyond the usual limit (cheap: few values each)
 _SMALLEST = 1e-30  # squared denominators below this are treated as degenerate (float32 keeps ~1e-38)
 _RANGE32 = 2.0**40  # centred magnitudes float32 handles with room for n * magnitude^2
 _NOMINAL_RANGE = {"ncc": 2.0, "ccorr_normed": 2.0, "ssd_normed": 1.0}
 _BLOCKED_DFT_SIDE = 256  # OpenCV's blocked DFT beats scipy's full grid up to here (see scoring.py)
-
-
-def supported(p, algorithm, precision="fast"):
-    """Whether this path should score problem ``p`` with ``algorithm`` as asked.
-
-    Small maps stay on the general path: they are cheap there. "fast" needs
-    an algorithm OpenCV's float32 functions honour (the direct filter sums
-    directly up to 11 x 11); "exact" takes any algorithm.
-    """
-    _, h, w = p.template.shape
-    if p.weights is not None or p.out_shape[0] * p.out_shape[1] < _MIN_OUTPUTS:
-        return False
-    if precision == "exact":
-        return True
-    return algorithm == "fft" or max(h, w) <= _DIRECT_SIDE
 
 
 def correlation_error_bound(kernel_norm, window_energy, peak, *, plane="centred", direct=False):

@@ -32,10 +32,10 @@ from dataclasses import replace
 import numpy as np
 
 from .inputs import PRECISIONS, check_choice, prepare, prepare_image
-from .plan import resolve_algorithm
+from .plan import band_bounds, choose_plan
 from ..errors import MatcherError
 from .assembly import ImageSide, score_map
-from .chunked_assembly import score_large_map, supported
+from .chunked_assembly import score_large_map
 
 __all__ = ["match_template", "match_templates", "set_num_threads", "num_threads", "thread_pool", "CONTRACT"]
 
@@ -43,7 +43,6 @@ CONTRACT = {"fast": 1e-4, "exact": 1e-9}
 """What :func:`match_template` promises per precision: the largest error against the float64
 reference, as a fraction of the score map's range."""
 _TOLERANCE = {"exact": 1e-10, "fast": 1e-6}
-_MIN_BAND_OUTPUTS = 1 << 18  # maps smaller than this are scored in one piece
 _USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _CORES = _USABLE_CORES  # threads for bands and FFTs; set_num_threads changes it
 _POOL = None  # (executor, its size, the process that made it): see thread_pool
@@ -147,10 +146,8 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
         raise MatcherError(f"masks must have one entry per template ({len(templates)}), got {len(masks)}")
     prepared_image = prepare_image(image)
     problems = [prepare(image, t, method, mask=m, mode=mode, prepared_image=prepared_image) for t, m in zip(templates, masks)]
-    algorithms = [
-        resolve_algorithm(algorithm, p.image.shape[1:], p.template.shape[1:], masked=p.weights is not None)
-        for p in problems
-    ]
+    plans = [choose_plan(p.image.shape[1:], p.template.shape[1:], masked=p.weights is not None,
+                         precision=precision, algorithm=algorithm) for p in problems]
     results = [np.empty(p.out_shape) for p in problems]
     bounds = _band_bounds(problems)
     workers = 1 if len(bounds) > 2 else _CORES  # threads share the cores, or the FFT does
@@ -167,10 +164,11 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
         # sums are dropped (the image spectra stay for the other shapes).
         order = sorted(range(len(problems)), key=lambda i: problems[i].template.shape[1:])
         for n, i in enumerate(order):
-            p, algo, out = problems[i], algorithms[i], results[i]
+            p, plan, out = problems[i], plans[i], results[i]
+            algo = plan.algorithm
             band = replace(p, image=p.image[:, r0:band_end])
             rows = out.shape[0] - r0 if last else r1 - r0
-            if supported(p, algo, precision):
+            if plan.assembly == "chunked":
                 # float32 correlations (float64 for "exact"); False hands the band to the general path
                 in_place = band.out_shape[0] == rows
                 target = out[r0 : r0 + rows] if in_place else np.empty(band.out_shape)
@@ -249,13 +247,6 @@ def thread_pool():
 
 
 def _band_bounds(problems):
-    """Output-row boundaries of the horizontal bands scored in parallel, one per core.
-
-    Small maps are not split, and bands are never thinner than the tallest
-    template (their overlap is recomputed).
-    """
-    out_rows = min(p.out_shape[0] for p in problems)
-    h_max = max(p.template.shape[1] for p in problems)
-    outputs = out_rows * min(p.out_shape[1] for p in problems)
-    bands = 1 if outputs < _MIN_BAND_OUTPUTS else max(1, min(_CORES, out_rows // h_max))
-    return [round(out_rows * k / bands) for k in range(bands + 1)]
+    """:func:`matcher.scores.plan.band_bounds` for problems scored together."""
+    out_shape = (min(p.out_shape[0] for p in problems), min(p.out_shape[1] for p in problems))
+    return band_bounds(out_shape, max(p.template.shape[1] for p in problems), _CORES)

@@ -1,17 +1,35 @@
-"""Choosing between direct and FFT correlation from the shapes alone.
+"""How a score map is computed, chosen from the shapes alone.
 
-Like :func:`scipy.signal.choose_conv_method`, this is a pure function of the
+Like :func:`scipy.signal.choose_conv_method`, these are pure functions of the
 problem's shape, so the choice is predictable, testable and overridable:
-``algorithm="auto"`` asks it; ``"direct"`` or ``"fft"`` is always obeyed.
+
+- :func:`choose_algorithm`: direct or FFT correlation; ``algorithm="auto"``
+  asks it, ``"direct"`` or ``"fft"`` is always obeyed;
+- :func:`choose_plan`: the algorithm, which assembly scores the map and in
+  which working precision (:class:`Plan`);
+- :func:`band_bounds`: the horizontal bands a map is split into, one per thread.
 """
 
 import math
+from dataclasses import dataclass
 
 import scipy.fft as sfft
 
-from .inputs import check_choice
+from .inputs import ALGORITHMS, PRECISIONS, check_choice
 
-__all__ = ["choose_algorithm"]
+__all__ = ["choose_algorithm", "choose_plan", "band_bounds", "Plan", "ASSEMBLIES",
+           "MIN_CHUNKED_OUTPUTS", "DIRECT_FLOAT32_SIDE", "MIN_BAND_OUTPUTS"]
+
+ASSEMBLIES = ("chunked", "general")
+"""``chunked``: large unmasked maps, float32 or float64 correlations assembled in row chunks
+(:mod:`matcher.scores.chunked_assembly`); ``general``: float64, masks and small maps
+(:mod:`matcher.scores.assembly`)."""
+MIN_CHUNKED_OUTPUTS = 1 << 16
+"""Maps with fewer positions are scored on the general path (cheap there, exact to the last bits)."""
+DIRECT_FLOAT32_SIDE = 11
+"""OpenCV's float32 ``filter2D`` sums products directly up to 11 x 11 (its DFT above)."""
+MIN_BAND_OUTPUTS = 1 << 18
+"""Maps with fewer positions are scored in one piece, not in bands."""
 
 # Measured on the reference machine (float64, one image channel):
 # OpenCV's direct filter costs ~0.08 ns per multiply-add below 50 taps, the
@@ -89,9 +107,99 @@ def _plane(shape, name):
 
 def resolve_algorithm(algorithm, image_shape, template_shape, *, masked):
     """Return the explicit choice, or ask :func:`choose_algorithm` for ``"auto"``."""
-    from .inputs import ALGORITHMS
-
     check_choice("algorithm", algorithm, ALGORITHMS)
     if algorithm == "auto":
         return choose_algorithm(image_shape, template_shape, masked=masked)
     return algorithm
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one score map is computed: ``algorithm`` ("direct" or "fft"), ``assembly`` (one of
+    :data:`ASSEMBLIES`) and ``work_dtype`` ("float32" or "float64", the correlations' precision)."""
+
+    algorithm: str
+    assembly: str
+    work_dtype: str
+
+
+def choose_plan(image_shape, template_shape, *, masked=False, precision="fast", algorithm="auto"):
+    """The plan for scoring a template over an image.
+
+    - ``algorithm``: as asked, or :func:`choose_algorithm` for ``"auto"``;
+    - unmasked maps of at least :data:`MIN_CHUNKED_OUTPUTS` positions go to the
+      chunked assembly, in float32 for ``"fast"`` when OpenCV's float32
+      functions honour the algorithm (its direct filter sums directly only up
+      to :data:`DIRECT_FLOAT32_SIDE` a side), in float64 otherwise;
+    - masks and smaller maps go to the general assembly, in float64.
+
+    Whatever the plan, the scores meet the precision's contract: windows whose
+    error bound exceeds it are recomputed.
+
+    Parameters
+    ----------
+    image_shape, template_shape : tuple of int
+        ``(H, W)`` or ``(H, W, C)``; 1-D ``(N,)`` is one row.
+    masked : bool, keyword-only
+    precision : {"fast", "exact"}, keyword-only
+    algorithm : {"auto", "direct", "fft"}, keyword-only
+
+    Returns
+    -------
+    Plan
+
+    Examples
+    --------
+    >>> choose_plan((2048, 2048), (64, 64))
+    Plan(algorithm='fft', assembly='chunked', work_dtype='float32')
+    >>> choose_plan((2048, 2048), (64, 64), precision="exact").work_dtype
+    'float64'
+    >>> choose_plan((2048, 2048), (64, 64), masked=True).assembly
+    'general'
+    >>> choose_plan((2048, 2048), (12, 12), algorithm="direct")
+    Plan(algorithm='direct', assembly='general', work_dtype='float64')
+    """
+    check_choice("precision", precision, PRECISIONS)
+    algo = resolve_algorithm(algorithm, image_shape, template_shape, masked=masked)
+    (H, W), (h, w) = _plane(image_shape, "image_shape"), _plane(template_shape, "template_shape")
+    outputs = (H - h + 1) * (W - w + 1)
+    if masked or outputs < MIN_CHUNKED_OUTPUTS:
+        return Plan(algo, "general", "float64")
+    if precision == "exact":
+        return Plan(algo, "chunked", "float64")
+    if algo == "fft" or max(h, w) <= DIRECT_FLOAT32_SIDE:
+        return Plan(algo, "chunked", "float32")
+    return Plan(algo, "general", "float64")
+
+
+def band_bounds(out_shape, tallest, threads):
+    """Output-row boundaries of the horizontal bands a map is scored in, one per thread.
+
+    Maps under :data:`MIN_BAND_OUTPUTS` positions are not split, and bands are
+    never thinner than the tallest template (a band reads that many more image
+    rows than it outputs).
+
+    Parameters
+    ----------
+    out_shape : (int, int)
+        Output rows and columns (the smallest among the templates scored together).
+    tallest : int
+        The tallest template's height.
+    threads : int
+        Threads available.
+
+    Returns
+    -------
+    list of int
+        ``bounds[k]:bounds[k + 1]`` are band ``k``'s output rows.
+
+    Examples
+    --------
+    >>> band_bounds((1000, 1000), 16, 2)
+    [0, 500, 1000]
+    >>> band_bounds((100, 100), 16, 2)
+    [0, 100]
+    """
+    rows, cols = out_shape
+    bands = 1 if rows * cols < MIN_BAND_OUTPUTS else max(1, min(threads, rows // tallest))
+    return [round(rows * k / bands) for k in range(bands + 1)]

@@ -1,4 +1,4 @@
-"""choose_algorithm, and match_template obeying the algorithm it is given.
+"""choose_algorithm, choose_plan, band_bounds, and match_template obeying the plan it is given.
 
 choose_algorithm is a pure function of the shapes: deterministic, no array
 work, only "direct" or "fft". match_template must take exactly the path it
@@ -220,3 +220,67 @@ def test_explicit_algorithm_is_obeyed_for_1d_input(paths, algorithm):
     other = "fft" if algorithm == "direct" else "direct"
     assert paths[algorithm] > 0 and paths[other] == 0, paths
     assert got.shape == (341,) and int(got.argmax()) == 100
+
+
+# ---------------------------------------------------------------------------
+# choose_plan and band_bounds: the rules, and that the engine follows them
+# ---------------------------------------------------------------------------
+
+from matcher.scores.plan import MIN_BAND_OUTPUTS, MIN_CHUNKED_OUTPUTS, Plan, band_bounds, choose_plan  # noqa: E402
+
+
+@pytest.mark.parametrize("outputs, assembly", [(MIN_CHUNKED_OUTPUTS - 1, "general"), (MIN_CHUNKED_OUTPUTS, "chunked")])
+def test_plan_switches_assembly_at_the_documented_map_size(outputs, assembly):
+    # a 1 x 5 template: outputs = H * (W - 4); two rows for the even count, one for the odd
+    shape = (2, outputs // 2 + 4) if outputs % 2 == 0 else (1, outputs + 4)
+    plan = choose_plan(shape, (1, 5), algorithm="fft")
+    assert plan == Plan("fft", assembly, "float32" if assembly == "chunked" else "float64")
+
+
+@pytest.mark.parametrize("side, assembly", [(11, "chunked"), (12, "general")])
+def test_plan_float32_direct_only_up_to_eleven_pixels(side, assembly):
+    assert choose_plan((1024, 1024), (side, side), algorithm="direct").assembly == assembly
+    assert choose_plan((1024, 1024), (side, side), algorithm="fft").assembly == "chunked"
+    assert choose_plan((1024, 1024), (side, side), algorithm="direct", precision="exact") == Plan(
+        "direct", "chunked", "float64")
+
+
+def test_plan_masks_and_exact():
+    assert choose_plan((1024, 1024), (40, 40), masked=True) == Plan("fft", "general", "float64")
+    assert choose_plan((1024, 1024), (40, 40), precision="exact").work_dtype == "float64"
+    assert choose_plan((1024, 1024), (40, 40)).algorithm == choose_algorithm((1024, 1024), (40, 40))
+    with pytest.raises(ValueError, match=r"precision must be one of \('fast', 'exact'\), got 'best'"):
+        choose_plan((10, 10), (3, 3), precision="best")
+    with pytest.raises(ValueError, match=r"algorithm must be one of \('auto', 'direct', 'fft'\), got 'dft'"):
+        choose_plan((10, 10), (3, 3), algorithm="dft")
+
+
+def test_band_bounds():
+    assert band_bounds((999, 1000), 10, 3) == [0, 333, 666, 999]
+    assert band_bounds((999, 1000), 10, 1) == [0, 999]
+    assert band_bounds((30, MIN_BAND_OUTPUTS), 10, 4) == [0, 10, 20, 30]  # never thinner than the template
+    assert band_bounds((1, MIN_BAND_OUTPUTS - 1), 1, 8) == [0, 1]  # small maps: one piece
+
+
+@pytest.mark.parametrize("shape, kwargs", [
+    ((300, 300), {}),                                   # large, unmasked: chunked float32
+    ((300, 300), {"precision": "exact"}),               # chunked float64
+    ((200, 200), {}),                                   # small map: general
+    ((300, 300), {"mask": np.ones((9, 9), bool)}),      # masked: general
+])
+def test_engine_takes_the_planned_assembly(monkeypatch, shape, kwargs):
+    """Spy on both assemblies: the engine enters exactly the one the plan names."""
+    import matcher.scores.engine as engine
+
+    taken = []
+    real_chunked, real_general = engine.score_large_map, engine.score_map
+    monkeypatch.setattr(engine, "score_large_map", lambda *a, **k: taken.append("chunked") or real_chunked(*a, **k))
+    monkeypatch.setattr(engine, "score_map", lambda *a, **k: taken.append("general") or real_general(*a, **k))
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, shape).astype(np.uint8)
+    template = image[20:29, 30:39].copy()
+    got = match_template(image, template, "ncc", **kwargs)
+    want = choose_plan(shape, (9, 9), masked="mask" in kwargs, precision=kwargs.get("precision", "fast"))
+    assert taken == [want.assembly]
+    ref = match_template_reference(image, template, "ncc", mask=kwargs.get("mask"))
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4 * 2)
