@@ -470,7 +470,10 @@ def test_to_dict_is_json_ready():
         for m in find(image, patch, np.int64(5), max_matches=3, subpixel=subpixel):
             d = m.to_dict()
             assert json.loads(json.dumps(d)) == d
-            assert set(d) == {"label", "x", "y", "width", "height", "score", "center", "method"}
+            assert set(d) == {"label", "x", "y", "width", "height", "score", "center", "method", "angle", "scale",
+                              "corners"}
+            assert (d["angle"], d["scale"]) == (0.0, 1.0)
+            assert d["corners"] == [[m.x, m.y], [m.x + 19, m.y], [m.x + 19, m.y + 23], [m.x, m.y + 23]]
             assert type(d["x"]) is (float if subpixel else int) and type(d["score"]) is float
             assert type(d["width"]) is int and d["method"] == "ncc"
             assert d["center"] == {"x": m.x + 9.5, "y": m.y + 11.5}

@@ -113,7 +113,7 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
     [(1, 1, 0.0), (6, 3, 0.0)]
     >>> (m,) = find(image, [[1, 2], [3, 4]], "ncc", region=(4, 0, 5, 6))
     >>> m.to_dict()
-    {'label': None, 'x': 6, 'y': 3, 'width': 2, 'height': 2, 'score': 1.0, 'center': {'x': 6.5, 'y': 3.5}, 'method': 'ncc'}
+    {'label': None, 'x': 6, 'y': 3, 'width': 2, 'height': 2, 'score': 1.0, 'center': {'x': 6.5, 'y': 3.5}, 'method': 'ncc', 'angle': 0.0, 'scale': 1.0, 'corners': [[6.0, 3.0], [7.0, 3.0], [7.0, 4.0], [6.0, 4.0]]}
     >>> find(image, [[1, 2], [3, 4]], "ncc", threshold=0.5, region=(2, 0, 4, 6))   # not found
     []
     """
