@@ -6,32 +6,20 @@ past a threshold), greedy non-maximum suppression by intersection over union,
 optional sub-pixel refinement (:mod:`matcher.search.peaks`).
 """
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..scores.inputs import LOWER_IS_BETTER, PRECISIONS, _as_array, check_choice, normalize_method
+from ..scores.inputs import LOWER_IS_BETTER, _as_array
 from ..scores.engine import match_templates
 from ..errors import MatcherError, TemplateTooLargeError
+from ..methods import NORMALIZED_METHODS
+from ..options import FindOptions
 from .peaks import local_peaks, refine_patches, suppress
 from ..scores.reference import scores_at
 
-__all__ = ["Match", "find", "find_many", "NORMALIZED_METHODS", "THRESHOLD_RANGES"]
-
-NORMALIZED_METHODS = ("ssd_normed", "ccorr_normed", "ncc")
-"""Methods whose scores lie in a fixed range whatever the template: comparable across templates."""
-
-THRESHOLD_RANGES = {
-    "ssd": (0.0, math.inf),
-    "ssd_normed": (0.0, 1.0),
-    "ccorr": (-math.inf, math.inf),
-    "ccorr_normed": (-1.0, 1.0),
-    "ccoeff": (-math.inf, math.inf),
-    "ncc": (-1.0, 1.0),
-}
-"""Allowed ``threshold`` per method (inclusive; infinite bounds mean "any finite number")."""
+__all__ = ["Match", "find", "find_many", "NORMALIZED_METHODS"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +92,7 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
         ``<= threshold``. For the other methods a lower bound: keep scores
         ``>= threshold``. Range: ``[-1, 1]`` for ``ncc`` and ``ccorr_normed``,
         ``[0, 1]`` for ``ssd_normed``, ``>= 0`` for ``ssd``, any finite number
-        for ``ccorr`` and ``ccoeff`` (:data:`THRESHOLD_RANGES`). With a
+        for ``ccorr`` and ``ccoeff`` (:func:`matcher.options.threshold_range`). With a
         threshold, an empty list means "not found". ``None`` sets no bound:
         every local peak is a candidate, so ``max_matches=1`` returns the best
         window (the score map's arg-max, or arg-min; never an empty list), and
@@ -167,8 +155,9 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
     >>> find(image, [[1, 2], [3, 4]], "ncc", threshold=0.5, region=(2, 0, 4, 6))   # not found
     []
     """
-    if not isinstance(pyramid, (bool, np.bool_)):
-        raise TypeError(f"pyramid must be True or False, got {pyramid!r}")
+    o = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches, max_overlap=max_overlap,
+                          region=region, subpixel=subpixel, precision=precision, pyramid=pyramid)
+    method, threshold, max_matches, max_overlap, region = o.method, o.threshold, o.max_matches, o.max_overlap, o.region
     if pyramid:
         from .pyramid import find_pyramid  # imports this module
 
@@ -242,6 +231,9 @@ def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max
     >>> [(m.label, m.x, m.y, m.width, round(m.score, 3)) for m in found]
     [('square', 1, 1, 2, 1.0), ('wide', 5, 3, 3, 0.997)]
     """
+    o = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches, max_overlap=max_overlap,
+                          region=region, subpixel=subpixel, precision=precision)
+    method, threshold, max_matches, max_overlap, region = o.method, o.threshold, o.max_matches, o.max_overlap, o.region
     labels, templates, masks = _labelled(templates, masks)
     return _search(image, templates, masks, labels, method, threshold, max_matches, max_overlap,
                    region, subpixel, precision)
@@ -249,15 +241,14 @@ def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max
 
 def _search(image, templates, masks, labels, method, threshold, max_matches, max_overlap,
             region, subpixel, precision):
-    method, threshold, max_matches, max_overlap = _check_options(
-        method, precision, threshold, max_matches, max_overlap, subpixel)
+    """The search, with options already checked (:meth:`matcher.options.FindOptions.check`)."""
     sizes = [_spatial(t) for t in templates]
     if method not in NORMALIZED_METHODS and len({s for s in sizes if s is not None}) > 1:
         shown = ", ".join(f"{w}x{h}" for h, w in dict.fromkeys(s for s in sizes if s is not None))
         raise MatcherError(
             f"method {method!r} scores grow with the template's area, so they cannot be ranked across "
             f"templates of different sizes (width x height: {shown}); use one of {NORMALIZED_METHODS}, "
-            "templates of one size, or one find() call per template")
+            "templates of one size, or one find() call per template", param="method")
     origin = (0, 0)
     if region is not None:
         image, origin = _crop(image, region, sizes)
@@ -348,7 +339,7 @@ def _labelled(templates, masks):
         unknown = [k for k in masks if k not in templates]
         if unknown:
             raise MatcherError(f"masks has labels that are not template labels: {unknown}; "
-                               f"template labels: {labels}")
+                               f"template labels: {labels}", param="masks")
         masks = [masks.get(k) for k in labels]
         templates = list(templates.values())
     elif isinstance(templates, (list, tuple)):
@@ -356,66 +347,16 @@ def _labelled(templates, masks):
         if masks is not None and not isinstance(masks, (list, tuple)):
             raise TypeError(f"masks must be a list (or None) when templates is a list, got {type(masks).__name__}")
         if masks is not None and len(masks) != len(templates):
-            raise MatcherError(f"masks must have one entry per template ({len(templates)}), got {len(masks)}")
+            raise MatcherError(f"masks must have one entry per template ({len(templates)}), got {len(masks)}",
+                               param="masks")
         masks = list(masks) if masks is not None else [None] * len(templates)
         templates = list(templates)
     else:
         raise TypeError(f"templates must be a dict {{label: template}} or a list of templates, "
                         f"got {type(templates).__name__}")
     if not templates:
-        raise MatcherError("templates must contain at least one template, got none")
+        raise MatcherError("templates must contain at least one template, got none", param="templates")
     return labels, templates, masks
-
-
-def _check_options(method, precision, threshold, max_matches, max_overlap, subpixel):
-    """Validate :func:`find`'s options: ``(method, threshold, max_matches, max_overlap)`` normalised."""
-    method = normalize_method(method)
-    check_choice("precision", precision, PRECISIONS)
-    threshold = _check_threshold(threshold, method)
-    max_matches = _check_max_matches(max_matches)
-    max_overlap = _check_max_overlap(max_overlap)
-    if not isinstance(subpixel, (bool, np.bool_)):
-        raise TypeError(f"subpixel must be True or False, got {subpixel!r}")
-    return method, threshold, max_matches, max_overlap
-
-
-def _check_threshold(threshold, method):
-    if threshold is None:
-        return None
-    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)):
-        raise TypeError(f"threshold must be a real number or None, got {type(threshold).__name__}")
-    threshold = float(threshold)
-    lo, hi = THRESHOLD_RANGES[method]
-    if not (math.isfinite(threshold) and lo <= threshold <= hi):
-        if lo == -math.inf:
-            allowed = "a finite number"
-        elif hi == math.inf:
-            allowed = f"a finite number >= {lo:g}"
-        else:
-            allowed = f"a number in [{lo:g}, {hi:g}]"
-        bound = "an upper" if method in LOWER_IS_BETTER else "a lower"
-        raise MatcherError(f"threshold for method {method!r} ({bound} bound on the score) must be {allowed}, "
-                           f"got {threshold!r}")
-    return threshold
-
-
-def _check_max_matches(max_matches):
-    if max_matches is None:
-        return None
-    if isinstance(max_matches, (bool, np.bool_)) or not isinstance(max_matches, (int, np.integer)):
-        raise TypeError(f"max_matches must be a positive integer or None, got {max_matches!r} "
-                        f"({type(max_matches).__name__})")
-    if max_matches < 1:
-        raise MatcherError(f"max_matches must be a positive integer or None, got {max_matches}")
-    return int(max_matches)
-
-
-def _check_max_overlap(max_overlap):
-    if isinstance(max_overlap, (bool, np.bool_)) or not isinstance(max_overlap, (int, float, np.integer, np.floating)):
-        raise TypeError(f"max_overlap must be a number in [0, 1], got {type(max_overlap).__name__}")
-    if not 0.0 <= float(max_overlap) <= 1.0:  # NaN fails too
-        raise MatcherError(f"max_overlap must be a number in [0, 1] (intersection over union), got {max_overlap!r}")
-    return float(max_overlap)
 
 
 def _spatial(template):
@@ -430,27 +371,17 @@ def _spatial(template):
 
 
 def _crop(image, region, sizes):
-    """The part of ``image`` inside ``region``, and the region's (x, y)."""
-    shown = repr(region)
-    if isinstance(region, (str, bytes, Mapping)) or not hasattr(region, "__len__"):
-        raise TypeError(f"region must be a tuple (x, y, width, height) of 4 integers, got {shown}")
-    if len(region) != 4:
-        raise MatcherError(f"region must be a tuple (x, y, width, height) of 4 integers, got {len(region)} "
-                           f"values: {shown}")
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in region):
-        raise TypeError(f"region must be a tuple (x, y, width, height) of 4 integers, got {shown}")
-    x, y, w, h = (int(v) for v in region)
+    """The part of ``image`` inside ``region`` (checked by :class:`matcher.options.FindOptions`), and its (x, y)."""
+    x, y, w, h = region
     arr = _as_array("image", image)
     ih, iw = (1, arr.shape[0]) if arr.ndim == 1 else arr.shape[:2]
     known = [s for s in sizes if s is not None]
     what = (f"region (x={x}, y={y}, width={w}, height={h}), image {iw}x{ih}, template"
             f"{'s' if len(known) > 1 else ''} " + ", ".join(f"{tw}x{th}" for th, tw in known) + " (width x height)")
-    if w < 1 or h < 1:
-        raise MatcherError(f"region width and height must be positive: {what}")
-    if x < 0 or y < 0 or x + w > iw or y + h > ih:
-        raise MatcherError(f"region must lie inside the image: {what}")
+    if x + w > iw or y + h > ih:
+        raise MatcherError(f"region must lie inside the image: {what}", param="region")
     if any(th > h or tw > w for th, tw in known):
-        raise TemplateTooLargeError(f"region is smaller than the template: {what}")
+        raise TemplateTooLargeError(f"region is smaller than the template: {what}", param="region")
     crop = arr[x : x + w] if arr.ndim == 1 else arr[y : y + h, x : x + w]
     return crop, (x, y)
 

@@ -61,7 +61,8 @@ from ..scores.inputs import LOWER_IS_BETTER, _as_array, _channels_first, _weight
 from ..scores import engine as _engine
 from ..scores.engine import match_template
 from ..errors import MatcherError
-from .find import (NORMALIZED_METHODS, Match, _check_options,
+from ..options import FindOptions
+from .find import (NORMALIZED_METHODS, Match,
                       _crop, _search, _spatial)
 from .peaks import local_peaks, refine, suppress
 from ..scores.reference import window_scores
@@ -138,9 +139,11 @@ def find_pyramid(image, template, method="ncc", *, threshold=None, max_matches=1
     """
     method = normalize_method(method)
     if method not in NORMALIZED_METHODS:
-        raise MatcherError(f"pyramid=True needs a normalised method {NORMALIZED_METHODS}, got {method!r}")
-    method, threshold, max_matches, max_overlap = _check_options(
-        method, precision, threshold, max_matches, max_overlap, subpixel)
+        raise MatcherError(f"pyramid=True needs a normalised method {NORMALIZED_METHODS}, got {method!r}",
+                           param="method")
+    o = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches, max_overlap=max_overlap,
+                          region=region, subpixel=subpixel, precision=precision)
+    method, threshold, max_matches, max_overlap, region = o.method, o.threshold, o.max_matches, o.max_overlap, o.region
 
     def exhaustive(levels, k, reason):
         found = _search(image, [template], [mask], [None], method, threshold, max_matches, max_overlap,

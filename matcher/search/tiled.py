@@ -96,9 +96,11 @@ def find_tiled(image, template, method="ncc", *, threshold=None, max_matches=1, 
     [(1, 1, 0.0), (6, 3, 0.0)]
     """
     from . import find as M  # find imports this module lazily
+    from ..options import FindOptions
 
-    method, threshold, max_matches, max_overlap = M._check_options(
-        method, precision, threshold, max_matches, max_overlap, subpixel)
+    o = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches, max_overlap=max_overlap,
+                          region=region, subpixel=subpixel, precision=precision)
+    method, threshold, max_matches, max_overlap, region = o.method, o.threshold, o.max_matches, o.max_overlap, o.region
     tile = _check_tile(tile)
     size = M._spatial(template)
     arr = _as_array("image", image)
