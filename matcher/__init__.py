@@ -12,11 +12,13 @@ from .scores.inputs import ALGORITHMS, LOWER_IS_BETTER, METHODS, MODES, PRECISIO
 from .scores.plan import choose_algorithm
 from .scores.engine import match_template, set_num_threads
 from .search.find import Match, find, find_many
+from .options import FindOptions
 from .io import LoadedImage, load_image
 from .errors import (
     ImageDecodeError,
     ImageTooLargeError,
     MatcherError,
+    ParameterTypeError,
     TemplateTooLargeError,
     UnsupportedFormatError,
 )
@@ -28,6 +30,7 @@ __all__ = [
     "find",
     "find_many",
     "Match",
+    "FindOptions",
     "match_template",
     "match_template_reference",
     "load_image",
@@ -40,6 +43,7 @@ __all__ = [
     "ALGORITHMS",
     "LOWER_IS_BETTER",
     "MatcherError",
+    "ParameterTypeError",
     "ImageDecodeError",
     "UnsupportedFormatError",
     "ImageTooLargeError",

@@ -30,21 +30,31 @@ the output with its error and does not change the exit status.
 
 import argparse
 import json
-import math
 import os
+import re
 import sys
 import time
 import traceback
 
 from . import __version__
-from .scores.inputs import LOWER_IS_BETTER, METHODS, PRECISIONS
-from .errors import MatcherError
+from .errors import MatcherError, ParameterTypeError
 from .io import load_image
+from .methods import LOWER_IS_BETTER, NORMALIZED_METHODS
+from .options import OPTIONS, FindOptions, OptionSyntaxError
 
 __all__ = ["main", "build_parser"]
 
 PROG = "matcher"
-NORMALIZED_METHODS = ("ncc", "ccorr_normed", "ssd_normed")
+FIND_FLAGS = ("method", "threshold", "max_matches", "max_overlap", "region", "subpixel", "precision")
+"""The options of :mod:`matcher.options` that are flags of ``match`` and ``batch`` (``pyramid`` is not:
+``batch`` searches with :func:`matcher.find_many`, which has none)."""
+_CLI_NOTES = {  # what the command line adds to an option's one-line doc
+    "threshold": "exit status 1 when no match passes",
+    "max_matches": "default: 1",
+    "max_overlap": "default: 0.3",
+    "precision": "default: fast",
+    "method": "default: ncc",
+}
 
 
 class UsageError(Exception):
@@ -53,44 +63,18 @@ class UsageError(Exception):
 
 # ---------------------------------------------------------------- argument types
 
-def _finite_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
+def _spec_type(option):
+    """An argparse ``type`` parsing the string form of a :mod:`matcher.options` option."""
+    def parse(text):
+        try:
+            return option.parse(text)
+        except OptionSyntaxError as exc:
+            raise argparse.ArgumentTypeError(exc.reason) from None
+    parse.__name__ = option.name
+    return parse
 
 
-def _fraction(text):
-    value = _finite_float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
-    return value
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
-
-
-def _region(text):
-    parts = text.split(",")
-    try:
-        x, y, w, h = (int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected four integers x,y,width,height, got {text!r}") from None
-    if x < 0 or y < 0:
-        raise argparse.ArgumentTypeError(f"x and y must be >= 0, got {text!r}")
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"width and height must be >= 1, got {text!r}")
-    return (x, y, w, h)
+_positive_int = _spec_type(OPTIONS["max_matches"])  # --workers: the same form as --max-matches
 
 
 def _scheduler(text):
@@ -105,29 +89,51 @@ def _scheduler(text):
 # ---------------------------------------------------------------- parser
 
 def _add_find_options(p):
+    """The matching flags, one per option of :data:`FIND_FLAGS`, from :data:`matcher.options.OPTIONS`."""
     g = p.add_argument_group("matching options (as matcher.find)")
-    g.add_argument("--method", choices=METHODS, default="ncc",
-                   help="score (default: ncc, zero-mean normalised cross-correlation); "
-                        "ssd and ssd_normed are lower-is-better")
-    g.add_argument("--threshold", type=_finite_float, metavar="T",
-                   help="keep only matches scoring at least T (at most T for ssd, ssd_normed); "
-                        "exit status 1 when none does")
-    n = g.add_mutually_exclusive_group()
-    n.add_argument("--max-matches", type=_positive_int, default=1, metavar="N",
-                   help="report up to N matches, best first (default: 1)")
-    n.add_argument("--all", action="store_true",
-                   help="report every match (non-overlapping peaks; use with --threshold)")
-    g.add_argument("--max-overlap", type=_fraction, default=0.3, metavar="F",
-                   help="largest overlap (intersection over union, 0..1) allowed between two reported "
-                        "matches (default: 0.3)")
-    g.add_argument("--region", type=_region, metavar="X,Y,W,H",
-                   help="search only windows inside this rectangle of the image (pixels)")
-    g.add_argument("--subpixel", action="store_true", help="refine positions to sub-pixel precision")
+    for name in FIND_FLAGS:
+        option = OPTIONS[name]
+        text = "; ".join(filter(None, [option.doc, _CLI_NOTES.get(name)]))
+        if option.kind == "bool":
+            g.add_argument(option.flag, action="store_true" if option.default is False else argparse.BooleanOptionalAction,
+                           default=option.default, help=text)
+        elif option.kind == "choice":
+            g.add_argument(option.flag, choices=option.choices, default=option.default, help=text)
+        elif option.nullable and option.default is not None:  # None (all) has a flag of its own: --all
+            n = g.add_mutually_exclusive_group()
+            n.add_argument(option.flag, type=_spec_type(option), default=option.default, metavar=option.metavar,
+                           help=text)
+            n.add_argument("--all", action="store_true",
+                           help="report every match (non-overlapping peaks; use with --threshold)")
+        else:
+            g.add_argument(option.flag, type=_spec_type(option), default=option.default, metavar=option.metavar,
+                           help=text)
     g.add_argument("--mask", metavar="FILE",
                    help="mask image, same size as the template: non-zero pixels are matched, zero ones "
                         "ignored (default: the template's alpha channel, if it has one)")
     g.add_argument("--gray", action="store_true", help="convert image and template to gray first")
-    g.add_argument("--precision", choices=PRECISIONS, default="fast", help="score precision (default: fast)")
+
+
+_VALUE_FLAGS = tuple(OPTIONS[n].flag for n in FIND_FLAGS if OPTIONS[n].metavar)
+
+
+def _join_negative_values(argv):
+    """``--region -5,0,9,9`` as ``--region=-5,0,9,9``: argparse would take ``-5,0,9,9`` for a flag.
+
+    So a negative value reaches the option's parser, which says what is wrong with it.
+    """
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return out + argv[i:]
+        if arg in _VALUE_FLAGS and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
 
 
 def _add_common(p):
@@ -208,8 +214,9 @@ def main(argv=None):
         The exit status: 0 found, 1 not found, 2 usage or input error, 130 interrupted.
     """
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_join_negative_values(argv))
     except SystemExit as exc:  # --help, --version (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if args.command is None:
@@ -258,15 +265,21 @@ def _load(role, path, color):
 
 
 def _find_options(args):
-    return {
-        "method": args.method,
-        "threshold": args.threshold,
-        "max_matches": None if args.all else args.max_matches,
-        "max_overlap": args.max_overlap,
-        "region": args.region,
-        "subpixel": args.subpixel,
-        "precision": args.precision,
-    }
+    """The flags of :data:`FIND_FLAGS` as :func:`matcher.find`'s keyword arguments (``--all``: ``max_matches=None``)."""
+    options = {name: getattr(args, name) for name in FIND_FLAGS}
+    if args.all:
+        options["max_matches"] = None
+    return options
+
+
+def _checked_options(args):
+    """:func:`_find_options`, checked by :meth:`matcher.options.FindOptions.check` (errors name the flag)."""
+    options = _find_options(args)
+    try:
+        FindOptions.check(**options)
+    except (MatcherError, ParameterTypeError) as exc:
+        raise UsageError(_find_error(exc, args)) from exc
+    return options
 
 
 def _load_mask(path, template, template_path):
@@ -294,6 +307,7 @@ def _dumps(obj):
 def _cmd_match(args):
     from .search.find import find
 
+    options = _checked_options(args)
     template = _load("template", args.template, "gray" if args.gray else "auto")
     color = "gray" if template.channels == 1 else "color"
     image = _load("image", args.image, color)
@@ -301,7 +315,6 @@ def _cmd_match(args):
         mask, mask_kind = _load_mask(args.mask, template, args.template), "file"
     else:
         mask, mask_kind = template.mask, ("alpha" if template.mask is not None else None)
-    options = _find_options(args)
 
     start = time.perf_counter()
     try:
@@ -336,22 +349,19 @@ def _cmd_match(args):
     return 0 if matches else 1
 
 
-_FLAGS = {  # find's parameter names, as its messages start with them, and the flags that set them
-    "threshold": lambda a: f"--threshold {a.threshold:g}",
-    "region": lambda a: "--region " + ",".join(map(str, a.region)),
-    "max_overlap": lambda a: f"--max-overlap {a.max_overlap:g}",
-    "max_matches": lambda a: f"--max-matches {a.max_matches}",
-    "mask": lambda a: f"--mask {a.mask}" if a.mask is not None else f"template {a.template} (its alpha channel)",
-}
-
-
 def _find_error(exc, args):
-    """One line for an error raised by find, naming the flag or files it is about."""
-    text = str(exc)
-    for name, flag in _FLAGS.items():
-        if text.startswith(name) and (name != "region" or args.region is not None):
-            return f"{flag(args)}: {text}"
-    return f"template {args.template} in image {args.image}: {text}"
+    """One line for an error raised by find, naming the flag (from ``exc.param``) or files it is about."""
+    text, param = str(exc), getattr(exc, "param", None)
+    if param == "mask":
+        flag = f"--mask {args.mask}" if args.mask is not None else f"template {args.template} (its alpha channel)"
+    elif param == "max_matches" and args.all:
+        flag = "--all"
+    elif param in FIND_FLAGS:
+        option = OPTIONS[param]
+        flag = f"{option.flag} {option.format(getattr(args, param))}".rstrip()
+    else:
+        return f"template {args.template} in image {args.image}: {text}"
+    return f"{flag}: {text}"
 
 
 def _write_annotation(args, image, color, matches):
@@ -428,8 +438,9 @@ def _cmd_batch(args):
         raise UsageError(f"--workers applies to the local scheduler; the cluster at {args.scheduler} "
                          "has its own workers")
 
+    options = _checked_options(args)
     templates, color = _batch_templates(args, template_paths)
-    job = batch.Job(templates=templates, color=color, find_options=_find_options(args))
+    job = batch.Job(templates=templates, color=color, find_options=options)
     try:
         paths = batch.collect_images(inputs)
     except MatcherError as exc:

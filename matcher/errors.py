@@ -7,6 +7,7 @@ maps these classes to HTTP statuses in one place (``service/errors.py``).
 
 __all__ = [
     "MatcherError",
+    "ParameterTypeError",
     "ImageDecodeError",
     "UnsupportedFormatError",
     "ImageTooLargeError",
@@ -24,6 +25,21 @@ class MatcherError(ValueError):
 
     >>> MatcherError("threshold must be ...", param="threshold").param
     'threshold'
+    """
+
+    def __init__(self, message="", *, param=None):
+        super().__init__(message)
+        self.param = param
+
+
+class ParameterTypeError(TypeError):
+    """An argument of the wrong type; ``param`` names it, as :class:`MatcherError`'s does.
+
+    A ``TypeError`` (not a ``MatcherError``): the caller passed the wrong kind
+    of thing, not a bad value of the right kind.
+
+    >>> ParameterTypeError("subpixel must be True or False, got 1", param="subpixel").param
+    'subpixel'
     """
 
     def __init__(self, message="", *, param=None):

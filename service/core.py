@@ -18,7 +18,6 @@ from matcher.errors import MatcherError, TemplateTooLargeError
 from matcher.render import draw_matches, encode_png, score_heatmap
 
 from .errors import InvalidOption, TooLarge, Unprocessable
-from .options import OPTION_NAMES
 
 __all__ = ["run_match", "run_batch"]
 
@@ -112,15 +111,18 @@ def _check_fit(image, templates, opts, config):
 
 
 def _call(function, *args, **kwargs):
-    """Call find / find_many; option errors they raise become 400s naming the option."""
+    """Call find / find_many; errors they raise become 400s naming the parameter at fault (``exc.param``)."""
     try:
         return function(*args, **kwargs)
     except (TemplateTooLargeError, TooLarge, Unprocessable):
         raise
-    except (ValueError, TypeError) as exc:
-        message = str(exc)
-        field = next((n for n in OPTION_NAMES + ("mask", "template", "image") if message.startswith(n)), None)
-        raise InvalidOption(message, field=field) from exc
+    except (ValueError, TypeError) as exc:  # MatcherError, ParameterTypeError: both carry param
+        raise InvalidOption(str(exc), field=_FIELDS.get(getattr(exc, "param", None))) from exc
+
+
+_FIELDS = {name: name for name in ("method", "threshold", "max_matches", "max_overlap", "region", "subpixel",
+                                   "precision", "image", "template", "mask", "templates")} | {"masks": "mask"}
+"""find's parameter names -> the request's field that sets them (None: no field is to blame)."""
 
 
 def _info(img, masked):
@@ -129,7 +131,7 @@ def _info(img, masked):
 
 
 def _body(image, opts, found):
-    return {"matches": [_jsonable(m.to_dict()) for m in found],
+    return {"matches": [m.to_dict() for m in found],  # NumPy scalars: the app's JSON provider
             "image": {k: v for k, v in _info(image, False).items() if k != "masked"},
             "method": opts.method, "lower_is_better": opts.method in LOWER_IS_BETTER}
 
@@ -151,14 +153,3 @@ def _heatmap(image, template, mask, opts, area):
 
 def _png_b64(rgb):
     return base64.b64encode(encode_png(rgb)).decode("ascii")
-
-
-def _jsonable(value):
-    """NumPy scalars and tuples inside a match's dict, as plain JSON values."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -1,40 +1,36 @@
 """What the informational endpoints say: the methods table and the readiness self-test."""
 
 import logging
+import math
 
 import numpy as np
 
 import matcher
-from matcher import LOWER_IS_BETTER, METHODS
+from matcher.methods import TABLE
+from matcher.options import OPTIONS
 from matcher.search.find import find
 
 __all__ = ["methods_info", "readiness"]
 
 log = logging.getLogger("service")
 
-# name -> (OpenCV constant, score range (None = unbounded), what it is)
-_METHODS = {
-    "ssd": ("TM_SQDIFF", (0, None), "sum of squared differences; 0 is a perfect match"),
-    "ssd_normed": ("TM_SQDIFF_NORMED", (0, 1), "ssd normalised by the template and window norms; 0 is perfect"),
-    "ccorr": ("TM_CCORR", (None, None), "cross-correlation (sum of products); unbounded, favours bright windows"),
-    "ccorr_normed": ("TM_CCORR_NORMED", (-1, 1), "cross-correlation normalised by the norms; 1 is perfect "
-                                                 "(0 to 1 for non-negative images)"),
-    "ccoeff": ("TM_CCOEFF", (None, None), "cross-correlation of the mean-subtracted template and window"),
-    "ncc": ("TM_CCOEFF_NORMED", (-1, 1), "zero-mean normalised cross-correlation; 1 is perfect, 0 for flat windows"),
-}
-assert tuple(_METHODS) == METHODS, "service/health.py must describe every matcher method"
-
-
 def methods_info():
-    """The body of ``GET /v1/methods``."""
-    methods = []
-    for name in METHODS:
-        opencv, (lo, hi), description = _METHODS[name]
-        lower = name in LOWER_IS_BETTER
-        methods.append({"name": name, "opencv": opencv, "description": description,
-                        "range": {"min": lo, "max": hi}, "better": "lower" if lower else "higher",
-                        "threshold": "upper bound" if lower else "lower bound"})
-    return {"methods": methods, "default": "ncc"}
+    """The body of ``GET /v1/methods``, from :data:`matcher.methods.TABLE`.
+
+    >>> [m["name"] for m in methods_info()["methods"] if m["better"] == "lower"]
+    ['ssd', 'ssd_normed']
+    """
+    return {"methods": [{"name": m.name, "opencv": m.opencv_name, "description": m.description,
+                         "range": {"min": _bound(m.range[0]), "max": _bound(m.range[1])}, "better": m.better,
+                         "threshold": "upper bound" if m.lower_is_better else "lower bound"} for m in TABLE],
+            "default": OPTIONS["method"].default}
+
+
+def _bound(value):
+    """A range bound as JSON: None for an infinite one, an int when whole."""
+    if math.isinf(value):
+        return None
+    return int(value) if float(value).is_integer() else value
 
 
 _self_test = {"ok": False}

@@ -1,5 +1,9 @@
 """The OpenAPI 3.1 document of the service, built from the same constants the code uses.
 
+The option members of the request bodies (type, enum, default, bounds,
+pattern, description) are generated from the records that parse them
+(:func:`service.options.option_schemas`, from :data:`matcher.options.OPTIONS`).
+
 Limits in the document (``max_matches``, templates per batch, the formats) are
 the running app's configuration, and security is declared only when API keys
 are configured, so the document describes the server that serves it. The
@@ -7,10 +11,10 @@ tests validate the document and check real responses against its schemas.
 """
 
 import matcher
-from matcher import METHODS, PRECISIONS
+from matcher import METHODS
 
 from .inputs import CONTENT_TYPES
-from .options import BATCH_RETURNS, RETURNS
+from .options import option_rules, option_schemas
 
 __all__ = ["openapi_document"]
 
@@ -24,42 +28,6 @@ _PNG_B64 = {"type": "string", "contentEncoding": "base64", "contentMediaType": "
 
 def _ref(kind, name):
     return {"$ref": _REF(kind, name)}
-
-
-def _options(config, *, form, batch):
-    """The option members of a request body (form: strings; JSON: typed)."""
-    returns = BATCH_RETURNS if batch else RETURNS
-    s = {"type": "string"}
-    json_region = {"oneOf": [{"type": "string", "pattern": r"^\d+,\d+,\d+,\d+$"},
-                             {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 4,
-                              "maxItems": 4}, {"type": "null"}]}
-    props = {
-        "method": {"type": "string", "enum": list(METHODS), "default": "ncc"},
-        "threshold": s if form else {"type": ["number", "null"], "default": None},
-        "max_matches": s if form else {"type": "integer", "minimum": 1, "maximum": config["MATCHER_MAX_MATCHES"],
-                                       "default": 1},
-        "max_overlap": s if form else {"type": "number", "minimum": 0, "maximum": 1, "default": 0.3},
-        "region": {"type": "string", "pattern": r"^\d+,\d+,\d+,\d+$"} if form else json_region,
-        "subpixel": {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", "on", "off"]}
-        if form else {"type": "boolean", "default": False},
-        "precision": {"type": "string", "enum": list(PRECISIONS), "default": "fast"},
-        "gray": {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", "on", "off"]}
-        if form else {"type": "boolean", "default": False},
-        "return": {"type": "array", "items": {"type": "string", "enum": list(returns)}, "uniqueItems": not form},
-    }
-    docs = {
-        "method": "score; see GET /v1/methods",
-        "threshold": "keep matches scoring at least this (at most, for ssd and ssd_normed); default: none",
-        "max_matches": f"how many matches to return, best first (1 to {config['MATCHER_MAX_MATCHES']})",
-        "max_overlap": "largest overlap (intersection over union, 0 to 1) allowed between two matches",
-        "region": "search only this rectangle of the image: 'x,y,w,h' (top-left corner and size)",
-        "subpixel": "refine positions to sub-pixel precision (x and y become fractional)",
-        "precision": "error tolerance of the scores",
-        "gray": "convert image and templates to gray before matching",
-        "return": "pictures to add to the response as base64 PNG: " + ", ".join(returns)
-                  + (" (the heat map covers the searched area: the region, if given)" if not batch else ""),
-    }
-    return {k: v | {"description": docs[k]} for k, v in props.items()}
 
 
 def _request_body(config, *, batch):
@@ -83,11 +51,15 @@ def _request_body(config, *, batch):
         json_parts = {"image": _B64, "template": _B64, "mask": _B64 | {"type": ["string", "null"]}}
         required = ["image", "template"]
     json_required = ["image", "templates"] if batch else ["image", "template"]
+    def schema(parts, required, form):
+        body = {"type": "object", "required": required, "additionalProperties": False,
+                "properties": parts | option_schemas(form=form, max_matches=config["MATCHER_MAX_MATCHES"], batch=batch)}
+        rules = option_rules(form=form)
+        return body | ({"allOf": rules} if rules else {})
+
     return {"required": True, "content": {
-        CONTENT_TYPES[0]: {"schema": {"type": "object", "required": required, "additionalProperties": False,
-                                      "properties": form_parts | _options(config, form=True, batch=batch)}},
-        CONTENT_TYPES[1]: {"schema": {"type": "object", "required": json_required, "additionalProperties": False,
-                                      "properties": json_parts | _options(config, form=False, batch=batch)}},
+        CONTENT_TYPES[0]: {"schema": schema(form_parts, required, True)},
+        CONTENT_TYPES[1]: {"schema": schema(json_parts, json_required, False)},
     }}
 
 

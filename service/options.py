@@ -1,130 +1,105 @@
-"""The find options of a request: parsed from form strings or JSON values, and checked.
+"""The find options of a request: parsed from form strings or JSON values with matcher's spec, and checked.
+
+The options :func:`matcher.find` takes (``method``, ``threshold``, ...) are
+parsed, checked and described by their records in :data:`matcher.options.OPTIONS`
+(:meth:`~matcher.options.Option.parse` for form strings,
+:meth:`~matcher.options.Option.from_json` for JSON values,
+:meth:`~matcher.options.Option.schema` for the OpenAPI document). The service
+adds ``gray`` (one more boolean record), ``return`` and its cap on
+``max_matches`` (``MATCHER_MAX_MATCHES``).
 
 Every problem is collected, so one 400 lists them all (``errors``), each with
 its ``field`` and what is allowed.
 """
 
-import math
+import re
 from dataclasses import dataclass
 
-from matcher import METHODS, PRECISIONS
+from matcher.errors import MatcherError, ParameterTypeError
+from matcher.options import INTEGER_PATTERN, OPTIONS as FIND_OPTIONS, Option, threshold_rules
 
 from .errors import InvalidOption
 
-__all__ = ["Options", "OPTION_NAMES", "RETURNS", "BATCH_RETURNS", "parse_options"]
+__all__ = ["Options", "OPTION_NAMES", "FIND_OPTION_NAMES", "GRAY", "RETURNS", "BATCH_RETURNS", "parse_options",
+           "option_schemas", "option_rules"]
 
 RETURNS = ("heatmap", "annotated")
 BATCH_RETURNS = ("annotated",)
-OPTION_NAMES = ("method", "threshold", "max_matches", "max_overlap", "region", "subpixel", "precision", "gray",
-                "return")
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+FIND_OPTION_NAMES = ("method", "threshold", "max_matches", "max_overlap", "region", "subpixel", "precision")
+"""The options of :data:`matcher.options.OPTIONS` a request may set (not ``pyramid``)."""
+GRAY = Option("gray", "bool", bool, False, "convert image and templates to gray before matching")
+"""The service's own boolean option, a record of the same kind as matcher's."""
+OPTION_NAMES = FIND_OPTION_NAMES + ("gray", "return")
+_RECORDS = {name: FIND_OPTIONS[name] for name in FIND_OPTION_NAMES} | {"gray": GRAY}
+_ANY_FINITE = "ccorr"  # a method whose threshold may be any finite number: for a request whose method is bad
 
 
 @dataclass(frozen=True)
 class Options:
     """Checked options; ``region`` is ``(x, y, width, height)`` or None."""
 
-    method: str = "ncc"
-    threshold: "float | None" = None
-    max_matches: int = 1
-    max_overlap: float = 0.3
-    region: "tuple | None" = None
-    subpixel: bool = False
-    precision: str = "fast"
-    gray: bool = False
+    method: str = FIND_OPTIONS["method"].default
+    threshold: "float | None" = FIND_OPTIONS["threshold"].default
+    max_matches: int = FIND_OPTIONS["max_matches"].default
+    max_overlap: float = FIND_OPTIONS["max_overlap"].default
+    region: "tuple | None" = FIND_OPTIONS["region"].default
+    subpixel: bool = FIND_OPTIONS["subpixel"].default
+    precision: str = FIND_OPTIONS["precision"].default
+    gray: bool = GRAY.default
     returns: tuple = ()
 
     def find_kwargs(self):
-        """Keyword arguments for :func:`matcher.find` / :func:`matcher.find_many` (not ``mask``)."""
-        return {"threshold": self.threshold, "max_matches": self.max_matches, "max_overlap": self.max_overlap,
-                "region": self.region, "subpixel": self.subpixel, "precision": self.precision}
+        """Keyword arguments for :func:`matcher.find` / :func:`matcher.find_many` (not ``method``, ``mask``)."""
+        return {name: getattr(self, name) for name in FIND_OPTION_NAMES if name != "method"}
 
 
 class _Bad(Exception):
     pass
 
 
-def _choice(allowed):
-    def parse(value, form):
-        if not isinstance(value, str) or value not in allowed:
-            raise _Bad(f"must be one of {', '.join(allowed)}")
-        return value
-    return parse
-
-
-def _bool(value, form):
-    if form and isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-        return value.strip().lower() in _TRUE
-    if not form and isinstance(value, bool):
-        return value
-    raise _Bad(f"must be {'true or false (or 1/0, yes/no, on/off)' if form else 'a JSON boolean'}")
-
-
-def _number(value, form, kind):
-    """An int (``kind`` int) or a finite float (``kind`` float) from a form string or a JSON number."""
-    what = "an integer" if kind is int else "a number"
-    if form and isinstance(value, str):
-        try:
-            value = int(value) if kind is int else float(value)
-        except ValueError:
-            raise _Bad(f"must be {what}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise _Bad(f"must be {what}")
-    if kind is float:
-        try:
-            value = float(value)
-        except OverflowError:  # a JSON integer with hundreds of digits
-            raise _Bad("must be finite") from None
-        if not math.isfinite(value):
-            raise _Bad("must be finite")
-    return value
-
-
-def _threshold(value, form):
-    return None if value is None else _number(value, form, float)
-
-
-def _max_overlap(value, form):
-    value = _number(value, form, float)
-    if not 0 <= value <= 1:
-        raise _Bad("must be a number from 0 to 1")
-    return value
-
-
-def _region(value, form):
-    if value is None:
-        return None
-    if isinstance(value, str):
-        parts = value.split(",")
-        try:
-            value = [int(p) for p in parts]
-        except ValueError:
-            raise _Bad("must be 'x,y,w,h' (four integers)") from None
-    if (not isinstance(value, list) or len(value) != 4
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-        raise _Bad("must be 'x,y,w,h' or a list of four integers")
-    x, y, w, h = value
-    if x < 0 or y < 0 or w < 1 or h < 1:
-        raise _Bad("must have x, y >= 0 and w, h >= 1")
-    return (x, y, w, h)
-
-
-def _returns(allowed):
-    def parse(values, form):
-        values = [values] if isinstance(values, str) else values
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise _Bad(f"must be a list of {', '.join(allowed)}")
-        names = [n.strip() for v in values for n in (v.split(",") if form else [v]) if n.strip()]
-        unknown = [n for n in names if n not in allowed]
-        if unknown:
-            raise _Bad(f"must list only {', '.join(allowed)}")
-        return tuple(dict.fromkeys(names))
-    return parse
-
-
 def _shown(value, limit=80):
     text = repr(value) if not isinstance(value, int) or abs(value) < 10**limit else "a huge integer"
     return text if len(text) <= limit else text[:limit - 5] + "...'"
+
+
+def _value(option, value, form, method):
+    """One shared option's value, parsed (form) or taken as JSON, and checked."""
+    if form:
+        return option.check(option.parse(value), method=method)
+    return option.from_json(value, method=method)
+
+
+def _max_matches(value, form, cap):
+    """``max_matches``: matcher's spec, then the configured cap (no None: "all" is not offered)."""
+    option = FIND_OPTIONS["max_matches"]
+
+    def over():
+        return MatcherError(f"max_matches must be an integer from 1 to {cap}, got {_shown(value)}",
+                            param="max_matches")
+
+    if form:
+        if isinstance(value, str) and re.fullmatch(INTEGER_PATTERN, value) and not 1 <= int(value) <= cap:
+            raise over()
+        number = _value(option, value, form, None)
+    else:
+        try:
+            number = option.from_json(value)
+        except MatcherError:  # an integer below 1 (a wrong type is a ParameterTypeError)
+            raise over() from None
+    if number is None or number > cap:
+        raise over()
+    return number
+
+
+def _returns(values, form, allowed):
+    values = [values] if isinstance(values, str) else values
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise _Bad(f"return must be a list of {', '.join(allowed)}, got {_shown(values)}")
+    names = [n.strip() for v in values for n in (v.split(",") if form else [v]) if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise _Bad(f"return must list only {', '.join(allowed)}, got {_shown(values)}")
+    return tuple(dict.fromkeys(names))
 
 
 def parse_options(raw, *, form, max_matches, batch=False):
@@ -151,25 +126,57 @@ def parse_options(raw, *, form, max_matches, batch=False):
     ------
     InvalidOption
         With ``field`` (the first bad option) and ``errors`` (all of them).
+
+    Examples
+    --------
+    >>> parse_options({"threshold": "0.5", "region": "0,0,8,8", "gray": "yes"}, form=True, max_matches=10)
+    Options(method='ncc', threshold=0.5, max_matches=1, max_overlap=0.3, region=(0, 0, 8, 8), subpixel=False, precision='fast', gray=True, returns=())
     """
-
-    def count(value, form):
-        value = _number(value, form, int)
-        if not 1 <= value <= max_matches:
-            raise _Bad(f"must be an integer from 1 to {max_matches}")
-        return value
-
-    parsers = {"method": _choice(METHODS), "threshold": _threshold, "max_matches": count, "max_overlap": _max_overlap,
-               "region": _region, "subpixel": _bool, "precision": _choice(PRECISIONS), "gray": _bool,
-               "return": _returns(BATCH_RETURNS if batch else RETURNS)}
+    raw = {k: v for k, v in raw.items() if not (form and v == "")}
+    method = FIND_OPTIONS["method"].default
+    if "method" in raw:  # threshold's range depends on it
+        try:
+            method = _value(FIND_OPTIONS["method"], raw["method"], form, None)
+        except (MatcherError, ParameterTypeError):
+            method = _ANY_FINITE  # reported below; the threshold is then only checked to be a finite number
     values, errors = {}, []
     for name, value in raw.items():
-        if form and value == "":
-            continue
         try:
-            values["returns" if name == "return" else name] = parsers[name](value, form)
-        except _Bad as exc:
-            errors.append({"field": name, "detail": f"{name} {exc}, got {_shown(value)}"})
+            if name == "return":
+                values["returns"] = _returns(value, form, BATCH_RETURNS if batch else RETURNS)
+            elif name == "max_matches":
+                values[name] = _max_matches(value, form, max_matches)
+            else:
+                values[name] = _value(_RECORDS[name], value, form, method)
+        except (MatcherError, ParameterTypeError, _Bad) as exc:
+            errors.append({"field": name, "detail": str(exc)})
     if errors:
         raise InvalidOption("; ".join(e["detail"] for e in errors), field=errors[0]["field"], errors=errors)
     return Options(**values)
+
+
+def option_schemas(*, form, max_matches, batch=False):
+    """The JSON Schemas of the request's option members, from the records that parse them.
+
+    ``max_matches`` is matcher's with the configured cap (and no null);
+    ``return`` is the service's own.
+
+    >>> option_schemas(form=False, max_matches=7)["max_matches"]["maximum"]
+    7
+    """
+    props = {name: record.schema(form=form) for name, record in _RECORDS.items()}
+    count = props["max_matches"]
+    count["description"] = f"how many matches to return, best first (1 to {max_matches})"
+    if not form:
+        count["type"], count["maximum"] = "integer", max_matches
+    returns = BATCH_RETURNS if batch else RETURNS
+    props["return"] = {
+        "type": "array", "items": {"type": "string", "enum": list(returns)}, "uniqueItems": not form,
+        "description": "pictures to add to the response as base64 PNG: " + ", ".join(returns)
+                       + (" (the heat map covers the searched area: the region, if given)" if not batch else "")}
+    return props
+
+
+def option_rules(*, form):
+    """Rules between options for the request object's ``allOf`` (the JSON ``threshold``'s range per method)."""
+    return [] if form else threshold_rules()

@@ -65,7 +65,7 @@ def test_truncated_and_corrupt_images(client, openapi):
     ("max_matches", "2.5", "integer"),
     ("threshold", "high", "number"),
     ("threshold", "nan", "finite"),
-    ("max_overlap", "1.5", "from 0 to 1"),
+    ("max_overlap", "1.5", "between 0 and 1"),
     ("region", "1,2,3", "x,y,w,h"),
     ("region", "-1,0,10,10", ">= 0"),
     ("subpixel", "maybe", "true or false"),

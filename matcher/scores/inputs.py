@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import MatcherError, TemplateTooLargeError
+from ..errors import MatcherError, ParameterTypeError, TemplateTooLargeError
 from ..methods import LOWER_IS_BETTER, METHODS, normalize_method  # noqa: F401 (re-exported until callers move)
 
 MODES = ("correlate", "convolve")
@@ -47,7 +47,7 @@ class Problem:
 def check_choice(name, value, allowed):
     """Raise unless ``value`` is one of the strings in ``allowed``."""
     if not isinstance(value, str) or value not in allowed:
-        raise MatcherError(f"{name} must be one of {allowed}, got {value!r}")
+        raise MatcherError(f"{name} must be one of {allowed}, got {value!r}", param=name)
     return value
 
 
@@ -58,15 +58,17 @@ def as_array(name, a):
         try:
             arr = np.asarray(a)
         except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}: {exc}") from None
+            raise ParameterTypeError(f"{name} must be a numpy array, got {type(a).__name__}: {exc}",
+                                     param=name) from None
     if arr.dtype.kind not in _ACCEPTED_KINDS:
-        raise TypeError(
-            f"{name} dtype must be bool, integer or float (uint8, uint16, int, float32, float64), got {arr.dtype}"
+        raise ParameterTypeError(
+            f"{name} dtype must be bool, integer or float (uint8, uint16, int, float32, float64), got {arr.dtype}",
+            param=name,
         )
     if arr.size == 0:
-        raise MatcherError(f"{name} is empty (shape {arr.shape})")
+        raise MatcherError(f"{name} is empty (shape {arr.shape})", param=name)
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise MatcherError(f"{name} contains NaN or infinite values; only finite values are allowed")
+        raise MatcherError(f"{name} contains NaN or infinite values; only finite values are allowed", param=name)
     return arr
 
 
@@ -81,9 +83,11 @@ def channels_first(name, arr, dtype=np.float64):
         arr = arr[:, :, None]
     elif arr.ndim == 3:
         if not 1 <= arr.shape[2] <= 4:
-            raise MatcherError(f"{name} must have 1 to 4 channels in its last axis, got shape {arr.shape}")
+            raise MatcherError(f"{name} must have 1 to 4 channels in its last axis, got shape {arr.shape}",
+                               param=name)
     else:
-        raise MatcherError(f"{name} must be 1-D (N,), 2-D (H, W) or 3-D (H, W, C), got {arr.ndim}-D shape {arr.shape}")
+        raise MatcherError(f"{name} must be 1-D (N,), 2-D (H, W) or 3-D (H, W, C), got {arr.ndim}-D shape {arr.shape}",
+                           param=name)
     return np.ascontiguousarray(np.moveaxis(arr, 2, 0), dtype=dtype)
 
 
@@ -94,19 +98,20 @@ def mask_weights(mask, template_shape, channels):
     hw = template_shape[1:]
     if mask.shape[:2] != hw or mask.ndim > 3 or (mask.ndim == 3 and mask.shape[2] not in (1, channels)):
         allowed = f"{hw}" if channels == 1 else f"{hw} or {hw + (channels,)}"
-        raise MatcherError(f"mask shape {mask.shape} does not match the template: expected {allowed}")
+        raise MatcherError(f"mask shape {mask.shape} does not match the template: expected {allowed}", param="mask")
     if mask.dtype.kind in "biu":
         weights = (mask != 0).astype(np.float64)
     else:
         lo, hi = float(mask.min()), float(mask.max())
         if lo < 0 or hi > 1:
-            raise MatcherError(f"float mask weights must lie in [0, 1], got values in [{lo:g}, {hi:g}]")
+            raise MatcherError(f"float mask weights must lie in [0, 1], got values in [{lo:g}, {hi:g}]", param="mask")
         weights = mask.astype(np.float64)
     if weights.ndim == 2:
         weights = weights[:, :, None]
     weights = np.ascontiguousarray(np.broadcast_to(np.moveaxis(weights, 2, 0), (channels,) + hw))
     if not (weights > 0).any(axis=(1, 2)).all():
-        raise MatcherError("mask selects no pixel (all zero) in at least one channel; at least one non-zero weight is required")
+        raise MatcherError("mask selects no pixel (all zero) in at least one channel; at least one non-zero weight is required",
+                           param="mask")
     return weights
 
 
@@ -134,17 +139,20 @@ def prepare(image, template, method, *, mask=None, mode="correlate", prepared_im
     if tpl.ndim == 1:
         tpl = tpl[None, :]
     if one_d and tpl.shape[0] != 1:
-        raise MatcherError(f"a 1-D image needs a 1-D template (or one row), got template shape {tpl.shape}")
+        raise MatcherError(f"a 1-D image needs a 1-D template (or one row), got template shape {tpl.shape}",
+                           param="template")
     tpl_c = channels_first("template", tpl)
     if img_c.shape[0] != tpl_c.shape[0]:
         raise MatcherError(
-            f"template has {tpl_c.shape[0]} channel(s) but image has {img_c.shape[0]}; they must be equal"
+            f"template has {tpl_c.shape[0]} channel(s) but image has {img_c.shape[0]}; they must be equal",
+            param="template",
         )
     if tpl_c.shape[1] > img_c.shape[1] or tpl_c.shape[2] > img_c.shape[2]:
         shown_t = tpl.shape if not one_d else (tpl.shape[-1],)
         raise TemplateTooLargeError(
             f"template {tuple(shown_t)} is larger than image {tuple(img_shape)}; "
-            "the template must fit inside the image in every dimension"
+            "the template must fit inside the image in every dimension",
+            param="template",
         )
     weights = None if mask is None else mask_weights(mask, tpl_c.shape, tpl_c.shape[0])
     if mode == "convolve":

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..errors import MatcherError
 from .exhaustive import search_exhaustive
-from .job import check_find_options, make_job
+from ..options import FindOptions
+from .job import make_job
 from .match import Match
 from .pyramid import search_pyramid
 from .strategy import choose_strategy
@@ -53,7 +54,7 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
         ``<= threshold``. For the other methods a lower bound: keep scores
         ``>= threshold``. Range: ``[-1, 1]`` for ``ncc`` and ``ccorr_normed``,
         ``[0, 1]`` for ``ssd_normed``, ``>= 0`` for ``ssd``, any finite number
-        for ``ccorr`` and ``ccoeff`` (:data:`matcher.search.job.THRESHOLD_RANGES`). With a
+        for ``ccorr`` and ``ccoeff`` (:func:`matcher.options.threshold_range`). With a
         threshold, an empty list means "not found". ``None`` sets no bound:
         every local peak is a candidate, so ``max_matches=1`` returns the best
         window (the score map's arg-max, or arg-min; never an empty list), and
@@ -117,11 +118,11 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
     >>> find(image, [[1, 2], [3, 4]], "ncc", threshold=0.5, region=(2, 0, 4, 6))   # not found
     []
     """
-    if not isinstance(pyramid, (bool, np.bool_)):
-        raise TypeError(f"pyramid must be True or False, got {pyramid!r}")
-    job = _job(image, [template], [mask], [None], method, threshold, max_matches, max_overlap, region,
-               subpixel, precision)
-    return job.to_image(_SEARCHES[choose_strategy(np.shape(job.image), pyramid=bool(pyramid))](job))
+    options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
+                                max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision,
+                                pyramid=pyramid)
+    job = make_job(image, [template], [mask], [None], options)
+    return job.to_image(_SEARCHES[choose_strategy(np.shape(job.image), pyramid=options.pyramid)](job))
 
 
 def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max_matches=1,
@@ -181,17 +182,11 @@ def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max
     >>> [(m.label, m.x, m.y, m.width, round(m.score, 3)) for m in found]
     [('square', 1, 1, 2, 1.0), ('wide', 5, 3, 3, 0.997)]
     """
+    options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
+                                max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision)
     labels, templates, masks = _labelled(templates, masks)
-    job = _job(image, templates, masks, labels, method, threshold, max_matches, max_overlap, region,
-               subpixel, precision)
+    job = make_job(image, templates, masks, labels, options)
     return job.to_image(search_exhaustive(job))
-
-
-def _job(image, templates, masks, labels, method, threshold, max_matches, max_overlap, region, subpixel,
-         precision):
-    opts = check_find_options(method=method, threshold=threshold, max_matches=max_matches,
-                              max_overlap=max_overlap, subpixel=subpixel, precision=precision)
-    return make_job(image, templates, masks, labels, region=region, **opts)
 
 
 def _labelled(templates, masks):
@@ -208,7 +203,7 @@ def _labelled(templates, masks):
         unknown = [k for k in masks if k not in templates]
         if unknown:
             raise MatcherError(f"masks has labels that are not template labels: {unknown}; "
-                               f"template labels: {labels}")
+                               f"template labels: {labels}", param="masks")
         masks = [masks.get(k) for k in labels]
         templates = list(templates.values())
     elif isinstance(templates, (list, tuple)):
@@ -216,12 +211,13 @@ def _labelled(templates, masks):
         if masks is not None and not isinstance(masks, (list, tuple)):
             raise TypeError(f"masks must be a list (or None) when templates is a list, got {type(masks).__name__}")
         if masks is not None and len(masks) != len(templates):
-            raise MatcherError(f"masks must have one entry per template ({len(templates)}), got {len(masks)}")
+            raise MatcherError(f"masks must have one entry per template ({len(templates)}), got {len(masks)}",
+                               param="masks")
         masks = list(masks) if masks is not None else [None] * len(templates)
         templates = list(templates)
     else:
         raise TypeError(f"templates must be a dict {{label: template}} or a list of templates, "
                         f"got {type(templates).__name__}")
     if not templates:
-        raise MatcherError("templates must contain at least one template, got none")
+        raise MatcherError("templates must contain at least one template, got none", param="templates")
     return labels, templates, masks

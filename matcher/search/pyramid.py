@@ -62,7 +62,8 @@ from ..scores.engine import match_template, num_threads, thread_pool
 from ..scores.inputs import as_array, channels_first, mask_weights
 from ..scores.reference import window_scores
 from .exhaustive import search_exhaustive
-from .job import check_find_options, make_job
+from ..options import FindOptions
+from .job import make_job
 from .peaks import local_peaks, suppress
 from .report import matches_at
 
@@ -144,9 +145,9 @@ def find_pyramid(image, template, method="ncc", *, threshold=None, max_matches=1
     >>> (found[0].x, found[0].y, round(found[0].score, 6)), info.fell_back
     ((70, 50, 1.0), False)
     """
-    opts = check_find_options(method=method, threshold=threshold, max_matches=max_matches,
-                              max_overlap=max_overlap, subpixel=subpixel, precision=precision)
-    job = make_job(image, [template], [mask], [None], region=region, **opts)
+    options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
+                                max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision)
+    job = make_job(image, [template], [mask], [None], options)
     found, info = search_pyramid(job)
     return job.to_image(found), info
 
@@ -163,7 +164,7 @@ def search_pyramid(job):
     method = job.method
     if not method.normalised:
         raise MatcherError(f"pyramid=True needs a normalised method {NORMALIZED_METHODS}, got {method.name!r}",
-                           param="pyramid")
+                           param="method")
     arr, tpl = as_array("image", job.image), as_array("template", job.templates[0])
     if arr.ndim == 1 or tpl.ndim == 1:
         return _exhaustive(job, 0, 0, "1-D image or template")

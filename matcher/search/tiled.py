@@ -40,7 +40,8 @@ from scipy.sparse.csgraph import connected_components
 from ..errors import MatcherError
 from ..scores.engine import match_template
 from .exhaustive import search_exhaustive
-from .job import check_find_options, make_job
+from ..options import FindOptions
+from .job import make_job
 from .peaks import suppress
 from .report import confirm_threshold, map_slack, matches_at
 
@@ -106,10 +107,10 @@ def find_tiled(image, template, method="ncc", *, threshold=None, max_matches=1, 
     >>> [(m.x, m.y, m.score) for m in found]
     [(1, 1, 0.0), (6, 3, 0.0)]
     """
-    opts = check_find_options(method=method, threshold=threshold, max_matches=max_matches,
-                              max_overlap=max_overlap, subpixel=subpixel, precision=precision)
+    options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
+                                max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision)
     tile = _check_tile(tile)
-    job = make_job(image, [template], [mask], [None], region=region, **opts)
+    job = make_job(image, [template], [mask], [None], options)
     return job.to_image(search_tiled(job, tile))
 
 

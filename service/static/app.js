@@ -17,15 +17,6 @@
   "use strict";
 
   var FILE_FIELDS = ["image", "template", "mask"];
-  // Used when GET /v1/methods cannot be read (e.g. it needs an API key not yet given).
-  var FALLBACK_METHODS = [
-    { name: "ssd", description: "sum of squared differences; 0 is a perfect match", range: { min: 0, max: null }, better: "lower" },
-    { name: "ssd_normed", description: "ssd normalised by the template and window norms; 0 is perfect", range: { min: 0, max: 1 }, better: "lower" },
-    { name: "ccorr", description: "cross-correlation (sum of products); unbounded, favours bright windows", range: { min: null, max: null }, better: "higher" },
-    { name: "ccorr_normed", description: "cross-correlation normalised by the norms; 1 is perfect", range: { min: -1, max: 1 }, better: "higher" },
-    { name: "ccoeff", description: "cross-correlation of the mean-subtracted template and window", range: { min: null, max: null }, better: "higher" },
-    { name: "ncc", description: "zero-mean normalised cross-correlation; 1 is perfect, 0 for flat windows", range: { min: -1, max: 1 }, better: "higher" }
-  ];
   // Problem "field" values that are not a control of their own, mapped to the one that fixes them.
   var FIELD_ALIASES = { "return": "return", region: null, labels: null, "Content-Type": null };
   var FIELD_NAMES = {
@@ -37,7 +28,7 @@
   var state = {
     files: { image: null, template: null, mask: null },
     urls: { image: null, template: null, mask: null },
-    methods: FALLBACK_METHODS,
+    methods: [],  // from GET /v1/methods (matcher's table of methods); none until it answers
     result: null,
     sort: { key: "rank", dir: "asc" },
     controller: null,
@@ -581,7 +572,7 @@
         state.methods = body.methods;
         fillMethods(body.methods, body["default"]);
       }
-    }).catch(function () { /* keep the built-in list */ });
+    }).catch(function () { /* keep the page's default method; loaded again once an API key is given */ });
   }
 
   // ---- samples ------------------------------------------------------------------------------------
@@ -657,6 +648,7 @@
     if (!state.files.template) showFieldError("template", "Choose a template: the picture to look for.");
     if ($("max_matches").validity.badInput) showFieldError("max_matches", "Enter a whole number, for example 5.");
     state.apiKey = $("api_key").value.trim();
+    if (!state.methods.length && state.apiKey) loadMethods();  // it needed the key
     if (document.querySelector(".field.has-error")) {
       setStatus("Fix the highlighted fields, then search again.", "error");
       focusFirstError();
@@ -755,7 +747,6 @@
     document.querySelectorAll("#matches th[data-key] button").forEach(function (b) {
       b.addEventListener("click", function () { sortBy(b.parentNode.getAttribute("data-key")); });
     });
-    fillMethods(FALLBACK_METHODS, "ncc");
     updateOverlap();
     setState("idle");
     Promise.all([loadMethods(), loadSamples()]).then(function () {

@@ -1,0 +1,564 @@
+"""One spec of :func:`matcher.find`'s options, validated once.
+
+Each option has one :class:`Option` record in :data:`OPTIONS`: its name, the
+Python type of a valid value, its default, what is allowed, a one-line doc,
+whether None is allowed, and its command-line flag. From that record come
+
+- :meth:`Option.check`: a Python value checked and normalised, or a
+  :class:`~matcher.errors.MatcherError` (a bad value) or
+  :class:`~matcher.errors.ParameterTypeError` (a wrong type), both with
+  ``param`` set to the option's name. :meth:`FindOptions.check` checks them
+  all: :func:`matcher.find` and :func:`matcher.find_many` call it;
+- :meth:`Option.parse`: the *string* form (a command-line flag, an HTTP form
+  field) parsed, or an :class:`OptionSyntaxError`: ``"0.5"``,
+  ``"true"``/``"false"`` (or ``1/0``, ``yes/no``, ``on/off``),
+  ``"x,y,w,h"``. Python's own ``float()`` and ``int()`` are not used on the
+  text as is: they accept ``1_0``, spaces, ``+``, ``infinity``, which are not
+  part of these forms;
+- :meth:`Option.from_json`: a JSON value (typed) checked;
+- :meth:`Option.schema`: the JSON Schema of the string or JSON form, which
+  accepts exactly what :meth:`Option.parse` / :meth:`Option.from_json` accept
+  (see the method for the two things a schema cannot say).
+
+The command line (:mod:`matcher.cli`) builds its flags from these records, and
+the HTTP service its parser and OpenAPI document.
+
+>>> FindOptions.check(method="TM_SQDIFF", threshold=3)
+FindOptions(method='ssd', threshold=3.0, max_matches=1, max_overlap=0.3, region=None, subpixel=False, precision='fast', pyramid=False)
+>>> parse_option("region", "10,20,30,40"), parse_option("subpixel", "yes")
+((10, 20, 30, 40), True)
+>>> FindOptions.check(max_overlap=2)
+Traceback (most recent call last):
+...
+matcher.errors.MatcherError: max_overlap must be a number in [0, 1] (intersection over union), got 2
+"""
+
+import math
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import MatcherError, ParameterTypeError
+from .methods import METHODS, get_method
+from .scores.inputs import PRECISIONS
+
+__all__ = [
+    "Option",
+    "OPTIONS",
+    "FindOptions",
+    "OptionSyntaxError",
+    "parse_option",
+    "format_option",
+    "threshold_range",
+    "threshold_rules",
+    "METHODS",
+    "PRECISIONS",
+    "TRUE_WORDS",
+    "FALSE_WORDS",
+    "BOOLEAN_WORDS",
+    "NUMBER_PATTERN",
+    "FRACTION_PATTERN",
+    "COUNT_PATTERN",
+    "REGION_PATTERN",
+    "INTEGER_PATTERN",
+]
+
+TRUE_WORDS = ("true", "1", "yes", "on")
+"""The string forms of True (exactly these, lower case)."""
+FALSE_WORDS = ("false", "0", "no", "off")
+"""The string forms of False."""
+BOOLEAN_WORDS = TRUE_WORDS + FALSE_WORDS
+
+NUMBER_PATTERN = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+"""The string form of a number (``threshold``): decimal, optional exponent; no ``_``, spaces, inf or nan."""
+FRACTION_PATTERN = r"0*1(?:\.0*)?|0*0(?:\.\d*)?|0*\.\d+"
+"""The string form of a number in [0, 1] (``max_overlap``): a plain decimal such as ``0.3``, ``1``, ``.25``."""
+COUNT_PATTERN = r"0*[1-9]\d*"
+"""The string form of a positive integer (``max_matches``)."""
+REGION_PATTERN = r"\d+,\d+,0*[1-9]\d*,0*[1-9]\d*"
+"""The string form of a region ``x,y,w,h``: four integers, x and y >= 0, w and h >= 1."""
+
+INTEGER_PATTERN = r"-?\d+"
+"""The string form of an integer (no ``+``, ``_`` or spaces); ``max_matches`` must then be >= 1."""
+_INTEGER = re.compile(INTEGER_PATTERN)
+_DBL_MAX = sys.float_info.max  # a JSON Schema bound that excludes inf (and integers too big for a float)
+
+
+class OptionSyntaxError(MatcherError):
+    """The string form of an option that does not parse, or names a value that is never allowed.
+
+    ``reason`` is the message without the option's name (``"not a number:
+    'abc'"``), for callers that name the option their own way (``argument
+    --threshold: ...``).
+
+    >>> try:
+    ...     parse_option("threshold", "1_0")
+    ... except OptionSyntaxError as exc:
+    ...     print(exc.param, "|", exc.reason)
+    threshold | not a number: '1_0'
+    """
+
+    def __init__(self, message="", *, param=None, reason=None):
+        super().__init__(message, param=param)
+        self.reason = message if reason is None else reason
+
+
+def _shown(value, limit=80):
+    """``repr(value)``, cut short for very long values."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _float(value):
+    """``float(value)``, with integers too large for a float becoming +-inf."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def threshold_range(method):
+    """The allowed ``threshold`` for a method: ``(lo, hi)``, inclusive; infinite means "any finite number".
+
+    The method's score range (:attr:`matcher.methods.Method.range`).
+
+    >>> threshold_range("ssd_normed"), threshold_range("ssd")
+    ((0.0, 1.0), (0.0, inf))
+    """
+    return get_method(method).range
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of :func:`matcher.find`: what it is, what is allowed, how it is written.
+
+    Attributes
+    ----------
+    name : str
+        The keyword (``"max_overlap"``).
+    kind : str
+        How it is checked and written: ``"choice"`` (one of :attr:`choices`),
+        ``"score"`` (a finite number in the method's range), ``"count"`` (a
+        positive integer), ``"fraction"`` (a number in [0, 1]), ``"box"``
+        (``(x, y, w, h)``) or ``"bool"``.
+    type : type
+        The Python type of a checked value (``float``, ``tuple``, ...).
+    default : object
+        :func:`matcher.find`'s default.
+    doc : str
+        One line for people (the CLI's help, the OpenAPI description).
+    choices : tuple or None
+        The allowed values of a ``"choice"``.
+    nullable : bool
+        Whether None is allowed (and what it means is in :attr:`doc`).
+    metavar : str or None
+        The CLI's name for the value (``"T"``), if it takes one.
+    note : str
+        Said after the allowed range in error messages.
+    """
+
+    name: str
+    kind: str
+    type: type
+    default: object
+    doc: str
+    choices: "tuple | None" = None
+    nullable: bool = False
+    metavar: "str | None" = None
+    note: str = ""
+
+    @property
+    def flag(self):
+        """The command-line flag: ``--max-overlap``."""
+        return "--" + self.name.replace("_", "-")
+
+    # ---------------------------------------------------------------- Python values
+
+    def check(self, value, *, method=None):
+        """``value`` checked and normalised (``threshold`` against ``method``, default ``"ncc"``).
+
+        Raises
+        ------
+        MatcherError
+            A value outside what is allowed (``param`` is :attr:`name`).
+        ParameterTypeError
+            A value of the wrong type (``param`` is :attr:`name`).
+
+        Examples
+        --------
+        >>> OPTIONS["threshold"].check(0, method="ssd"), OPTIONS["region"].check([1, 2, 3, 4])
+        (0.0, (1, 2, 3, 4))
+        """
+        name = self.name
+        if value is None and self.nullable:
+            return None
+        if self.kind == "choice":
+            if name == "method":
+                try:
+                    return get_method(value).name
+                except TypeError as exc:
+                    raise ParameterTypeError(str(exc), param=name) from None
+                except MatcherError as exc:
+                    raise MatcherError(str(exc), param=name) from None
+            if not isinstance(value, str) or value not in self.choices:
+                raise MatcherError(f"{name} must be one of {self.choices}, got {_shown(value)}", param=name)
+            return value
+        if self.kind == "bool":
+            if not isinstance(value, (bool, np.bool_)):
+                raise ParameterTypeError(f"{name} must be True or False, got {_shown(value)}", param=name)
+            return bool(value)
+        if self.kind == "count":
+            if not _is_int(value):
+                raise ParameterTypeError(f"{name} must be a positive integer or None, got {_shown(value)} "
+                                         f"({type(value).__name__})", param=name)
+            if value < 1:
+                raise MatcherError(f"{name} must be a positive integer or None, got {value}", param=name)
+            return int(value)
+        if self.kind == "fraction":
+            if not _is_real(value):
+                raise ParameterTypeError(f"{name} must be a number in [0, 1], got {type(value).__name__}", param=name)
+            number = _float(value)
+            if not 0.0 <= number <= 1.0:  # NaN fails too
+                raise MatcherError(f"{name} must be a number in [0, 1]{self.note}, got {_shown(value)}", param=name)
+            return number
+        if self.kind == "score":
+            if not _is_real(value):
+                raise ParameterTypeError(f"{name} must be a real number or None, got {type(value).__name__}",
+                                         param=name)
+            return _check_score(name, _float(value), get_method(method or DEFAULT_METHOD))
+        if self.kind == "box":
+            return _check_box(name, value)
+        raise AssertionError(self.kind)  # pragma: no cover
+
+    # ---------------------------------------------------------------- string form
+
+    def parse(self, text):
+        """The string form of the option (a CLI flag's or an HTTP form field's value) as a Python value.
+
+        Checks what the text alone can say (syntax, and the ranges that do
+        not depend on another option); :meth:`check` does the rest.
+
+        Raises
+        ------
+        OptionSyntaxError
+            With ``param`` and ``reason``.
+
+        Examples
+        --------
+        >>> OPTIONS["max_overlap"].parse("0.25"), OPTIONS["max_matches"].parse("3")
+        (0.25, 3)
+        """
+        name = self.name
+
+        def bad(reason):
+            return OptionSyntaxError(f"{name}: {reason}", param=name, reason=reason)
+
+        if not isinstance(text, str):
+            raise ParameterTypeError(f"{name}: the string form must be a str, got {type(text).__name__}", param=name)
+        shown = _shown(text)
+        if self.kind == "choice":
+            if text not in self.choices:
+                raise bad(f"must be one of {', '.join(self.choices)}, got {shown}")
+            return text
+        if self.kind == "bool":
+            if text not in BOOLEAN_WORDS:
+                raise bad(f"must be true or false (or 1/0, yes/no, on/off), got {shown}")
+            return text in TRUE_WORDS
+        if self.kind == "count":
+            if not _INTEGER.fullmatch(text):
+                raise bad(f"not an integer: {shown}")
+            if int(text) < 1:
+                raise bad(f"must be at least 1, got {shown}")
+            return int(text)
+        if self.kind in ("score", "fraction"):
+            if not re.fullmatch(NUMBER_PATTERN, text):
+                if text.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+                    raise bad(f"must be a finite number, got {shown}")
+                raise bad(f"not a number: {shown}")
+            number = float(text)
+            if not math.isfinite(number):
+                raise bad(f"must be a finite number, got {shown}")
+            if self.kind == "fraction" and not re.fullmatch(FRACTION_PATTERN, text):
+                raise bad(f"must be between 0 and 1, written as a plain decimal such as 0.3, got {shown}"
+                          if 0 <= number <= 1 else f"must be between 0 and 1, got {shown}")
+            return number
+        if self.kind == "box":
+            parts = text.split(",")
+            if len(parts) != 4 or not all(_INTEGER.fullmatch(p) for p in parts):
+                raise bad(f"expected four integers x,y,w,h (x,y,width,height), got {shown}")
+            x, y, w, h = (int(p) for p in parts)
+            if x < 0 or y < 0:
+                raise bad(f"x and y must be >= 0, got {shown}")
+            if w < 1 or h < 1:
+                raise bad(f"width and height must be >= 1, got {shown}")
+            return (x, y, w, h)
+        raise AssertionError(self.kind)  # pragma: no cover
+
+    def format(self, value):
+        """The string form of a Python value (what :meth:`parse` reads back); ``""`` for None.
+
+        >>> OPTIONS["region"].format((1, 2, 3, 4)), OPTIONS["threshold"].format(-1.0)
+        ('1,2,3,4', '-1')
+        """
+        if value is None:
+            return ""
+        if isinstance(value, (bool, np.bool_)):
+            return "true" if value else "false"
+        if isinstance(value, (tuple, list)):
+            return ",".join(str(int(v)) for v in value)
+        if isinstance(value, (float, np.floating)):
+            short = f"{value:g}"
+            return short if float(short) == value else repr(float(value))
+        return str(value)
+
+    # ---------------------------------------------------------------- JSON
+
+    def from_json(self, value, *, method=None):
+        """A JSON value of the option checked: :meth:`check`, with JSON's own forms.
+
+        Strings are not numbers or booleans here; a ``"choice"`` must be one
+        of :attr:`choices` exactly; a region may also be its string form;
+        integers may come as floats with no fraction (``2.0``, as JSON Schema
+        allows).
+
+        >>> OPTIONS["region"].from_json("0,0,5,5"), OPTIONS["max_matches"].from_json(2.0)
+        ((0, 0, 5, 5), 2)
+        """
+        if self.kind == "choice" and not (isinstance(value, str) and value in self.choices):
+            raise MatcherError(f"{self.name} must be one of {', '.join(self.choices)}, got {_shown(value)}",
+                               param=self.name)
+        if self.kind == "box" and isinstance(value, str):
+            return self.parse(value)
+        if self.kind == "count" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if self.kind == "box" and isinstance(value, list):
+            value = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
+        return self.check(value, method=method)
+
+    def schema(self, *, form=False):
+        """The JSON Schema of the option's string form (``form=True``) or JSON form, with default and description.
+
+        A value is valid iff :meth:`parse` (for ``form``; the empty string,
+        which a form uses for "absent", is also valid) or :meth:`from_json`
+        accepts it, with two exceptions a schema cannot express: the
+        ``threshold`` range depends on ``method`` (for the JSON form,
+        :func:`threshold_rules` says it at the level of the request object;
+        a form string is only checked to be a number), and a form number
+        too large for a float (``1e999``) passes the pattern.
+
+        >>> OPTIONS["max_overlap"].schema()
+        {'type': 'number', 'minimum': 0, 'maximum': 1, 'default': 0.3, 'description': 'largest overlap (intersection over union) allowed between two matches'}
+        """
+        optional = lambda pattern: {"type": "string", "pattern": f"^(?:{pattern})?$"}  # noqa: E731
+        kind = self.kind
+        if form:
+            if kind == "choice":
+                s = {"type": "string", "enum": [*self.choices, ""]}
+            elif kind == "bool":
+                s = {"type": "string", "enum": [*BOOLEAN_WORDS, ""]}
+            else:
+                s = optional({"count": COUNT_PATTERN, "fraction": FRACTION_PATTERN, "score": NUMBER_PATTERN,
+                              "box": REGION_PATTERN}[kind])
+            default = self.format(self.default)
+        else:
+            if kind == "choice":
+                s = {"type": "string", "enum": list(self.choices)}
+            elif kind == "bool":
+                s = {"type": "boolean"}
+            elif kind == "count":
+                s = {"type": "integer", "minimum": 1}
+            elif kind == "fraction":
+                s = {"type": "number", "minimum": 0, "maximum": 1}
+            elif kind == "score":
+                s = {"type": "number", "minimum": -_DBL_MAX, "maximum": _DBL_MAX}
+            else:
+                s = {"oneOf": [
+                    {"type": "string", "pattern": f"^(?:{REGION_PATTERN})$"},
+                    {"type": "array", "prefixItems": [{"type": "integer", "minimum": 0}] * 2
+                     + [{"type": "integer", "minimum": 1}] * 2, "minItems": 4, "maxItems": 4}]}
+            if self.nullable:
+                if "type" in s:
+                    s["type"] = [s["type"], "null"]
+                else:
+                    s["oneOf"].append({"type": "null"})
+            default = list(self.default) if isinstance(self.default, tuple) else self.default
+        if default != "" or not form:
+            s["default"] = default
+        s["description"] = self.doc
+        return s
+
+
+def _check_score(name, threshold, method):
+    lo, hi = method.range
+    if not (math.isfinite(threshold) and lo <= threshold <= hi):
+        if lo == -math.inf:
+            allowed = "a finite number"
+        elif hi == math.inf:
+            allowed = f"a finite number >= {lo:g}"
+        else:
+            allowed = f"a number in [{lo:g}, {hi:g}]"
+        bound = "an upper" if method.lower_is_better else "a lower"
+        raise MatcherError(f"{name} for method {method.name!r} ({bound} bound on the score) must be {allowed}, "
+                           f"got {threshold!r}", param=name)
+    return threshold
+
+
+def _check_box(name, region):
+    shown = _shown(tuple(region) if isinstance(region, list) else region)
+    allowed = f"{name} must be a tuple (x, y, width, height) of 4 integers"
+    if isinstance(region, (str, bytes, Mapping)) or not hasattr(region, "__len__"):
+        raise ParameterTypeError(f"{allowed}, got {shown}", param=name)
+    if len(region) != 4:
+        raise MatcherError(f"{allowed}, got {len(region)} values: {shown}", param=name)
+    if not all(_is_int(v) for v in region):
+        raise ParameterTypeError(f"{allowed}, got {shown}", param=name)
+    x, y, w, h = (int(v) for v in region)
+    if w < 1 or h < 1:
+        raise MatcherError(f"{name} width and height must be positive (at least 1), got {shown}", param=name)
+    if x < 0 or y < 0:
+        raise MatcherError(f"{name} must lie inside the image: x and y must be >= 0, got {shown}", param=name)
+    return (x, y, w, h)
+
+
+DEFAULT_METHOD = "ncc"
+
+OPTIONS = {o.name: o for o in (
+    Option("method", "choice", str, DEFAULT_METHOD,
+           "score: one of " + ", ".join(METHODS) + "; ssd and ssd_normed are lower-is-better",
+           choices=METHODS),
+    Option("threshold", "score", float, None,
+           "keep only matches scoring at least this (at most, for ssd and ssd_normed), within the method's "
+           "score range; none: no bound, the best windows are kept", nullable=True, metavar="T"),
+    Option("max_matches", "count", int, 1, "report up to this many matches, best first (None: all)",
+           nullable=True, metavar="N"),
+    Option("max_overlap", "fraction", float, 0.3,
+           "largest overlap (intersection over union) allowed between two matches", metavar="F",
+           note=" (intersection over union)"),
+    Option("region", "box", tuple, None,
+           "search only windows inside this rectangle of the image: x,y,w,h (top-left corner and size, pixels)",
+           nullable=True, metavar="X,Y,W,H"),
+    Option("subpixel", "bool", bool, False, "refine positions to sub-pixel precision (x and y become fractional)"),
+    Option("precision", "choice", str, "fast", "score precision: fast or exact", choices=PRECISIONS),
+    Option("pyramid", "bool", bool, False, "coarse-to-fine search (normalised methods only; faster on large images)"),
+)}
+"""Every option of :func:`matcher.find`, by name, in its signature's order."""
+
+
+def threshold_rules():
+    """JSON Schema rules (for ``allOf``) tying the JSON ``threshold`` to the ``method`` of the same object.
+
+    One ``if``/``then`` per method whose score range is bounded, and one for
+    an absent ``method`` (the default).
+
+    >>> threshold_rules()[0]["then"]
+    {'properties': {'threshold': {'minimum': 0.0}}}
+    """
+    def bounds(method):
+        lo, hi = threshold_range(method)
+        return {k: v for k, v in (("minimum", lo), ("maximum", hi)) if math.isfinite(v)}
+
+    rules = [{"if": {"required": ["method"], "properties": {"method": {"const": m}}},
+              "then": {"properties": {"threshold": bounds(m)}}} for m in METHODS if bounds(m)]
+    rules.append({"if": {"not": {"required": ["method"]}},
+                  "then": {"properties": {"threshold": bounds(DEFAULT_METHOD)}}})
+    return rules
+
+
+def parse_option(name, text):
+    """Parse the string form of option ``name`` (:meth:`Option.parse`).
+
+    >>> parse_option("threshold", "-0.5")
+    -0.5
+    >>> parse_option("region", "-5,0,100,100")
+    Traceback (most recent call last):
+    ...
+    matcher.options.OptionSyntaxError: region: x and y must be >= 0, got '-5,0,100,100'
+    """
+    return OPTIONS[name].parse(text)
+
+
+def format_option(name, value):
+    """The string form of a value of option ``name`` (:meth:`Option.format`).
+
+    >>> format_option("subpixel", True)
+    'true'
+    """
+    return OPTIONS[name].format(value)
+
+
+@dataclass(frozen=True)
+class FindOptions:
+    """:func:`matcher.find`'s options, checked: build it with :meth:`check`.
+
+    Fields are normalised: ``method`` the canonical name, ``threshold`` and
+    ``max_overlap`` floats, ``region`` a tuple of ints or None.
+    """
+
+    method: str = OPTIONS["method"].default
+    threshold: "float | None" = OPTIONS["threshold"].default
+    max_matches: "int | None" = OPTIONS["max_matches"].default
+    max_overlap: float = OPTIONS["max_overlap"].default
+    region: "tuple | None" = OPTIONS["region"].default
+    subpixel: bool = OPTIONS["subpixel"].default
+    precision: str = OPTIONS["precision"].default
+    pyramid: bool = OPTIONS["pyramid"].default
+
+    @classmethod
+    def check(cls, *, method=OPTIONS["method"].default, threshold=OPTIONS["threshold"].default,
+              max_matches=OPTIONS["max_matches"].default, max_overlap=OPTIONS["max_overlap"].default,
+              region=OPTIONS["region"].default, subpixel=OPTIONS["subpixel"].default,
+              precision=OPTIONS["precision"].default, pyramid=OPTIONS["pyramid"].default):
+        """Check every option (:meth:`Option.check`), the first bad one raising; return them normalised.
+
+        Parameters
+        ----------
+        method, threshold, max_matches, max_overlap, region, subpixel, precision, pyramid
+            As :func:`matcher.find` takes them (keyword-only; defaults as there).
+
+        Returns
+        -------
+        FindOptions
+
+        Raises
+        ------
+        MatcherError
+            A bad value; ``param`` names the option.
+        ParameterTypeError
+            A value of the wrong type; ``param`` names the option.
+
+        Examples
+        --------
+        >>> FindOptions.check(method=5, region=[0, 0, 4, 4]).region
+        (0, 0, 4, 4)
+        >>> FindOptions.check(threshold=1.5)
+        Traceback (most recent call last):
+        ...
+        matcher.errors.MatcherError: threshold for method 'ncc' (a lower bound on the score) must be a number in [-1, 1], got 1.5
+        """
+        given = {"method": method, "threshold": threshold, "max_matches": max_matches, "max_overlap": max_overlap,
+                 "region": region, "subpixel": subpixel, "precision": precision, "pyramid": pyramid}
+        method = OPTIONS["method"].check(method)
+        return cls(**{name: method if name == "method" else OPTIONS[name].check(value, method=method)
+                      for name, value in given.items()})
+
+    def kwargs(self, *, pyramid=True):
+        """The options as keyword arguments of :func:`matcher.find` (without ``pyramid`` for ``find_many``).
+
+        >>> sorted(FindOptions().kwargs(pyramid=False))
+        ['max_matches', 'max_overlap', 'method', 'precision', 'region', 'subpixel', 'threshold']
+        """
+        values = asdict(self)
+        if not pyramid:
+            del values["pyramid"]
+        return values
