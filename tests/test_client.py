@@ -197,3 +197,16 @@ def test_the_readme_switch_is_one_line(server):
     img, tpl = loaded("camera.png").pixels, loaded("camera_camcorder.png").pixels
     remote_find = matcher.client.Client(server).find
     same(matcher.find(img, tpl, "ncc", max_matches=2), remote_find(img, tpl, "ncc", max_matches=2))
+
+
+@pytest.mark.parametrize("array", [
+    np.arange(60, dtype=np.uint8).reshape(4, 5, 3),                  # RGB stays RGB (find can't tell a swap)
+    (np.arange(20, dtype=np.uint16) * 3000).reshape(4, 5),           # 16 bits stay 16 bits
+    np.arange(20, dtype=np.int64).reshape(4, 5, 1),
+])
+def test_arrays_are_uploaded_as_the_server_will_decode_them(array):
+    from matcher.client import _encode
+    decoded = load_image(_encode(array, "image")).pixels  # what the service's decoder gives
+    expected = array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array
+    assert decoded.dtype == (np.uint16 if array.dtype == np.uint16 else np.uint8)
+    assert np.array_equal(decoded, expected)
