@@ -1,7 +1,12 @@
 # matcher's HTTP service: gunicorn + Flask on a slim Python, as a non-root user.
 #   docker build -t matcher-service .
-#   docker run --rm -p 127.0.0.1:8000:8000 matcher-service
+#   docker run --rm -p 127.0.0.1:8000:8000 matcher-service      (or: docker compose up -d)
 # Settings: MATCHER_* environment variables (service/config.py), e.g. -e MATCHER_API_KEYS=...
+#
+# Base image: pinned by tag here. To pin it by digest as well (reproducible, immune to a re-pushed
+# tag), look the digest up where a registry is reachable and write it after the tag:
+#   docker buildx imagetools inspect python:3.11-slim-bookworm    (the "Digest: sha256:..." line)
+#   FROM python:3.11-slim-bookworm@sha256:<that digest>
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -10,15 +15,22 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-# Dependencies first (pinned; gunicorn among them), so code changes keep this layer cached.
-COPY requirements.txt ./
-RUN pip install -r requirements.txt
+# Dependencies first, so code changes keep this layer cached: the service set only (no dask,
+# distributed or tqdm: those serve `matcher batch`), every file checked against its sha256.
+# requirements-service.lock is pip-compile --generate-hashes output of requirements-service.txt.
+COPY requirements-service.lock ./
+RUN pip install --require-hashes --no-deps -r requirements-service.lock
 
 COPY matcher/ matcher/
 COPY service/ service/
 COPY gunicorn.conf.py ./
 COPY samples/ samples/
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin matcher
+# The `matcher` command line (match, batch without Dask's extras) from the same code, on PATH.
+ENV PYTHONPATH=/app
+RUN printf '#!/bin/sh\nexec python -m matcher "$@"\n' > /usr/local/bin/matcher \
+    && chmod 0755 /usr/local/bin/matcher \
+    && matcher --version \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin matcher
 USER matcher
 
 # Inside the container the service must listen on every interface of the container;

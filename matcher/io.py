@@ -6,8 +6,11 @@ read from the header and checked against a pixel limit *before* decoding, so a
 small file claiming a huge image costs nothing; OpenCV decodes the pixels.
 """
 
+import contextlib
 import os
 import struct
+import tempfile
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -270,12 +273,14 @@ def _decode(data, fmt):
         if entries.get(338, (0, 0))[:2] == (1, 2):
             data = bytearray(data)
             struct.pack_into(order + "H", data, entries[338][2], 0)
-    try:
-        img, types, meta = cv2.imdecodeWithMetadata(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
-        raise ImageDecodeError(f"could not decode the {fmt.upper()} data (corrupt or truncated)") from exc
+    with _decoder_messages() as said:
+        try:
+            img, types, meta = cv2.imdecodeWithMetadata(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            img = None
     if img is None or img.size == 0:
-        raise ImageDecodeError(f"could not decode the {fmt.upper()} data (corrupt or truncated)")
+        reason = f": {said[-1]}" if said else ""
+        raise ImageDecodeError(f"could not decode the {fmt.upper()} data (corrupt or truncated){reason}") from None
     if img.dtype not in (np.uint8, np.uint16):
         raise UnsupportedFormatError(f"unsupported {fmt.upper()} sample type {img.dtype}: "
                                      "only 8- and 16-bit unsigned images are supported")
@@ -301,6 +306,45 @@ def _decode(data, fmt):
                 pass  # unreadable EXIF is ignored, as OpenCV does
     img = np.ascontiguousarray(_orient(img, orientation))
     return img, (None if mask is None else np.ascontiguousarray(_orient(mask, orientation)))
+
+
+_FD2_LOCK = threading.Lock()
+_DECODER_PREFIXES = ("libpng ", "Corrupt JPEG", "Premature end of JPEG", "Invalid JPEG", "Unsupported JPEG",
+                     "Bogus ", "TIFF", "[ WARN:", "[ERROR:", "imgcodecs", "OpenCV(")
+
+
+@contextlib.contextmanager
+def _decoder_messages():
+    """Keep what the codecs (libpng, libjpeg, libtiff, OpenCV's log) print on file descriptor 2 off
+    the terminal while decoding: yield a list that receives their lines, for the error message.
+
+    The C libraries write to fd 2 directly, so ``sys.stderr`` cannot catch them: fd 2 is pointed
+    at a temporary file for the duration (one decoder at a time, under a lock) and restored.
+    Lines that are not a codec's (another thread's output meanwhile) are written back to fd 2.
+    """
+    said = []
+    with _FD2_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 (a daemon without stderr): nothing to protect
+            yield said
+            return
+        try:
+            with tempfile.TemporaryFile() as capture:
+                os.dup2(capture.fileno(), 2)
+                try:
+                    yield said
+                finally:
+                    os.dup2(saved, 2)
+                capture.seek(0)
+                others = []
+                for line in capture.read().decode("utf-8", "replace").splitlines():
+                    if line.strip():
+                        (said if line.lstrip().startswith(_DECODER_PREFIXES) else others).append(line.strip())
+                if others:
+                    os.write(2, ("\n".join(others) + "\n").encode())
+        finally:
+            os.close(saved)
 
 
 def _orient(a, orientation):

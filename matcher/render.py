@@ -13,6 +13,7 @@ colours are **RGB**, like :func:`matcher.load_image`'s output.
 b'\\x89PNG\\r\\n\\x1a\\n'
 """
 
+from collections import namedtuple
 from collections.abc import Mapping
 
 import cv2
@@ -21,7 +22,7 @@ import numpy as np
 from .scores.inputs import LOWER_IS_BETTER, normalize_method
 from .errors import MatcherError
 
-__all__ = ["draw_matches", "score_heatmap", "encode_png", "COLORMAP"]
+__all__ = ["draw_matches", "layout_labels", "Label", "score_heatmap", "encode_png", "COLORMAP"]
 
 COLORMAP = cv2.COLORMAP_VIRIDIS
 """The OpenCV colour map of :func:`score_heatmap`: dark purple (worst) to yellow (best)."""
@@ -99,6 +100,153 @@ def _format_score(score):
     return f"{score:.3f}" if abs(score) < 100 else f"{score:.4g}"
 
 
+Label = namedtuple("Label", "rank text x y width height")
+Label.__doc__ = """A label's place in an annotated picture: ``text`` (one line per row) in the
+rectangle whose top-left pixel is ``(x, y)``, ``width`` x ``height`` pixels, all inside the
+picture. ``rank`` is the match's rank (1 = best), or None for the legend."""
+
+
+def _boxes(matches):
+    boxes = []
+    for m in matches:
+        x, y = int(round(float(_field(m, "x")))), int(round(float(_field(m, "y"))))
+        w, h = int(round(float(_field(m, "width")))), int(round(float(_field(m, "height"))))
+        boxes.append((x, y, max(w, 1), max(h, 1), float(_field(m, "score"))))
+    return boxes
+
+
+def _font(H, W):
+    """(scale, thickness, padding) of the label text for an H x W picture."""
+    scale = max(0.35, min(H, W) / 1000.0)
+    thick = max(1, int(round(scale * 1.5)))
+    return scale, thick, 2
+
+
+def _text_size(lines, scale, thick, pad):
+    sizes = [cv2.getTextSize(line, _FONT, scale, thick) for line in lines]
+    line_h = max(th + base for (_, th), base in sizes) + 2
+    return max(tw for (tw, _), _ in sizes) + 2 * pad, line_h * len(lines) - 2 + 2 * pad, line_h
+
+
+def _outline_mask(boxes, H, W, t):
+    mask = np.zeros((H, W), bool)
+    for x, y, w, h, _ in boxes:
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        mask[y0:y1, x0:x1] = True
+        mask[min(y0 + t, y1):max(y1 - t, y0), min(x0 + t, x1):max(x1 - t, x0)] = False
+    return mask
+
+
+def _candidates(x, y, w, h, lw, lh, t, H, W):
+    """Top-left corners to try for a lw x lh label of the box (x, y, w, h), in order of preference:
+    outside the box (above, below, left, right), so that the matched pixels stay visible, then
+    inside it (at the top, at the bottom); each also shifted into the picture."""
+    spots = [(x, y - lh), (x + w - lw, y - lh), (x, y + h), (x + w - lw, y + h),
+             (x - lw, y), (x + w, y), (x - lw, y + h - lh), (x + w, y + h - lh),
+             (x + t, y + t), (x + w - t - lw, y + t), (x + t, y + h - t - lh), (x + w - t - lw, y + h - t - lh)]
+    seen = set()
+    for cx, cy in spots + [(min(max(cx, 0), W - lw), min(max(cy, 0), H - lh)) for cx, cy in spots]:
+        if 0 <= cx <= W - lw and 0 <= cy <= H - lh and (cx, cy) not in seen:
+            seen.add((cx, cy))
+            yield cx, cy
+
+
+def layout_labels(matches, image_shape, *, thickness=2):
+    """Where :func:`draw_matches` writes its labels: a pure function of the matches and the size.
+
+    Each match gets the label ``rank: score`` at the first free place around or inside its box
+    (above, below, beside, then inside at the top or bottom), best match first. A place is free
+    when it lies inside the picture and overlaps no label placed before. Four passes, each over the
+    matches still without a label: the full label where it touches no outline and no other box;
+    the rank alone, the same way; the full label, then the rank alone, where they cover the fewest
+    pixels of other boxes (outlines are drawn over labels). Matches labelled with their rank alone
+    are listed with their scores in a legend (one more :class:`Label`, ``rank=None``), put where it
+    overlaps no label and no outline, nearest a corner; if there is no such place the legend is
+    left out, and a box with no room even for its number gets no label.
+
+    Parameters
+    ----------
+    matches : iterable
+        As for :func:`draw_matches`.
+    image_shape : tuple
+        ``(H, W)`` or ``(H, W, C)`` of the picture.
+    thickness : int
+        The box outline's width, as for :func:`draw_matches`.
+
+    Returns
+    -------
+    list of Label
+        Pairwise disjoint rectangles inside the picture, in rank order, the legend (if any) last.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as M
+    >>> layout_labels([M(x=10, y=30, width=40, height=20, score=0.5)], (60, 80))
+    [Label(rank=1, text='1: 0.500', x=10, y=16, width=36, height=14)]
+    """
+    H, W = _hw("image_shape", image_shape)
+    return _layout(_boxes(matches), H, W, thickness)
+
+
+def _layout(boxes, H, W, thickness):
+    scale, thick, pad = _font(H, W)
+    outlines = _outline_mask(boxes, H, W, thickness)
+    cover = np.zeros((H, W), np.int32)  # how many boxes cover each pixel
+    for x, y, w, h, _ in boxes:
+        cover[max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)] += 1
+    taken = np.zeros((H, W), bool)
+    placed = {}
+
+    def place(rank, text, avoid_outlines):
+        lw, lh, _ = _text_size([text], scale, thick, pad)
+        x, y, w, h, _ = boxes[rank - 1]
+        best = None  # (outline pixels covered, x, y): the first place covering the fewest
+        for cx, cy in _candidates(x, y, w, h, lw, lh, thickness, H, W):
+            if taken[cy:cy + lh, cx:cx + lw].any():
+                continue
+            # outline pixels, plus pixels inside another box (where the label would seem that box's)
+            crossed = int(outlines[cy:cy + lh, cx:cx + lw].sum())
+            others = cover[cy:cy + lh, cx:cx + lw].copy()
+            others[max(y - cy, 0):max(y + h - cy, 0), max(x - cx, 0):max(x + w - cx, 0)] -= 1
+            crossed += int((others > 0).sum())
+            if (crossed == 0 or not avoid_outlines) and (best is None or crossed < best[0]):
+                best = (crossed, cx, cy)
+                if crossed == 0:
+                    break
+        if best is None:
+            return False
+        _, cx, cy = best
+        taken[cy:cy + lh, cx:cx + lw] = True
+        placed[rank] = Label(rank, text, cx, cy, lw, lh)
+        return True
+
+    ranks = range(1, len(boxes) + 1)
+    full = {r: f"{r}: {_format_score(boxes[r - 1][4])}" for r in ranks}
+    # Off the outlines first, the rank alone before a label crossing another box.
+    for short, avoid in ((False, True), (True, True), (False, False), (True, False)):
+        for r in ranks:
+            if r not in placed:
+                place(r, str(r) if short else full[r], avoid)
+    labels = [placed[r] for r in ranks if r in placed]
+    numbered = [r for r in ranks if r in placed and placed[r].text != full[r]]
+    if numbered:
+        lines = [full[r] for r in numbered]
+        lw, lh, _ = _text_size(lines, scale, thick, pad)
+        if lw <= W and lh <= H:
+            busy = np.pad((taken | outlines).astype(np.int32), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+            ys, xs = np.arange(H - lh + 1), np.arange(W - lw + 1)
+            used = (busy[ys[:, None] + lh, xs[None, :] + lw] - busy[ys[:, None], xs[None, :] + lw]
+                    - busy[ys[:, None] + lh, xs[None, :]] + busy[ys[:, None], xs[None, :]])
+            free = np.argwhere(used == 0)
+            if len(free):  # the free place nearest a corner of the picture
+                corner = np.minimum(free, [H - lh, W - lw] - free).sum(axis=1)
+                cy, cx = (int(v) for v in free[int(np.argmin(corner))])
+                labels.append(Label(None, "\n".join(lines), cx, cy, lw, lh))
+    return labels
+
+
 def draw_matches(image, matches, *, color=(255, 0, 0), thickness=2, labels=True):
     """Draw every match on a copy of ``image``.
 
@@ -117,9 +265,12 @@ def draw_matches(image, matches, *, color=(255, 0, 0), thickness=2, labels=True)
         Width of the box outline in pixels. The outline is drawn *inside* the
         match's window, so a box covers exactly the matched pixels.
     labels : bool
-        Write ``rank: score`` (rank 1 = best) above each box (or inside it at
-        the top when there is no room above). Labels are drawn before the
-        boxes, so no label ever covers a box outline.
+        Write ``rank: score`` (rank 1 = best) by each box, where
+        :func:`layout_labels` puts it: above the box, else inside it, below
+        it or beside it, wherever no other label is; no two labels overlap
+        and none leaves the picture. When boxes are too crowded, some are
+        numbered only and a legend lists their scores. Labels are drawn
+        before the boxes, so no label ever covers a box outline.
 
     Returns
     -------
@@ -131,22 +282,18 @@ def draw_matches(image, matches, *, color=(255, 0, 0), thickness=2, labels=True)
     if isinstance(thickness, bool) or not isinstance(thickness, (int, np.integer)) or thickness < 1:
         raise MatcherError(f"thickness must be a positive int, got {thickness!r}")
     H, W = out.shape[:2]
-    boxes = []
-    for m in matches:
-        x, y = int(round(float(_field(m, "x")))), int(round(float(_field(m, "y"))))
-        w, h = int(round(float(_field(m, "width")))), int(round(float(_field(m, "height"))))
-        boxes.append((x, y, max(w, 1), max(h, 1), float(_field(m, "score"))))
+    boxes = _boxes(matches)
     if labels:
-        scale = max(0.35, min(H, W) / 1000.0)
-        text_thick = max(1, int(round(scale * 1.5)))
-        for rank, (x, y, w, h, score) in enumerate(boxes, start=1):
-            text = f"{rank}: {_format_score(score)}"
-            (tw, th), base = cv2.getTextSize(text, _FONT, scale, text_thick)
-            tx = min(max(x, 0), max(W - tw, 0))
-            ty = y - 3 if y - 3 - th >= 0 else min(y + thickness + th + 2, H - base)
-            # dark halo first, so the text reads on any background
-            cv2.putText(out, text, (tx, ty), _FONT, scale, (0, 0, 0), text_thick + 2, cv2.LINE_AA)
-            cv2.putText(out, text, (tx, ty), _FONT, scale, rgb, text_thick, cv2.LINE_AA)
+        scale, text_thick, pad = _font(H, W)
+        for label in _layout(boxes, H, W, int(thickness)):
+            lines = label.text.split("\n")
+            _, _, line_h = _text_size(lines, scale, text_thick, pad)
+            # on a black ground, so the text reads on any picture (and stays inside its rectangle)
+            out[label.y:label.y + label.height, label.x:label.x + label.width] = (0, 0, 0)
+            for i, line in enumerate(lines):
+                (_, th), _ = cv2.getTextSize(line, _FONT, scale, text_thick)
+                origin = (label.x + pad, label.y + pad + th + i * line_h)
+                cv2.putText(out, line, origin, _FONT, scale, rgb, text_thick, cv2.LINE_AA)
     for x, y, w, h, _ in boxes:
         x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
         if x0 >= x1 or y0 >= y1:

@@ -1,11 +1,57 @@
 #!/usr/bin/env bash
 # Set up a virtual environment in .venv (once) and run the main job: the matcher
 # service (REST API + web page) on http://127.0.0.1:8000 with gunicorn.
+#   bash scripts/run.sh                      # 127.0.0.1:8000
+#   bash scripts/run.sh --bind 127.0.0.1:8001
+#   bash scripts/run.sh --dev                # Flask's development server
+# Dependencies are installed only when requirements*.txt or pyproject.toml changed since
+# the last install (a hash of them is kept in .venv/.matcher-installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements.txt
-.venv/bin/python -m pip install -q --no-deps -e .
-echo "matcher service on http://127.0.0.1:8000/ (web page), API under /v1; Ctrl-C stops it" >&2
+
+bind="${MATCHER_BIND:-127.0.0.1:8000}"
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+    case "${args[i]}" in
+        --bind) bind="${args[i + 1]:-$bind}" ;;
+        --bind=*) bind="${args[i]#--bind=}" ;;
+    esac
+done
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+stamp=.venv/.matcher-installed
+wanted="$(cat requirements*.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    echo "installing the dependencies into .venv (once; again only when requirements or pyproject.toml change)" >&2
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -r requirements.txt
+    .venv/bin/python -m pip install -q --no-deps -e .
+    echo "$wanted" > "$stamp"
+fi
+
+# Is the address free? Checked here, before gunicorn (which would retry for 5 s, then say "Can't connect").
+if ! .venv/bin/python - "$bind" <<'PY'
+import socket, sys
+bind = sys.argv[1]
+if bind.startswith(("unix:", "fd://")):
+    sys.exit(0)
+host, _, port = bind.rpartition(":")
+host = host.strip("[]") or "0.0.0.0"
+try:
+    family, kind, proto, _, address = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        s.bind(address)
+except (OSError, ValueError) as exc:
+    print(f"cannot listen on {bind}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+    sys.exit(1)
+PY
+then
+    port="${bind##*:}"
+    [[ "$port" =~ ^[0-9]+$ ]] && next=$((port + 1)) || next=8001
+    echo "Is the service already running there? ('ss -ltnp | grep :${port}' shows what holds the port.)" >&2
+    echo "Stop it, or choose another port:  bash scripts/run.sh --bind 127.0.0.1:${next}" >&2
+    exit 1
+fi
+echo "matcher service on http://${bind}/ (web page), API under /v1; Ctrl-C stops it" >&2
 exec .venv/bin/python -m service "$@"

@@ -17,7 +17,7 @@ import pytest
 import matcher
 from matcher.cli import main
 from matcher.io import load_image
-from matcher.render import COLORMAP
+from matcher.render import COLORMAP, layout_labels
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -369,18 +369,23 @@ def test_annotate_draws_every_match_on_a_copy_of_the_image(capsys, tmp_path):
     picture = load_image(out_png)
     assert picture.channels == 3 and (picture.width, picture.height) == (384, 303)
     red = np.array([255, 0, 0])
+    labels = np.zeros(original.shape, bool)  # where matcher.render puts the labels (crowded boxes: inside some)
+    for lb in layout_labels(matches, original.shape):
+        labels[lb.y:lb.y + lb.height, lb.x:lb.x + lb.width] = True
     for m in matches:
         x, y, w, h = m["x"], m["y"], m["width"], m["height"]
         border = np.concatenate([picture.pixels[y, x:x + w], picture.pixels[y + h - 1, x:x + w],
                                  picture.pixels[y:y + h, x], picture.pixels[y:y + h, x + w - 1]])
         assert (border == red).all()
-        # the inside is the image, untouched (gray: three equal channels)
-        inside = picture.pixels[y + 10:y + h - 10, x + 10:x + w - 10]
-        assert (inside == original[y + 10:y + h - 10, x + 10:x + w - 10, None]).all()
-    # away from the boxes and their labels (above them) the picture is the image
-    touched = np.zeros(original.shape, bool)
+        # the inside is the image, untouched (gray: three equal channels), but for labels
+        inside = np.zeros(original.shape, bool)
+        inside[y + 10:y + h - 10, x + 10:x + w - 10] = True
+        inside &= ~labels
+        assert inside.sum() > 1000 and (picture.pixels[inside] == original[inside][:, None]).all()
+    # away from the boxes and their labels the picture is the image
+    touched = labels.copy()
     for m in matches:
-        touched[max(m["y"] - 20, 0):m["y"] + m["height"], max(m["x"] - 10, 0):m["x"] + m["width"] + 10] = True
+        touched[m["y"]:m["y"] + m["height"], m["x"]:m["x"] + m["width"]] = True
     assert (picture.pixels[~touched] == original[~touched][:, None]).all()
     assert touched.mean() < 0.5
 

@@ -2,8 +2,11 @@
 
 import io
 import json
+import os
 import pathlib
 import struct
+import subprocess
+import sys
 import time
 import tracemalloc
 import zlib
@@ -455,6 +458,45 @@ def test_corrupt_png_body():
         load_image(bytes(data))
 
 
+def corrupt_png_bodies():
+    """Damaged IDAT data that makes libpng report a zlib error (and, unsilenced, print it on fd 2)."""
+    data = enc(".png", rand((H, W, 3)))
+    idat = data.find(b"IDAT")
+    zeroed = bytearray(data)
+    zeroed[idat + 10: idat + 30] = bytes(20)
+    flipped = data[:idat + 40] + bytes(b ^ 0x5A for b in data[idat + 40: idat + 240]) + data[idat + 240:]
+    return {"zeroed": bytes(zeroed), "flipped": flipped}
+
+
+@pytest.mark.parametrize("case", ["zeroed", "flipped"])
+def test_corrupt_png_says_one_thing_and_prints_nothing(capfd, case):
+    data = corrupt_png_bodies()[case]
+    capfd.readouterr()
+    with pytest.raises(ImageDecodeError) as info:
+        load_image(data)
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", err  # libpng's own "libpng error: ..." no longer reaches fd 2
+    message = str(info.value)
+    assert message.startswith("could not decode the PNG data (corrupt or truncated): libpng error: ")
+    assert "\n" not in message
+    # what libpng said is the reason given (unsilenced, it would be on fd 2: checked in a child process)
+    code = ("import sys, cv2, numpy as np; cv2.imdecode(np.frombuffer(sys.stdin.buffer.read(), np.uint8), "
+            "cv2.IMREAD_UNCHANGED)")
+    child = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, timeout=60)
+    assert message.endswith(child.stderr.decode().strip().splitlines()[-1])
+
+
+def test_decoding_leaves_other_output_on_fd2_alone(capfd):
+    """Only the codecs' lines are kept back: anything else written meanwhile still reaches fd 2."""
+    with mio._decoder_messages() as said:
+        os.write(2, b"libpng warning: iCCP: known incorrect sRGB profile\nsomeone else's line\n")
+    assert said == ["libpng warning: iCCP: known incorrect sRGB profile"]
+    assert capfd.readouterr().err == "someone else's line\n"
+    assert load_image(enc(".png", rand((H, W)))).width == W  # fd 2 works after a decode
+    os.write(2, b"still here\n")
+    assert capfd.readouterr().err == "still here\n"
+
+
 def test_truncated_jpeg():
     data = enc(".jpg", rand((H, W, 3)))
     for cut in (len(data) - 2, len(data) // 2):
@@ -487,7 +529,7 @@ def test_truncated_webp():
                          ids=["bmp", "tiff"])
 def test_truncated_bmp_tiff_body(data):
     name = mio._sniff(data).upper()
-    with pytest.raises(ImageDecodeError, match=rf"^could not decode the {name} data \(corrupt or truncated\)$"):
+    with pytest.raises(ImageDecodeError, match=rf"^could not decode the {name} data \(corrupt or truncated\)(: .+)?$"):
         load_image(data[: len(data) - 50])
 
 

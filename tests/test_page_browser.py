@@ -119,6 +119,8 @@ class Page:
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         page.on("console", self._console)
         page.on("request", lambda r: self.requests.append((r.method, r.url)))
+        self.failed = []  # responses with a 4xx/5xx status: what the console shows as "Failed to load resource"
+        page.on("response", lambda r: self.failed.append((r.status, r.url)) if r.status >= 400 else None)
         # Registered before the page loads: expect_file_chooser() set up just before a key press
         # sometimes misses the first chooser of a fresh browser.
         self.choosers = []
@@ -172,6 +174,18 @@ class Page:
         box = self.p.locator(f"#{field}-error")
         assert box.is_visible(), f"no message by the {field} field"
         return box.inner_text()
+
+    def posts(self):
+        return sum(1 for m, u in self.requests if m == "POST")
+
+    def top(self, selector):
+        """The element's top edge in page coordinates (scrolling removed)."""
+        return self.place(selector)["y"]
+
+    def place(self, selector):
+        """The element's box in page coordinates (scrolling removed)."""
+        return self.p.evaluate("""s => { const r = document.querySelector(s).getBoundingClientRect();
+            return {x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}; }""", selector)
 
     def no_horizontal_overflow(self):
         return self.p.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
@@ -306,6 +320,60 @@ def test_heatmap_overlay_toggles(page, server):
     assert toggle.is_disabled() and "heatmap" in toggle.get_attribute("title")
 
 
+def test_heatmap_toggle_does_not_carry_over_to_new_pictures(page, server):
+    page.open()
+    assert page.run(lambda: page.click('button.sample[data-sample="chelsea"]')) == "done"
+    page.click("#heatmap-toggle")
+    assert page.get_attribute("#heatmap-toggle", "aria-pressed") == "true" and page.is_visible("#stage-heatmap")
+    # Same pictures, another option: the choice stays.
+    page.fill("#max_matches", "2")
+    assert page.search() == "done"
+    assert page.get_attribute("#heatmap-toggle", "aria-pressed") == "true" and page.is_visible("#stage-heatmap")
+    # A new template: the next result starts without the heatmap.
+    page.choose("template", "coins_coin.png")
+    page.choose("image", "coins.png")
+    assert page.search() == "done"
+    assert page.get_attribute("#heatmap-toggle", "aria-pressed") == "false"
+    assert not page.is_visible("#stage-heatmap") and not page.is_visible("#heatmap-legend")
+    assert page.is_enabled("#heatmap-toggle")  # still there to ask for
+    # Nor through a sample.
+    page.click("#heatmap-toggle")
+    assert page.run(lambda: page.click('button.sample[data-sample="camera"]')) == "done"
+    assert page.get_attribute("#heatmap-toggle", "aria-pressed") == "false" and not page.is_visible("#stage-heatmap")
+
+
+def test_many_matches_are_summed_up_above_the_table(page, server, shots):
+    page.open()
+    assert page.run(lambda: page.click('button.sample[data-sample="coins"]')) == "done"
+    api = server.match({"image": "coins.png", "template": "coins_coin.png"},
+                       threshold="0.5", max_matches="30", max_overlap="0.3", method="ncc")
+    scores = [m["score"] for m in api["matches"]]
+    assert len(scores) == 24
+    summary = page.inner_text("#matches-summary")
+    assert summary.startswith(f"24 matches, best {max(scores):.3f}, worst {min(scores):.3f}")
+    scrolls = page.evaluate("(w => w.scrollHeight > w.clientHeight)(document.querySelector('.table-wrap'))")
+    # Either all rows are in sight, or the line says the table scrolls (and it is reachable by keyboard).
+    assert ("the table scrolls" in summary) == scrolls
+    if scrolls:
+        assert page.get_attribute(".table-wrap", "tabindex") == "0"
+    page.locator(".matches-card").screenshot(path=str(shots / "coins-table.png"))
+
+    # One match: its score; ssd_normed (lower is better): best is the lowest.
+    page.choose("image", "camera.png")
+    page.choose("template", "camera_camcorder.png")
+    page.fill("#threshold", "")
+    page.fill("#max_matches", "3")
+    page.select_option("#method", "ssd_normed")
+    assert page.search() == "done"
+    api = server.match({"image": "camera.png", "template": "camera_camcorder.png"}, max_matches="3",
+                       method="ssd_normed")
+    scores = [m["score"] for m in api["matches"]]
+    assert page.inner_text("#matches-summary") == f"3 matches, best {min(scores):.3f}, worst {max(scores):.3f}."
+    page.fill("#max_matches", "1")
+    assert page.search() == "done"
+    assert page.inner_text("#matches-summary") == f"1 match, score {min(scores):.3f}."
+
+
 @pytest.mark.parametrize("name", ["camera", "coins", "chelsea", "coffee"])
 def test_one_click_samples(page, name):
     page.open()
@@ -387,16 +455,81 @@ def test_bad_threshold_then_fixed(page):
     page.choose("image", "camera.png")
     page.choose("template", "camera_camcorder.png")
     page.fill("#threshold", "abc")
-    assert page.search() == "error"
+    page.click("#submit")  # checked in the page: nothing is sent, no 400 in the console
     message = page.error_of("threshold")
-    assert "Enter a number" in message and "threshold must be a number" in message
+    assert "Enter a number" in message
     assert page.evaluate("document.activeElement.id") == "threshold"
     assert page.get_attribute("#threshold", "aria-invalid") == "true"
+    assert page.posts() == 0 and not page.failed
 
     page.fill("#threshold", "0.9")  # typing clears the message
     assert not page.is_visible("#threshold-error")
     assert page.search() == "done"
     assert len(page.boxes()) == 1
+
+
+@pytest.mark.parametrize("value, words", [
+    ("abc", "Enter a number, for example 0.8"), ("1e400", "Enter a number, for example 0.8"),
+    ("0x10", "Enter a number, for example 0.8"), ("1,5", "Use a point for decimals: 1.5"),
+    ("2", "from −1 to 1 for ncc"), ("-1.5", "from −1 to 1 for ncc"),
+])
+def test_invalid_threshold_is_never_sent_and_the_last_result_stays(page, shots, value, words):
+    page.open()
+    page.choose("image", "coins.png")
+    page.choose("template", "coins_coin.png")
+    page.fill("#threshold", "0.5")
+    page.fill("#max_matches", "30")
+    assert page.search() == "done"
+    before = sorted((b["rank"], b["x"], b["y"]) for b in page.boxes())
+    assert len(before) == 24
+    posts = page.posts()
+    row = [page.place(s) for s in ("#threshold", "#max_matches")]
+
+    page.fill("#threshold", value)
+    page.click("#submit")
+    assert words in page.error_of("threshold")
+    assert page.posts() == posts and not page.failed  # not sent: the server never says 400
+    # The message sits under the row: Max matches stays beside Threshold, where it was.
+    after = [page.place(s) for s in ("#threshold", "#max_matches")]
+    assert after == row and after[0]["y"] == after[1]["y"] and after[0]["x"] < after[1]["x"]
+    assert page.top("#threshold-error") >= row[1]["y"] + row[1]["height"]
+    # The previous result is still there, and said to be the previous one.
+    assert sorted((b["rank"], b["x"], b["y"]) for b in page.boxes()) == before
+    assert page.is_visible("#boxes rect.box") and page.is_visible("#matches-body tr")
+    assert "previous search" in page.inner_text("#status")
+    if value == "abc":
+        page.screenshot(path=str(shots / "threshold-error.png"), full_page=True)
+
+    # ssd has no upper bound: a large threshold is fine there, but not a negative one.
+    page.select_option("#method", "ssd")
+    page.fill("#threshold", "-1")
+    page.click("#submit")
+    assert "0 or more for ssd" in page.error_of("threshold") and page.posts() == posts
+
+
+def test_server_error_keeps_the_last_result(page, server):
+    page.open()
+    page.choose("image", "camera.png")
+    page.choose("template", "camera_camcorder.png")
+    assert page.search() == "done"
+    assert [(b["x"], b["y"]) for b in page.boxes()] == [(248, 132)]
+    with server.configured(MATCHER_MAX_PIXELS=10_000):
+        assert page.search() == "error"
+    assert "too many pixels" in page.error_of("image")
+    assert [(b["x"], b["y"]) for b in page.boxes()] == [(248, 132)] and page.is_visible("#boxes rect.box")
+    assert "previous search" in page.inner_text("#status")
+
+
+def test_max_matches_out_of_range_is_caught_in_the_page(page):
+    page.open()
+    page.choose("image", "camera.png")
+    page.choose("template", "camera_camcorder.png")
+    for value, words in (("0", "from 1 to 100"), ("101", "from 1 to 100"), ("2.5", "whole number")):
+        page.fill("#max_matches", value)
+        page.click("#submit")
+        assert words in page.error_of("max_matches")
+    assert page.posts() == 0 and not page.failed
+    assert page.place("#threshold")["y"] == page.place("#max_matches")["y"]
 
 
 def test_colour_and_gray_offer_a_fix(page):
@@ -429,6 +562,7 @@ def test_api_key_is_asked_for_when_needed(page, server):
 def test_phone_width_layout(phone, shots):
     phone.open()
     assert phone.no_horizontal_overflow()
+    assert phone.top("#match-form") < phone.top("#results")  # before any result: the form (samples) first
     assert phone.run(lambda: phone.click('button.sample[data-sample="coins"]')) == "done"
     assert phone.no_horizontal_overflow()
     canvas = phone.locator("#stage-canvas").bounding_box()
@@ -436,6 +570,11 @@ def test_phone_width_layout(phone, shots):
     # The table fits without sideways scrolling (the size columns give way).
     assert phone.evaluate("(w => w.scrollWidth <= w.clientWidth)(document.querySelector('.table-wrap'))")
     phone.screenshot(path=str(shots / "coins-phone.png"), full_page=True)
+    # The result comes before the long form, and its picture is in sight after the search.
+    assert phone.top("#results") < phone.top("#match-form")
+    stage = phone.locator("#stage-canvas").bounding_box()
+    assert stage["y"] >= -1 and stage["y"] + stage["height"] <= 844
+    phone.screenshot(path=str(shots / "coins-phone-viewport.png"))
 
     phone.choose("image", name="long-name-" + "x" * 80 + ".txt", data=b"text", mime="text/plain")
     assert phone.search() == "error"

@@ -11,7 +11,7 @@ from matcher import match_template
 from matcher.errors import MatcherError
 from matcher.search.find import Match, find
 from matcher.io import load_image
-from matcher.render import COLORMAP, draw_matches, encode_png, score_heatmap, to_display_rgb
+from matcher.render import COLORMAP, draw_matches, encode_png, layout_labels, score_heatmap, to_display_rgb
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -70,11 +70,16 @@ def test_labels_show_rank_and_score_without_covering_boxes():
     assert not np.array_equal(labelled[20:40, 20:80], labelled[20:40, 120:180])
 
 
-def test_label_goes_inside_a_box_at_the_top_edge():
-    out = draw_matches(np.zeros((60, 80), np.uint8), [box(10, 0, 50, 40, 1.0)])
-    plain = draw_matches(np.zeros((60, 80), np.uint8), [box(10, 0, 50, 40, 1.0)], labels=False)
+def test_label_goes_below_a_box_at_the_top_edge_and_inside_a_box_as_tall_as_the_picture():
+    image = np.full((60, 80), 100, np.uint8)
+    out = draw_matches(image, [box(10, 0, 50, 40, 1.0)])
+    plain = draw_matches(image, [box(10, 0, 50, 40, 1.0)], labels=False)
     changed = (out != plain).any(axis=2)
-    assert changed[2:40, 10:60].any() and not changed[40:].any()
+    assert changed[40:56, 10:60].any() and not changed[:40].any()  # the matched pixels stay visible
+    out = draw_matches(image, [box(0, 0, 80, 60, 1.0)])
+    plain = draw_matches(image, [box(0, 0, 80, 60, 1.0)], labels=False)
+    changed = (out != plain).any(axis=2)
+    assert changed[2:16, 2:40].any() and not changed[16:].any()  # inside, at the top
 
 
 def test_match_objects_and_dicts_are_accepted():
@@ -93,6 +98,111 @@ def test_boxes_partly_outside_are_clipped():
     out = draw_matches(np.zeros((20, 20), np.uint8), [box(-5, 15, 10, 10), box(30, 30, 5, 5)], labels=True)
     assert out.shape == (20, 20, 3)
     assert (out[15, 0:5] == [255, 0, 0]).all() and (out[15:20, 4] == [255, 0, 0]).all()
+
+
+def coins_matches():
+    image = load_image(SAMPLES / "coins.png").pixels
+    template = load_image(SAMPLES / "coins_coin.png").pixels
+    return image, find(image, template, "ncc", threshold=0.5, max_matches=None)
+
+
+def grid(shape, size, step, start=0):
+    """Boxes of size x size every step pixels: a dense synthetic scene."""
+    H, W = shape
+    return [box(x, y, size, size, round(0.5 + 0.0001 * (x + 7 * y), 4))
+            for y in range(start, H - size + 1, step) for x in range(0, W - size + 1, step)]
+
+
+LAYOUT_CASES = {
+    "coins": lambda: coins_matches(),
+    "dense grid": lambda: (np.full((300, 300), 128, np.uint8), grid((300, 300), 30, 32)),
+    "touching grid": lambda: (np.full((200, 240), 90, np.uint8), grid((200, 240), 20, 20)),
+    "sparse grid": lambda: (np.full((300, 300), 128, np.uint8), grid((300, 200), 30, 40, start=60)),
+    "overlapping": lambda: (np.full((120, 200), 60, np.uint8), [box(10 + 14 * i, 30 + 4 * (i % 3), 40, 40, 0.9 - i / 100)
+                                                                for i in range(10)]),
+}
+
+
+def rectangles(labels):
+    return [(lb.x, lb.y, lb.x + lb.width, lb.y + lb.height) for lb in labels]
+
+
+@pytest.mark.parametrize("case", LAYOUT_CASES)
+def test_label_rectangles_are_disjoint_and_inside_the_picture(case):
+    image, matches = LAYOUT_CASES[case]()
+    H, W = image.shape[:2]
+    labels = layout_labels(matches, image.shape)
+    rects = rectangles(labels)
+    for x0, y0, x1, y1 in rects:
+        assert 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (case, a, b)
+    ranks = [lb.rank for lb in labels if lb.rank is not None]
+    assert ranks == sorted(set(ranks)) and set(ranks) <= set(range(1, len(matches) + 1))
+    # every rank written in a label or legend is the one of its match, with its score
+    for lb in labels:
+        for line in lb.text.split("\n"):
+            rank, _, score = line.partition(": ")
+            assert lb.rank is None or int(rank) == lb.rank
+            if score:
+                assert float(score) == pytest.approx(float(matches[int(rank) - 1].score), abs=5e-4)
+
+
+def test_every_coin_gets_its_full_label():
+    image, matches = coins_matches()
+    labels = layout_labels(matches, image.shape)
+    assert len(matches) == 24
+    assert [lb.rank for lb in labels] == list(range(1, 25))  # no legend needed
+    assert labels[0].text == "1: 1" and labels[23].text == f"24: {matches[23].score:.3f}"
+    # each label touches its own box (above, inside, below or beside it)
+    for lb, m in zip(labels, matches):
+        assert lb.x < m.x + m.width and m.x < lb.x + lb.width
+        assert m.y - lb.height <= lb.y <= m.y + m.height
+
+
+def test_crowded_boxes_are_numbered_with_a_legend():
+    image, matches = LAYOUT_CASES["sparse grid"]()
+    labels = layout_labels(matches, image.shape)
+    legend = [lb for lb in labels if lb.rank is None]
+    assert len(legend) == 1
+    numbered = [lb.rank for lb in labels if lb.rank is not None and lb.text == str(lb.rank)]
+    assert numbered  # 30 px boxes 10 px apart: the full labels cannot all fit
+    assert legend[0].text.split("\n") == [f"{r}: {matches[r - 1].score:.3f}" for r in numbered]
+
+
+@pytest.mark.parametrize("case", LAYOUT_CASES)
+def test_drawn_labels_stay_in_their_rectangles(case):
+    image, matches = LAYOUT_CASES[case]()
+    plain = draw_matches(image, matches, labels=False)
+    labelled = draw_matches(image, matches)
+    inside = np.zeros(image.shape[:2], bool)
+    for x0, y0, x1, y1 in rectangles(layout_labels(matches, image.shape)):
+        inside[y0:y1, x0:x1] = True
+        patch, before = labelled[y0:y1, x0:x1].astype(int), plain[y0:y1, x0:x1]
+        text = (patch[:, :, 0] >= 128) & (patch[:, :, 1] == 0) & (patch[:, :, 2] == 0) & ~(before == [255, 0, 0]).all(axis=2)
+        if not (before == [255, 0, 0]).all(axis=2).any():  # (outlines crossing a label hide some of it)
+            assert text.sum() >= 4, "a label rectangle without its text"
+    changed = (plain != labelled).any(axis=2)
+    assert not (changed & ~inside).any()  # nothing drawn outside the rectangles
+    for m in matches:  # the boxes are intact
+        x, y = int(m.x), int(m.y)
+        if x >= 0 and y >= 0 and x + m.width <= image.shape[1] and y + m.height <= image.shape[0]:
+            assert (border(labelled, x, y, m.width, m.height, t=2) == [255, 0, 0]).all()
+
+
+def test_the_annotated_coins_read_cleanly():
+    """The issue's case, as pixels: label grounds never touch each other."""
+    image, matches = coins_matches()
+    out = draw_matches(image, matches)
+    labels = layout_labels(matches, image.shape)
+    owner = np.full(image.shape[:2], -1)
+    for i, (x0, y0, x1, y1) in enumerate(rectangles(labels)):
+        assert (owner[y0:y1, x0:x1] == -1).all()
+        owner[y0:y1, x0:x1] = i
+        # the ground is black except for text (and box outlines drawn over it)
+        patch = out[y0:y1, x0:x1]
+        assert ((patch == 0).all(axis=2) | (patch[:, :, 1] == 0) & (patch[:, :, 2] == 0)).all()
 
 
 @pytest.mark.parametrize("image, expected", [

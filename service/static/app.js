@@ -284,6 +284,7 @@
       preview.removeAttribute("src");
     }
     if (field === "mask") $("mask-clear").hidden = !file;
+    else applyHeatmap(false);  // a new picture starts without the heatmap, whatever the last one showed
     clearFieldError(field);
     $("form-error").hidden = true;
     markSample(null);
@@ -353,6 +354,7 @@
 
   function clearResult() {
     state.result = null;
+    document.querySelector(".layout").classList.remove("has-result");
     $("boxes").textContent = "";
     $("labels").textContent = "";
     $("stage-heatmap").hidden = true;
@@ -366,6 +368,7 @@
 
   function renderResult(result, roundTripMs, used) {
     state.result = result;
+    document.querySelector(".layout").classList.add("has-result");
     var W = result.image.width, H = result.image.height;
     $("stage").hidden = false;
     $("empty").hidden = true;
@@ -490,6 +493,24 @@
       else th.removeAttribute("aria-sort");
     });
     $("matches-title").textContent = "Matches (" + result.matches.length + ")";
+    renderSummary();
+  }
+
+  // "24 matches, best 1.000, worst 0.578": the whole list in one line, and a word when it scrolls.
+  function renderSummary() {
+    var ms = state.result.matches, n = ms.length, summary = $("matches-summary");
+    if (!n) { summary.textContent = "No matches."; summary.hidden = false; return; }
+    var scores = ms.map(function (m) { return m.score; });
+    var best = state.lowerIsBetter ? Math.min.apply(null, scores) : Math.max.apply(null, scores);
+    var worst = state.lowerIsBetter ? Math.max.apply(null, scores) : Math.min.apply(null, scores);
+    var text = n === 1 ? "1 match, score " + formatScore(best, 3)
+      : plural(n, "match", "matches") + ", best " + formatScore(best, 3) + ", worst " + formatScore(worst, 3);
+    var wrap = document.querySelector(".table-wrap");
+    var scrolls = wrap.scrollHeight > wrap.clientHeight + 1;
+    wrap.classList.toggle("is-scrolling", scrolls);
+    wrap.setAttribute("tabindex", scrolls ? "0" : "-1");
+    summary.textContent = text + (scrolls ? " · the table scrolls: all " + n + " rows are in it" : "") + ".";
+    summary.hidden = false;
   }
 
   function highlight(rank, on) {
@@ -639,6 +660,23 @@
 
   // ---- the search ---------------------------------------------------------------------------------
 
+  // The threshold the server would refuse, said before sending anything: null when it is fine.
+  function checkThreshold(t) {
+    if (t === "") return null;
+    if (/^[+-]?\d+,\d+$/.test(t)) return "Use a point for decimals: " + t.replace(",", ".") + ".";
+    if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(t) || !isFinite(Number(t))) {
+      return "Enter a number, for example 0.8, or leave it empty for no threshold.";
+    }
+    var m = currentMethod(), v = Number(t);
+    var lo = m && m.range ? m.range.min : null, hi = m && m.range ? m.range.max : null;
+    if ((lo != null && v < lo) || (hi != null && v > hi)) {
+      var span = lo != null && hi != null ? "from " + String(lo).replace("-", "−") + " to " + hi
+        : lo != null ? lo + " or more" : "at most " + hi;
+      return "Enter a number " + span + " for " + m.name + " (its scores' range), or leave it empty for no threshold.";
+    }
+    return null;
+  }
+
   function updateOverlap() { $("max_overlap-value").textContent = Number($("max_overlap").value).toFixed(2); }
 
   function submit(e) {
@@ -646,11 +684,19 @@
     clearErrors();
     if (!state.files.image) showFieldError("image", "Choose a search image, or pick a sample above.");
     if (!state.files.template) showFieldError("template", "Choose a template: the picture to look for.");
-    if ($("max_matches").validity.badInput) showFieldError("max_matches", "Enter a whole number, for example 5.");
+    var thresholdProblem = checkThreshold($("threshold").value.trim());
+    if (thresholdProblem) showFieldError("threshold", thresholdProblem);
+    var mm = $("max_matches");
+    if (mm.validity.badInput || mm.validity.stepMismatch || mm.value.trim() === "") {
+      showFieldError("max_matches", "Enter a whole number, for example 5.");
+    } else if (mm.validity.rangeUnderflow || mm.validity.rangeOverflow) {
+      showFieldError("max_matches", "Enter a whole number from " + mm.min + " to " + mm.max + ".");
+    }
     state.apiKey = $("api_key").value.trim();
     if (!state.methods.length && state.apiKey) loadMethods();  // it needed the key
     if (document.querySelector(".field.has-error")) {
-      setStatus("Fix the highlighted fields, then search again.", "error");
+      setStatus("Fix the highlighted fields, then search again." +
+        (state.result ? " The boxes shown are from the previous search." : ""), "error");
       focusFirstError();
       return;
     }
@@ -696,13 +742,15 @@
           revealResults();
           return;
         }
-        clearResult();
-        showImage();
+        // The previous result (same files: a new file clears it) stays on screen, said to be the previous one.
+        var kept = !!state.result;
+        if (!kept) { clearResult(); showImage(); }
         var placed = showProblem(response, body);
         setState("error");
         var where = placed.map(function (f) { return FIELD_NAMES[f] || f; });
-        setStatus(where.length ? "The search did not run: see the message by the " + where.join(" and ") + "." :
-          "The search did not run: see the message above the button.", "error");
+        setStatus((where.length ? "The search did not run: see the message by the " + where.join(" and ") + "." :
+          "The search did not run: see the message above the button.") +
+          (kept ? " The boxes shown are from the previous search." : ""), "error");
         if (placed.length) focusFirstError();
       })
       .catch(function () {
