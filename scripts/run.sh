@@ -17,7 +17,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
         --bind=*) bind="${args[i]#--bind=}" ;;
     esac
 done
-
+# (python -m service checks that the address is free before starting gunicorn)
 [ -x .venv/bin/python ] || python3 -m venv .venv
 stamp=.venv/.matcher-installed
 wanted="$(cat requirements*.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
@@ -29,29 +29,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "$wanted" > "$stamp"
 fi
 
-# Is the address free? Checked here, before gunicorn (which would retry for 5 s, then say "Can't connect").
-if ! .venv/bin/python - "$bind" <<'PY'
-import socket, sys
-bind = sys.argv[1]
-if bind.startswith(("unix:", "fd://")):
-    sys.exit(0)
-host, _, port = bind.rpartition(":")
-host = host.strip("[]") or "0.0.0.0"
-try:
-    family, kind, proto, _, address = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0]
-    with socket.socket(family, kind, proto) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
-        s.bind(address)
-except (OSError, ValueError) as exc:
-    print(f"cannot listen on {bind}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
-    sys.exit(1)
-PY
-then
-    port="${bind##*:}"
-    [[ "$port" =~ ^[0-9]+$ ]] && next=$((port + 1)) || next=8001
-    echo "Is the service already running there? ('ss -ltnp | grep :${port}' shows what holds the port.)" >&2
-    echo "Stop it, or choose another port:  bash scripts/run.sh --bind 127.0.0.1:${next}" >&2
-    exit 1
-fi
-echo "matcher service on http://${bind}/ (web page), API under /v1; Ctrl-C stops it" >&2
+echo "starting the matcher service on http://${bind}/ (web page), API under /v1; Ctrl-C stops it" >&2
 exec .venv/bin/python -m service "$@"

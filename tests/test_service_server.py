@@ -144,3 +144,23 @@ def test_busy_worker_refuses_instead_of_queueing():
                 assert r.headers["Retry-After"] == "1" and r.headers["Content-Type"] == "application/problem+json"
     finally:
         assert stop_server(proc) == 0
+
+
+def test_taken_port_is_refused_at_once_with_a_hint():
+    """``python -m service`` checks the address before gunicorn (which would retry for 5 s, then say
+    only "Can't connect"): exit 2, one clear message naming the address and another to try."""
+    import socket
+    import time
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        start = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "service", "--bind", f"127.0.0.1:{port}"],
+                             capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert time.monotonic() - start < 20
+    assert out.returncode == 2, out
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in out.stderr
+    assert f"--bind 127.0.0.1:{port + 1}" in out.stderr
+    assert "Traceback" not in out.stderr
