@@ -11,7 +11,7 @@
 from .scores.inputs import ALGORITHMS, LOWER_IS_BETTER, METHODS, MODES, PRECISIONS
 from .scores.plan import choose_algorithm
 from .scores.engine import match_template, set_num_threads
-from .search.find import Match, find, find_many
+from .search.find import Match, find, find_many, find_with_scores
 from .options import FindOptions
 from .io import LoadedImage, load_image
 from .errors import (
@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "find",
     "find_many",
+    "find_with_scores",
     "Match",
     "FindOptions",
     "match_template",

@@ -305,7 +305,7 @@ def _dumps(obj):
 # ---------------------------------------------------------------- match
 
 def _cmd_match(args):
-    from .search.find import find
+    from .search.find import find_with_scores
 
     options = _checked_options(args)
     template = _load("template", args.template, "gray" if args.gray else "auto")
@@ -318,7 +318,7 @@ def _cmd_match(args):
 
     start = time.perf_counter()
     try:
-        matches = find(image.pixels, template.pixels, mask=mask, **options)
+        matches, scores = find_with_scores(image.pixels, template.pixels, mask=mask, **options)
     except MatcherError as exc:
         raise UsageError(_find_error(exc, args)) from exc
     elapsed_ms = (time.perf_counter() - start) * 1000.0
@@ -326,7 +326,7 @@ def _cmd_match(args):
     if args.annotate:
         _write_annotation(args, image, color, matches)
     if args.heatmap:
-        _write_heatmap(args, image, template, mask)
+        _write_heatmap(args, image, template, mask, scores)
 
     if args.json:
         doc = {
@@ -374,7 +374,9 @@ def _write_annotation(args, image, color, matches):
     _write_file("--annotate", args.annotate, encode_png(draw_matches(pixels, matches)))
 
 
-def _write_heatmap(args, image, template, mask):
+def _write_heatmap(args, image, template, mask, scores=None):
+    """The heat map of the searched area's scores (``find_with_scores`` gives them; scored here only
+    when the search never scored every window)."""
     import numpy as np
 
     from .scores.engine import match_template
@@ -383,8 +385,9 @@ def _write_heatmap(args, image, template, mask):
     H, W = image.height, image.width
     h, w = template.height, template.width
     x, y, rw, rh = args.region if args.region is not None else (0, 0, W, H)
-    crop = image.pixels[y:y + rh, x:x + rw]
-    scores = match_template(crop, template.pixels, args.method, mask=mask, precision=args.precision)
+    if scores is None:
+        crop = image.pixels[y:y + rh, x:x + rw]
+        scores = match_template(crop, template.pixels, args.method, mask=mask, precision=args.precision)
     if scores.shape != (H - h + 1, W - w + 1):  # a region: the rest of the map is the worst score
         worst = scores.max() if args.method in LOWER_IS_BETTER else scores.min()
         full = np.full((H - h + 1, W - w + 1), worst)

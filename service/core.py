@@ -12,8 +12,7 @@ import cv2
 import numpy as np
 
 import matcher
-from matcher import LOWER_IS_BETTER, load_image, match_template
-from matcher.search.find import find, find_many
+from matcher import LOWER_IS_BETTER, find_many, find_with_scores, load_image, match_template
 from matcher.errors import MatcherError, TemplateTooLargeError
 from matcher.render import draw_matches, encode_png, score_heatmap
 
@@ -31,10 +30,11 @@ def run_match(inp, config):
     template = _load(upload, opts, config)
     mask = _mask(inp.mask, template, opts, config)
     area = _check_fit(image, [template], opts, config)
-    found = _call(find, image.pixels, template.pixels, opts.method, mask=mask, **opts.find_kwargs())
+    found, scores = _call(find_with_scores, image.pixels, template.pixels, opts.method, mask=mask,
+                          **opts.find_kwargs())
     body = _body(image, opts, found) | {"template": _info(template, mask is not None)}
     if "heatmap" in opts.returns:
-        body["heatmap"] = _heatmap(image, template, mask, opts, area)
+        body["heatmap"] = _heatmap(image, template, mask, opts, area, scores)
     return _finish(body, image, found, opts, start)
 
 
@@ -144,10 +144,12 @@ def _finish(body, image, found, opts, start):
     return body
 
 
-def _heatmap(image, template, mask, opts, area):
+def _heatmap(image, template, mask, opts, area, scores=None):
+    """The searched area's heat map: the scores the search computed (scored here only when it had none)."""
     x, y, w, h = area
     crop = image.pixels[y:y + h, x:x + w]
-    scores = match_template(crop, template.pixels, opts.method, mask=mask, precision=opts.precision)
+    if scores is None:
+        scores = match_template(crop, template.pixels, opts.method, mask=mask, precision=opts.precision)
     return _png_b64(score_heatmap(scores, crop.shape, template.pixels.shape, method=opts.method))
 
 

@@ -599,3 +599,26 @@ def test_threshold_agrees_across_strategies():
         tiled = [(m.x, m.y, m.score) for m in find_tiled(image, tpl, method, threshold=threshold, tile=37)]
         pyramid = [(m.x, m.y, m.score) for m in find(image, tpl, method, threshold=threshold, pyramid=True)]
         assert want == tiled == pyramid == [(90, 120, threshold)], method
+
+
+def test_find_with_scores_returns_the_map_it_searched(monkeypatch):
+    """The same matches as find, and the searched area's map (the region's) as match_template gives it,
+    scored once; None where no whole map was computed (the pyramid)."""
+    import matcher.search.exhaustive as exhaustive
+    from matcher import find_with_scores
+
+    image, patch, corners = synthetic_scene()
+    calls = []
+    real = exhaustive.match_templates
+    monkeypatch.setattr(exhaustive, "match_templates", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for kwargs in ({}, {"region": (5, 3, 90, 70), "max_matches": 3}, {"method": "ssd", "threshold": 1.0}):
+        calls.clear()
+        found, scores = find_with_scores(image, patch, **kwargs)
+        assert len(calls) == 1
+        assert found == find(image, patch, **kwargs)
+        x, y, w, h = kwargs.get("region", (0, 0, image.shape[1], image.shape[0]))
+        want = match_template(image[y:y + h, x:x + w], patch, kwargs.get("method", "ncc"))
+        np.testing.assert_array_equal(scores, want)
+    big = np.tile(image, (3, 3))
+    found, scores = find_with_scores(big, big[40:80, 50:90], pyramid=True)
+    assert scores is None and found == find(big, big[40:80, 50:90], pyramid=True)

@@ -13,7 +13,7 @@ from ..scores.engine import match_templates
 from .peaks import local_peaks, suppress
 from .report import confirm_threshold, map_slack, matches_at
 
-__all__ = ["search_exhaustive", "ranked_peaks"]
+__all__ = ["search_exhaustive", "score_maps", "matches_in", "ranked_peaks"]
 
 
 def search_exhaustive(job):
@@ -21,8 +21,17 @@ def search_exhaustive(job):
 
     Positions are in the searched image's coordinates.
     """
+    return matches_in(job, score_maps(job))
+
+
+def score_maps(job):
+    """The score map of each of the job's templates over the searched image (1-D maps as one row)."""
     maps = match_templates(job.image, job.templates, job.method.name, masks=job.masks, precision=job.precision)
-    maps = [m.reshape(1, -1) if m.ndim == 1 else m for m in maps]
+    return [m.reshape(1, -1) if m.ndim == 1 else m for m in maps]
+
+
+def matches_in(job, maps):
+    """The job's matches in its score maps: local peaks, the threshold, suppression, scores by definition."""
     slack = [0.0 if job.floor is None else map_slack(m, job.precision) for m in maps]
     floor = None if job.floor is None else job.floor - max(slack)
     ys, xs, tids, goodness = ranked_peaks([job.method.goodness(m) for m in maps], floor)

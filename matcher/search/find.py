@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..errors import MatcherError
-from .exhaustive import search_exhaustive
+from .exhaustive import matches_in, score_maps, search_exhaustive
 from ..options import FindOptions
 from .job import make_job
 from .match import Match
@@ -20,7 +20,7 @@ from .pyramid import search_pyramid
 from .strategy import choose_strategy
 from .tiled import search_tiled
 
-__all__ = ["Match", "find", "find_many"]
+__all__ = ["Match", "find", "find_many", "find_with_scores"]
 
 _SEARCHES = {"exhaustive": search_exhaustive, "tiled": search_tiled,
              "pyramid": lambda job: search_pyramid(job)[0]}
@@ -123,6 +123,36 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
                                 pyramid=pyramid)
     job = make_job(image, [template], [mask], [None], options)
     return job.to_image(_SEARCHES[choose_strategy(np.shape(job.image), pyramid=options.pyramid)](job))
+
+
+def find_with_scores(image, template, method="ncc", *, threshold=None, max_matches=1, max_overlap=0.3,
+                     region=None, subpixel=False, mask=None, precision="fast", pyramid=False):
+    """:func:`find`, and the score map it searched: ``(matches, scores)``.
+
+    ``scores`` is :func:`matcher.match_template`'s map over the searched area
+    (the region, if one is given: ``scores[0, 0]`` is the window at the
+    region's corner), or None when the search never scored every window (the
+    pyramid, or the tiled search of a huge image). For a heat map beside the
+    matches without scoring the image twice.
+
+    Examples
+    --------
+    >>> image = np.zeros((6, 9))
+    >>> image[1:3, 1:3] = [[1, 2], [3, 4]]
+    >>> found, scores = find_with_scores(image, [[1, 2], [3, 4]], "ssd")
+    >>> (found[0].x, found[0].y), scores.shape, float(scores[1, 1])
+    ((1, 1), (5, 8), 0.0)
+    """
+    options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
+                                max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision,
+                                pyramid=pyramid)
+    job = make_job(image, [template], [mask], [None], options)
+    strategy = choose_strategy(np.shape(job.image), pyramid=options.pyramid)
+    if strategy != "exhaustive":
+        return job.to_image(_SEARCHES[strategy](job)), None
+    maps = score_maps(job)
+    scores = maps[0][0] if np.ndim(job.image) == 1 else maps[0]
+    return job.to_image(matches_in(job, maps)), scores
 
 
 def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max_matches=1,
