@@ -10,9 +10,9 @@ from flask import Blueprint, current_app, jsonify, request
 
 import matcher
 
-from .core import run_batch, run_match
+from .matching import run_batch, run_match
 from .guards import limited, require_api_key
-from .health import methods_info, readiness
+from .info import methods_info, readiness
 from .inputs import read_match_request
 from .openapi import openapi_document
 

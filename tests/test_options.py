@@ -335,12 +335,12 @@ def _png():
 def test_service_names_the_field_from_param(client, monkeypatch, error, field):
     import io
 
-    import service.core
+    import service.matching
 
     def fails(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(service.core, "find", fails)
+    monkeypatch.setattr(service.matching, "find_with_scores", fails)
     png = _png()
     response = client.post("/v1/match", data={"image": (io.BytesIO(png), "i.png"), "template": (io.BytesIO(png), "t.png")})
     assert response.status_code == 400
