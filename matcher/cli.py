@@ -61,6 +61,13 @@ class UsageError(Exception):
     """A problem with the command's arguments or input files: one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (not after the whole usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 # ---------------------------------------------------------------- argument types
 
 def _spec_type(option):
@@ -142,14 +149,14 @@ def _add_common(p):
 
 def build_parser():
     """The ``matcher`` argument parser, with its ``match`` and ``batch`` subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Find a template image in other images.",
         epilog="Exit status: 0 found, 1 not found, 2 usage or input error. "
                "Run 'matcher COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     m = sub.add_parser("match", help="find a template in one image",
                        description="Find TEMPLATE in IMAGE and print the matches, best first.")
@@ -157,6 +164,7 @@ def build_parser():
     m.add_argument("template", metavar="TEMPLATE",
                    help="template to find; a PNG's alpha channel is used as the mask")
     _add_find_options(m)
+    m.add_argument("--pyramid", action="store_true", help=OPTIONS["pyramid"].doc + " (normalised methods)")
     out = m.add_argument_group("output")
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON document (stable, for scripts)")
@@ -265,10 +273,19 @@ def _load(role, path, color):
 
 
 def _find_options(args):
-    """The flags of :data:`FIND_FLAGS` as :func:`matcher.find`'s keyword arguments (``--all``: ``max_matches=None``)."""
+    """The flags of :data:`FIND_FLAGS` as :func:`matcher.find`'s keyword arguments (``--all``: ``max_matches=None``).
+
+    ``--all`` needs ``--threshold``: without one every local peak of the map
+    would be listed, down to the worst.
+    """
     options = {name: getattr(args, name) for name in FIND_FLAGS}
     if args.all:
+        if args.threshold is None:
+            raise UsageError("--all lists every match past --threshold; give one too (e.g. --threshold 0.8 with "
+                             "ncc), or ask for the best few with --max-matches N")
         options["max_matches"] = None
+    if getattr(args, "pyramid", False):
+        options["pyramid"] = True
     return options
 
 
@@ -290,6 +307,28 @@ def _load_mask(path, template, template_path):
     return mask.pixels
 
 
+def _encoded(flag, path, picture):
+    """``picture`` encoded in the format ``path``'s extension names (PNG, JPEG, WebP, BMP, TIFF)."""
+    from .render import IMAGE_FORMATS, encode_image
+
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in IMAGE_FORMATS:
+        raise UsageError(f"{flag} {path}: the extension {ext or '(none)'!r} names no image format this writes; "
+                         f"use one of {', '.join(IMAGE_FORMATS)}")
+    return encode_image(picture, ext)
+
+
+def _check_outputs(args):
+    """Refuse output files of unknown formats before any work is done."""
+    from .render import IMAGE_FORMATS
+
+    for flag, path in (("--annotate", getattr(args, "annotate", None)), ("--heatmap", getattr(args, "heatmap", None))):
+        ext = os.path.splitext(path)[1].lower() if path else None
+        if path and ext not in IMAGE_FORMATS:
+            raise UsageError(f"{flag} {path}: the extension {ext or '(none)'!r} names no image format this "
+                             f"writes; use one of {', '.join(IMAGE_FORMATS)}")
+
+
 def _write_file(flag, path, data):
     try:
         with open(path, "wb") as f:
@@ -308,6 +347,7 @@ def _cmd_match(args):
     from .search.find import find_with_scores
 
     options = _checked_options(args)
+    _check_outputs(args)
     template = _load("template", args.template, "gray" if args.gray else "auto")
     color = "gray" if template.channels == 1 else "color"
     image = _load("image", args.image, color)
@@ -365,13 +405,13 @@ def _find_error(exc, args):
 
 
 def _write_annotation(args, image, color, matches):
-    from .render import draw_matches, encode_png
+    from .render import draw_matches, encode_image
 
     pixels = image.pixels
     if color == "gray":  # converted to gray for matching? draw on the image as stored
         original = _load("image", args.image, "auto")
         pixels = original.pixels
-    _write_file("--annotate", args.annotate, encode_png(draw_matches(pixels, matches)))
+    _write_file("--annotate", args.annotate, _encoded("--annotate", args.annotate, draw_matches(pixels, matches)))
 
 
 def _write_heatmap(args, image, template, mask, scores=None):
@@ -380,7 +420,7 @@ def _write_heatmap(args, image, template, mask, scores=None):
     import numpy as np
 
     from .scores.engine import match_template
-    from .render import score_heatmap, encode_png
+    from .render import score_heatmap
 
     H, W = image.height, image.width
     h, w = template.height, template.width
@@ -394,7 +434,7 @@ def _write_heatmap(args, image, template, mask, scores=None):
         full[y:y + scores.shape[0], x:x + scores.shape[1]] = scores
         scores = full
     picture = score_heatmap(scores, (H, W), (h, w), method=args.method)
-    _write_file("--heatmap", args.heatmap, encode_png(picture))
+    _write_file("--heatmap", args.heatmap, _encoded("--heatmap", args.heatmap, picture))
 
 
 def _format_coord(v):

@@ -22,7 +22,7 @@ import numpy as np
 from .scores.inputs import LOWER_IS_BETTER, normalize_method
 from .errors import MatcherError
 
-__all__ = ["draw_matches", "layout_labels", "Label", "score_heatmap", "encode_png", "COLORMAP"]
+__all__ = ["encode_image", "IMAGE_FORMATS", "draw_matches", "layout_labels", "Label", "score_heatmap", "encode_png", "COLORMAP"]
 
 COLORMAP = cv2.COLORMAP_VIRIDIS
 """The OpenCV colour map of :func:`score_heatmap`: dark purple (worst) to yellow (best)."""
@@ -381,6 +381,45 @@ def _hw(name, shape):
     if len(dims) not in (2, 3) or dims[0] < 1 or dims[1] < 1:
         raise MatcherError(f"{name} must be (H, W) or (H, W, C) with positive sizes, got {shape!r}")
     return dims[0], dims[1]
+
+
+IMAGE_FORMATS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp", ".bmp": ".bmp",
+                 ".tif": ".tiff", ".tiff": ".tiff"}
+"""File extensions :func:`encode_image` writes, and the encoder each names."""
+
+
+def encode_image(array, extension=".png"):
+    """Encode an image array in the format a file extension names (:data:`IMAGE_FORMATS`).
+
+    As :func:`encode_png` for the array; JPEG and WebP are written at quality 95,
+    and 16-bit data only in PNG and TIFF.
+
+    Raises
+    ------
+    MatcherError
+        An extension outside :data:`IMAGE_FORMATS`.
+
+    Examples
+    --------
+    >>> encode_image(np.zeros((4, 4), np.uint8), ".jpg")[:2]
+    b'\\xff\\xd8'
+    """
+    ext = IMAGE_FORMATS.get(str(extension).lower())
+    if ext is None:
+        raise MatcherError(f"cannot write images as {extension!r}: use one of {', '.join(IMAGE_FORMATS)}",
+                           param="extension")
+    if ext == ".png":
+        return encode_png(array)
+    a = cv2.imdecode(np.frombuffer(encode_png(array), np.uint8), cv2.IMREAD_UNCHANGED)  # BGR(A), checked
+    if a.dtype == np.uint16 and ext != ".tiff":
+        a = (a // 257).astype(np.uint8)
+    if ext == ".jpg" and a.ndim == 3 and a.shape[2] == 4:
+        a = a[:, :, :3]
+    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".webp": [cv2.IMWRITE_WEBP_QUALITY, 95]}.get(ext, [])
+    ok, buf = cv2.imencode(ext, a, params)
+    if not ok:  # pragma: no cover
+        raise MatcherError(f"OpenCV could not encode a {a.shape} {a.dtype} array as {ext}")
+    return buf.tobytes()
 
 
 def encode_png(array):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import matcher
+from matcher import find, load_image
 from matcher.cli import main
 from matcher.io import load_image
 from matcher.render import COLORMAP, layout_labels
@@ -450,3 +451,50 @@ def test_python_dash_m_matcher_as_a_subprocess(tmp_path):
     assert not_found.returncode == 1
     usage = _subprocess("match", CAMERA)
     assert usage.returncode == 2 and "required: TEMPLATE" in usage.stderr and "Traceback" not in usage.stderr
+
+
+# ---------------------------------------------------------------- what a new user trips over (issue 15)
+
+
+@pytest.mark.parametrize("name, magic", [("a.png", b"\x89PNG"), ("a.jpg", b"\xff\xd8"), ("a.JPEG", b"\xff\xd8"),
+                                         ("a.webp", b"RIFF"), ("a.bmp", b"BM"), ("a.tif", b"II*\x00")])
+def test_pictures_are_written_in_the_format_their_extension_names(capsys, tmp_path, name, magic):
+    code, _, err = run(capsys, "match", COINS, COIN, "--annotate", tmp_path / name, "--heatmap", tmp_path / ("h" + name))
+    assert code == 0, err
+    for path in (tmp_path / name, tmp_path / ("h" + name)):
+        data = path.read_bytes()
+        assert data.startswith(magic), (path, data[:8])
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        assert decoded.shape[:2] == (303, 384)
+
+
+@pytest.mark.parametrize("flag", ["--annotate", "--heatmap"])
+def test_unknown_picture_extensions_are_refused_before_any_work(capsys, tmp_path, flag):
+    code, out, err = run(capsys, "match", COINS, COIN, flag, tmp_path / "out.txt")
+    assert code == 2 and out == ""
+    assert err.strip() == (f"matcher match: error: {flag} {tmp_path / 'out.txt'}: the extension '.txt' names no "
+                           "image format this writes; use one of .png, .jpg, .jpeg, .webp, .bmp, .tif, .tiff")
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_all_needs_a_threshold(capsys):
+    code, out, err = run(capsys, "match", COINS, COIN, "--all")
+    assert code == 2 and out == ""
+    assert err.strip().startswith("matcher match: error: --all lists every match past --threshold; give one too")
+
+
+def test_argument_errors_are_one_line_without_the_usage_block(capsys):
+    code, out, err = run(capsys, "match", COINS, COIN, "--max-overlap")
+    assert code == 2 and out == ""
+    assert err.splitlines() == ["matcher match: error: argument --max-overlap: expected one argument"]
+
+
+def test_pyramid_flag_gives_the_pyramid_search(capsys):
+    code, out, _ = run(capsys, "match", SAMPLES / "camera.png", SAMPLES / "camera_camcorder.png", "--pyramid", "--json")
+    assert code == 0
+    image = load_image(SAMPLES / "camera.png").pixels
+    template = load_image(SAMPLES / "camera_camcorder.png").pixels
+    want = find(image, template, pyramid=True)
+    assert [(m["x"], m["y"], m["score"]) for m in json.loads(out)["matches"]] == [(m.x, m.y, m.score) for m in want]
+    code, _, err = run(capsys, "match", COINS, COIN, "--pyramid", "--method", "ssd")
+    assert code == 2 and "--method" in err and "normalised" in err
