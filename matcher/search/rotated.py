@@ -49,7 +49,7 @@ _MIN_COARSE = 12  # smallest coarse template side (pixels)
 _MAX_COARSE_ANGLE_STEP = 12.0  # degrees: coarser banks miss elongated templates
 _COVERED = 0.999  # a turned template's pixel counts when the warp covers this much of it
 _PEAKS_PER_POSE = 4
-_RADIUS = 2  # finer-level search radius (pixels) around twice a coarser position
+_RADIUS = 4  # finer-level search radius (pixels) around twice a coarser position (a coarse scale error shifts it)
 _GRID_FACTOR = 2.0  # grid steps move the farthest pixel by a pixel of their level (twice the fine rule)
 _REFINE_WITHIN = 0.1  # candidates scoring more than this below the best at full resolution are not refined
 
@@ -109,7 +109,8 @@ def _turn(template, mask, angle, scale):
     rad = math.radians(angle)
     bw = scale * (abs(w * math.cos(rad)) + abs(h * math.sin(rad)))
     bh = scale * (abs(w * math.sin(rad)) + abs(h * math.cos(rad)))
-    W, H = max(int(math.ceil(bw)), 1), max(int(math.ceil(bh)), 1)
+    # odd sides: the centre falls on a pixel, so every pose's positions share one grid of centres
+    W, H = int(math.ceil(bw)) | 1, int(math.ceil(bh)) | 1
     m = pose_matrix(((W - 1) / 2.0, (H - 1) / 2.0), angle, scale, (h, w))
     pixels = cv2.warpAffine(template, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     cover = cv2.warpAffine(mask, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
@@ -323,7 +324,7 @@ def _finer(prepared, image, level, cands):
             for ds in ((-s_step, 0.0, s_step) if prepared.scales[1] > prepared.scales[0] else (0.0,)):
                 s = min(max(scale + ds, prepared.scales[0]), prepared.scales[1])
                 pose = prepared.turned(level, angle + da, s)
-                got = _near(image, pose, prepared.method, 2 * cy + 0.5, 2 * cx + 0.5)
+                got = _near(image, pose, prepared.method, 2 * cy, 2 * cx)  # pyrDown keeps even pixels
                 if got is not None and (best is None or got[0] > best[0]):
                     best = got + (angle + da, s)
         if best is not None:
