@@ -417,7 +417,7 @@ def _match(r, prepared):
     score, cx, cy, angle, corners, scale = r
     lo = corners.min(axis=0)
     hi = corners.max(axis=0)
-    width, height = int(math.ceil(hi[0] - lo[0])) + 1, int(math.ceil(hi[1] - lo[1])) + 1
+    width, height = (int(math.ceil(e - 1e-3)) + 1 for e in hi - lo)  # a thousandth of a pixel is noise
     x, y = cx - (width - 1) / 2.0, cy - (height - 1) / 2.0
     return Match(float(x), float(y), width, height, float(score), None, prepared.method.name,
                  angle=float(angle), scale=float(scale), corners=tuple((float(a), float(b)) for a, b in corners))
