@@ -372,35 +372,47 @@ def _score(prepared, image, params):
 
 
 def _refine(prepared, image, cand):
-    """Centre, angle and scale refined jointly on the score by definition: (score, cx, cy, angle, scale, corners)."""
+    """Centre, angle and scale refined jointly on the score by definition: (score, cx, cy, angle, corners, scale).
+
+    Nelder-Mead over the free parameters (an angle or scale range of one value
+    is fixed), in units of the fine steps (half a pixel, the angle and scale
+    steps) so that one tolerance serves all; then the pose with its corner on
+    the nearest whole pixel is tried too and kept if it scores at least as
+    well (an exact copy lands exactly on its pixels).
+    """
     _, cy, cx, angle, scale = cand
     method = prepared.method
-    fixed_scale = prepared.scales[1] == prepared.scales[0]
+    free = [True, True, prepared.angles[1] > prepared.angles[0], prepared.scales[1] > prepared.scales[0]]
+    start = np.array([cx, cy, angle if free[2] else prepared.angles[0], scale if free[3] else prepared.scales[0]])
+    unit = np.array([0.5, 0.5, prepared.angle_step, prepared.scale_step])[free]
 
-    # in units of the fine steps (half a pixel, the angle and scale steps): one tolerance for all
-    unit = np.array([0.5, 0.5, prepared.angle_step] + ([] if fixed_scale else [prepared.scale_step]))
-    x0 = np.array([cx, cy, angle] + ([] if fixed_scale else [scale]))
+    def pose(u):
+        v = start.copy()
+        v[free] += u * unit
+        return tuple(float(x) for x in v)
 
     def cost(u):
-        v = x0 + u * unit
-        params = (v[0], v[1], v[2], prepared.scales[0] if fixed_scale else v[3])
-        s = _score(prepared, image, params)
+        s = _score(prepared, image, pose(u))
         return 1e3 if s is None else -method.goodness(s)
 
-    simplex = np.vstack([np.zeros(len(x0))] + [np.eye(len(x0))[i] for i in range(len(x0))])
-    res = minimize(cost, np.zeros(len(x0)), method="Nelder-Mead",
-                   options={"initial_simplex": simplex, "xatol": 0.005, "fatol": 1e-10, "maxiter": 300})
-    v = x0 + (res.x if res.fun <= cost(np.zeros(len(x0))) else 0.0) * unit
-    params = (float(v[0]), float(v[1]), float(v[2]), prepared.scales[0] if fixed_scale else float(v[3]))
-    score = _score(prepared, image, params)
+    n = int(sum(free))
+    res = minimize(cost, np.zeros(n), method="Nelder-Mead",
+                   options={"initial_simplex": np.vstack([np.zeros(n), np.eye(n)]), "xatol": 0.005,
+                            "fatol": 1e-10, "maxiter": 300})
+    best, best_cost = (pose(res.x), res.fun) if res.fun <= cost(np.zeros(n)) else (pose(np.zeros(n)), cost(np.zeros(n)))
+    h, w = prepared.shape
+    cx, cy = best[0] - (w - 1) / 2.0, best[1] - (h - 1) / 2.0  # the corner pixel's position
+    snapped = (round(cx) + (w - 1) / 2.0, round(cy) + (h - 1) / 2.0, best[2], best[3])
+    snapped_score = _score(prepared, image, snapped)
+    if snapped_score is not None and -method.goodness(snapped_score) <= best_cost:
+        best = snapped
+    score = _score(prepared, image, best)
     if score is None:
-        score = 1.0 if method.lower_is_better else -1.0 if method.name != "ssd_normed" else 1.0
-    lo, hi = prepared.angles
-    angle = params[2]
-    if prepared.full_circle:
-        angle = (angle - lo) % 360.0 + lo
-    corners = _corners(pose_matrix(params[:2], angle, params[3], prepared.shape), prepared.shape)
-    return score, params[0], params[1], angle, corners, params[3]
+        score = 1.0 if method.lower_is_better else -1.0
+    lo = prepared.angles[0]
+    angle = (best[2] - lo) % 360.0 + lo if prepared.full_circle else best[2]
+    corners = _corners(pose_matrix(best[:2], angle, best[3], prepared.shape), prepared.shape)
+    return score, best[0], best[1], angle, corners, best[3]
 
 
 def _unique(refined, prepared):
