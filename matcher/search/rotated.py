@@ -263,7 +263,7 @@ def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scale
     images = [img.astype(np.float32)]
     for _ in range(prepared.levels):
         images.append(_down(images[-1]))
-    k = 16 if max_matches is None else max(8, 4 * max_matches)
+    k = 32 if max_matches is None else max(16, 4 * max_matches)
     cands = _coarse(prepared, images[-1], k)
     for level in range(prepared.levels - 1, -1, -1):
         cands = _finer(prepared, images[level], level, cands)
@@ -305,9 +305,15 @@ def _coarse(prepared, image, k):
         raise MatcherError("the template (at every scale asked) is larger than the image", param="template")
     found.sort(key=lambda f: -f[0])
     radius = 0.5 * min(prepared.shape) * prepared.scales[0] / 2**prepared.levels
+    a_step, s_step = prepared.steps(prepared.levels)
+
+    def same(f, q):  # one object seen at neighbouring poses; a nearby pose two steps away may be another
+        return (math.hypot(f[1] - q[1], f[2] - q[2]) < radius and abs(f[4] - q[4]) <= 1.5 * s_step
+                and abs((f[3] - q[3] + 180.0) % 360.0 - 180.0) <= 1.5 * a_step)
+
     kept = []
-    for f in found:  # apart: centres at least half the smallest template side from one another
-        if all(math.hypot(f[1] - q[1], f[2] - q[2]) >= radius for q in kept):
+    for f in found:
+        if not any(same(f, q) for q in kept):
             kept.append(f)
             if len(kept) == k:
                 break
