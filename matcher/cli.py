@@ -354,7 +354,8 @@ def _cmd_match(args):
     if args.mask is not None:
         mask, mask_kind = _load_mask(args.mask, template, args.template), "file"
     else:
-        mask, mask_kind = template.mask, ("alpha" if template.mask is not None else None)
+        mask = template.matching_mask  # the library's rule: the alpha channel unless fully opaque
+        mask_kind = "alpha" if mask is not None else None
 
     start = time.perf_counter()
     try:
@@ -512,7 +513,7 @@ def _batch_templates(args, template_paths):
               for t, p in zip(loaded, template_paths)]
     stems = [os.path.splitext(os.path.basename(p))[0] for p in template_paths]
     labels = stems if len(set(stems)) == len(stems) else list(template_paths)
-    masks = [t.mask for t in loaded]
+    masks = [t.matching_mask for t in loaded]
     if args.mask is not None:
         masks = [_load_mask(args.mask, loaded[0], template_paths[0])]
     return tuple(Template(label, t.pixels, m) for label, t, m in zip(labels, loaded, masks)), color

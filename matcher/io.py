@@ -11,12 +11,12 @@ import os
 import struct
 import tempfile
 import threading
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from .scores.inputs import check_choice
+from .image import LoadedImage
 from .errors import ImageDecodeError, ImageTooLargeError, MatcherError, UnsupportedFormatError
 
 __all__ = ["load_image", "LoadedImage", "FORMATS", "COLORS", "DEFAULT_MAX_PIXELS"]
@@ -35,28 +35,6 @@ _MAGIC = (  # formats outside FORMATS are sniffed only to name them in the error
     (b"v/1\x01", "exr"), (b"#?RADIANCE", "hdr"), (b"#?RGBE", "hdr"), (b"\x59\xa6\x6a\x95", "sunraster"),
 )
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-@dataclass(frozen=True, eq=False)
-class LoadedImage:
-    """A decoded image: ``pixels`` ``(H, W)`` gray or ``(H, W, 3)`` **RGB**, uint8 or
-    uint16 as stored; ``mask`` the alpha channel ``(H, W)`` (same dtype) or None;
-    ``format`` one of :data:`FORMATS`. ``width``, ``height``, ``channels`` (1 or 3)
-    and ``dtype`` (e.g. ``"uint8"``) are derived from ``pixels``."""
-
-    pixels: np.ndarray
-    mask: "np.ndarray | None"
-    format: str
-
-    height = property(lambda self: int(self.pixels.shape[0]))
-    width = property(lambda self: int(self.pixels.shape[1]))
-    channels = property(lambda self: 1 if self.pixels.ndim == 2 else int(self.pixels.shape[2]))
-    dtype = property(lambda self: str(self.pixels.dtype))
-
-    def to_dict(self):
-        """JSON-ready metadata (no pixel data)."""
-        return {"format": self.format, "width": self.width, "height": self.height,
-                "channels": self.channels, "dtype": self.dtype, "has_mask": self.mask is not None}
 
 
 def load_image(source, *, color="auto", max_pixels=DEFAULT_MAX_PIXELS, formats=FORMATS):

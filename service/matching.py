@@ -44,7 +44,7 @@ def run_batch(inp, config):
     opts = inp.options
     image = _load(inp.image, opts, config)
     templates = {label: _load(upload, opts, config) for label, upload in inp.templates}
-    masks = {label: _alpha(t) for label, t in templates.items()}
+    masks = {label: t.matching_mask for label, t in templates.items()}
     _check_fit(image, list(templates.values()), opts, config)
     found = _call(find_many, image.pixels, {k: t.pixels for k, t in templates.items()}, opts.method,
                   masks={k: m for k, m in masks.items() if m is not None}, **opts.find_kwargs())
@@ -63,17 +63,9 @@ def _load(upload, opts, config):
         raise
 
 
-def _alpha(template):
-    """The template's alpha channel as its mask, or None if it has none or is fully opaque."""
-    alpha = template.mask
-    if alpha is None or alpha.min() == np.iinfo(alpha.dtype).max:
-        return None
-    return alpha
-
-
 def _mask(upload, template, opts, config):
     if upload is None:
-        return _alpha(template)
+        return template.matching_mask
     mask = _load(upload, opts, config)
     pixels = mask.pixels if mask.channels == 1 else cv2.cvtColor(mask.pixels, cv2.COLOR_RGB2GRAY)
     if pixels.shape != template.pixels.shape[:2]:

@@ -622,3 +622,24 @@ def test_find_with_scores_returns_the_map_it_searched(monkeypatch):
     big = np.tile(image, (3, 3))
     found, scores = find_with_scores(big, big[40:80, 50:90], pyramid=True)
     assert scores is None and found == find(big, big[40:80, 50:90], pyramid=True)
+
+
+def test_loaded_images_bring_their_alpha_as_the_mask(tmp_path):
+    """One rule for the library, the CLI and the service: a LoadedImage template's alpha channel is its
+    mask (unless fully opaque, which masks nothing), and an explicit mask wins."""
+    from matcher.image import LoadedImage
+
+    image = load_image(SAMPLES / "coffee.png")
+    spoon = load_image(SAMPLES / "coffee_spoon.png")
+    assert spoon.mask is not None and spoon.matching_mask is spoon.mask
+    want = find(image.pixels, spoon.pixels, mask=spoon.mask, max_matches=2)
+    assert find(image, spoon, max_matches=2) == want
+    from matcher import find_with_scores
+
+    assert find_with_scores(image, spoon)[0] == want[:1]
+    plain = find(image.pixels, spoon.pixels, max_matches=2)
+    assert find(image, spoon, mask=np.ones(spoon.pixels.shape[:2], bool), max_matches=2) == plain
+    opaque = LoadedImage(spoon.pixels, np.full(spoon.pixels.shape[:2], 255, np.uint8), "png")
+    assert opaque.matching_mask is None and find(image, opaque, max_matches=2) == plain
+    many = find_many(image, {"spoon": spoon}, max_matches=1)
+    assert [(m.x, m.y, m.score) for m in many] == [(m.x, m.y, m.score) for m in want[:1]]

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import MatcherError
 from .exhaustive import matches_in, score_maps, search_exhaustive
+from ..image import LoadedImage
 from ..options import FindOptions
 from .job import make_job
 from .match import Match
@@ -44,9 +45,11 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
 
     Parameters
     ----------
-    image, template : array_like
+    image, template : array_like or LoadedImage
         As in :func:`matcher.match_template`: 2-D gray, 3-D ``(H, W, C)``
-        colour, or 1-D (a single row: ``y`` is 0 and ``height`` 1).
+        colour, or 1-D (a single row: ``y`` is 0 and ``height`` 1); or what
+        :func:`matcher.load_image` returns, whose alpha channel (unless fully
+        opaque) is then the template's mask when ``mask`` is not given.
     method : str or int
         One of :data:`matcher.METHODS` or OpenCV's ``TM_*`` constant (0-5).
     threshold : float, optional, keyword-only
@@ -121,7 +124,8 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
     options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
                                 max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision,
                                 pyramid=pyramid)
-    job = make_job(image, [template], [mask], [None], options)
+    template, mask = _template_and_mask(template, mask)
+    job = make_job(_pixels(image), [template], [mask], [None], options)
     return job.to_image(_SEARCHES[choose_strategy(np.shape(job.image), pyramid=options.pyramid)](job))
 
 
@@ -146,7 +150,8 @@ def find_with_scores(image, template, method="ncc", *, threshold=None, max_match
     options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
                                 max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision,
                                 pyramid=pyramid)
-    job = make_job(image, [template], [mask], [None], options)
+    template, mask = _template_and_mask(template, mask)
+    job = make_job(_pixels(image), [template], [mask], [None], options)
     strategy = choose_strategy(np.shape(job.image), pyramid=options.pyramid)
     if strategy != "exhaustive":
         return job.to_image(_SEARCHES[strategy](job)), None
@@ -215,8 +220,21 @@ def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max
     options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
                                 max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision)
     labels, templates, masks = _labelled(templates, masks)
-    job = make_job(image, templates, masks, labels, options)
+    templates, masks = (list(t) for t in zip(*(_template_and_mask(t, m) for t, m in zip(templates, masks))))
+    job = make_job(_pixels(image), templates, masks, labels, options)
     return job.to_image(search_exhaustive(job))
+
+
+def _pixels(image):
+    """The pixels of a :class:`matcher.LoadedImage`; anything else as it is."""
+    return image.pixels if isinstance(image, LoadedImage) else image
+
+
+def _template_and_mask(template, mask):
+    """A :class:`matcher.LoadedImage` template brings its alpha channel as the mask, unless one is given."""
+    if isinstance(template, LoadedImage):
+        return template.pixels, template.matching_mask if mask is None else mask
+    return template, mask
 
 
 def _labelled(templates, masks):
