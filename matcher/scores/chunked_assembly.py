@@ -19,12 +19,14 @@ by definition; a band with too many goes back to :mod:`matcher.scores.assembly`
 range, re-estimated until it holds.
 """
 
+import math
+
 import cv2
 import numpy as np
 
 from .image_channel import BandChannel, sum_peak
 from .correlate import _OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
-from .reference import rescore
+from .reference import centred, rescore
 from .window_sums import window_extremes
 
 _EPS32 = float(np.finfo(np.float32).eps)
@@ -261,7 +263,7 @@ class _Assembly:
         self.constant = None
         T = p.template
         if method in ("ncc", "ccoeff"):
-            self.kernels = [np.zeros_like(t) if t.min() == t.max() else t - t.mean() for t in T]
+            self.kernels = [np.zeros_like(t) if t.min() == t.max() else centred(t) for t in T]
             self.t_total = float(sum((k * k).sum() for k in self.kernels))
             if method == "ncc" and self.t_total == 0:
                 self.constant = 0.0  # constant template: no evidence anywhere
@@ -281,6 +283,10 @@ class _Assembly:
         if method == "ssd_normed" and not 1e-20 < self.t_total < 1e20:
             self.feasible = False  # float32 could underflow or overflow: the general path
         self.norms = [float(np.sqrt((k * k).sum())) for k in self.kernels]
+        # A centred kernel sums to a few rounding errors, not to 0: its sum s
+        # adds s * (the window's mean of the centred channel) to the correlation.
+        zero_mean = method in ("ncc", "ccoeff")
+        self.residuals = [abs(math.fsum(k.ravel())) if zero_mean else 0.0 for k in self.kernels]
         # ncc and ccoeff correlate the centred image with a zero-mean kernel (the
         # centre cancels, and float32 errors shrink with it); the others the raw
         # image, whose error stays relative to the window's own energy.
@@ -409,7 +415,12 @@ class _Assembly:
         beta = coef * peak * sum(nm * pk for nm, pk in zip(self.norms, self.peaks))
         e = self.bound[a:b, c0:c1]
         if method == "ncc":
-            np.multiply(q, local / root_n * (self.norms[0] if single else 1.0), out=e)
+            # the kernels' residual sums: sum_c |s_c| |window sum_c| / n <= q max_c |s_c| / (n ||k_c||)
+            if single:
+                coef_q = local / root_n * self.norms[0] + self.residuals[0] / n
+            else:
+                coef_q = local / root_n + max(r / (n * nm) for r, nm in zip(self.residuals, self.norms) if nm > 0)
+            np.multiply(q, coef_q, out=e)
             e += beta
         else:
             if method == "ssd_normed":
@@ -449,6 +460,7 @@ def _check_global(p, out, job, model, contract, extremes=None):
     """
     n, method, local, peak = job.n, p.method, model[0], model[1]
     e = sum(nm * pk * (local * np.sqrt(n) + peak) for nm, pk in zip(job.norms, job.peaks))
+    e += sum(r * pk for r, pk in zip(job.residuals, job.peaks))  # a kernel's residual sum times |window mean|
     lo, hi = extremes or cv2.minMaxLoc(out)[:2]
     if method == "ssd":
         e = 2.0 * e + sum(ch.sum_errors(n)[1] for ch in job.channels) + 8.0 * _EPS64 * hi

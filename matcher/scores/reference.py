@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .inputs import prepare
 
-__all__ = ["match_template_reference", "window_scores", "used_extremes", "gather_windows", "rescore", "scores_at"]
+__all__ = ["match_template_reference", "window_scores", "centred", "used_extremes", "gather_windows", "rescore", "scores_at"]
 
 _BATCH_VALUES = 1 << 22  # pixel values per batch of gathered windows
 
@@ -69,12 +69,9 @@ def window_scores(windows, template, weights, method):
         return np.where(denom > 0, np.clip(ratio, -1.0, 1.0), 0.0)
     # ccoeff and ncc: weighted means per channel, subtracted in a second pass.
     if weights is None:  # the same values with M = 1, without multiplying by it
-        t_dev = T - T.mean(axis=(2, 3), keepdims=True)
-        w_dev = windows - windows.mean(axis=(2, 3), keepdims=True)
+        t_dev, w_dev = centred(T), centred(windows)
     else:
-        sum_m = M.sum(axis=(2, 3), keepdims=True)
-        t_dev = M * (T - (M * T).sum(axis=(2, 3), keepdims=True) / sum_m)
-        w_dev = M * (windows - (M * windows).sum(axis=(2, 3), keepdims=True) / sum_m)
+        t_dev, w_dev = M * centred(T, M), M * centred(windows, M)
     num = (t_dev * w_dev).sum(axis=axes)
     if method == "ccoeff":
         return num
@@ -85,6 +82,43 @@ def window_scores(windows, template, weights, method):
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.clip(num / denom, -1.0, 1.0)
     return np.where(flat_window | flat_template | ~(denom > 0), 0.0, score)
+
+
+def centred(values, weights=None):
+    """``values`` minus their (weighted) mean over the last two axes, without rounding at the values' magnitude.
+
+    ``mean_M(X) = sum(M X) / sum(M)``; ``weights`` broadcasts against
+    ``values`` (None: all ones). One used value (the first with ``M > 0``) is
+    subtracted first: exact (Sterbenz) wherever the values are within a
+    factor of 2 of it, so a DC offset of 1e12 costs nothing, where the
+    products ``M X`` at the offset's magnitude would round by ``1e12 eps``
+    (with fractional weights that error does not cancel). The mean of the
+    differences then rounds at the scale of the deviations only.
+
+    Parameters
+    ----------
+    values : ndarray, shape (..., h, w), float64
+    weights : ndarray broadcastable to ``values``, or None
+
+    Returns
+    -------
+    ndarray, shape of ``values``, float64
+
+    Examples
+    --------
+    >>> centred(np.array([[1e12 + 1.0, 1e12 + 2.0, 1e12 + 6.0]])).tolist()
+    [[-2.0, -1.0, 3.0]]
+    """
+    flat = values.reshape(values.shape[:-2] + (-1,))
+    if weights is None:
+        pivot = flat[..., :1]
+    else:
+        used = np.broadcast_to(weights > 0, values.shape).reshape(flat.shape)
+        pivot = np.take_along_axis(flat, used.argmax(axis=-1)[..., None], axis=-1)
+    d = values - pivot[..., None]
+    if weights is None:
+        return d - d.mean(axis=(-2, -1), keepdims=True)
+    return d - (weights * d).sum(axis=(-2, -1), keepdims=True) / weights.sum(axis=(-2, -1), keepdims=True)
 
 
 def gather_windows(p, ys, xs):

@@ -1,0 +1,165 @@
+"""Regression tests for inputs that broke the precision contract.
+
+Each case compares ``match_template`` with ``match_template_reference`` (the
+float64 definition) under ``score_contract.py``, or with a known truth:
+
+- near-flat templates on large maps (>= 65536 positions): the template's
+  centring left a residual sum that the large-map path ignored;
+- fractional mask weights with a large DC offset: the template's weighted
+  mean was taken at the offset's magnitude;
+
+The reference itself is checked against exact rational arithmetic
+(:mod:`fractions`) on a few windows of the DC-offset cases.
+"""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import score_contract as contract
+from matcher import match_template, match_template_reference
+from matcher.methods import get_method
+from score_contract import REL
+
+PRECISIONS = ("exact", "fast")
+
+
+def assert_matches(got, ref, method, precision):
+    contract.assert_within(got, ref, method, REL[precision], what=precision)
+
+
+# ---------------------------------------------------------------------------
+# the oracle of the oracle: exact rational scores
+# ---------------------------------------------------------------------------
+
+
+def _fraction_sqrt_ratio(num, den):
+    """``num / sqrt(den)`` as a float, from exact rationals (den > 0)."""
+    # num / sqrt(den) = sign(num) * sqrt(num^2 / den), correctly rounded enough for 1e-15
+    value = Fraction(num) ** 2 / Fraction(den)
+    import decimal
+
+    with decimal.localcontext() as ctx:
+        ctx.prec = 50
+        root = (decimal.Decimal(value.numerator) / decimal.Decimal(value.denominator)).sqrt()
+    return float(root) * (1 if num >= 0 else -1)
+
+
+def exact_score(window, template, weights, method):
+    """One window's score in exact rational arithmetic (gray, 2-D arrays of floats)."""
+    I = [Fraction(float(v)) for v in np.ravel(window)]
+    T = [Fraction(float(v)) for v in np.ravel(template)]
+    M = [Fraction(1)] * len(T) if weights is None else [Fraction(float(v)) for v in np.ravel(weights)]
+    m = get_method(method)
+    if m.zero_mean:
+        sw = sum(M)
+        mt = sum(a * b for a, b in zip(M, T)) / sw
+        mi = sum(a * b for a, b in zip(M, I)) / sw
+        td = [a * (b - mt) for a, b in zip(M, T)]
+        wd = [a * (b - mi) for a, b in zip(M, I)]
+        num = sum(a * b for a, b in zip(td, wd))
+        if method == "ccoeff":
+            return float(num)
+        den = sum(a * a for a in td) * sum(b * b for b in wd)
+        return 0.0 if den == 0 else _fraction_sqrt_ratio(num, den)
+    tn = sum((a * b) ** 2 for a, b in zip(M, T))
+    wn = sum((a * b) ** 2 for a, b in zip(M, I))
+    if method == "ccorr":
+        return float(sum(a * b * c * c for a, b, c in zip(T, I, M)))
+    if method == "ccorr_normed":
+        return 0.0 if tn * wn == 0 else _fraction_sqrt_ratio(sum(a * b * c * c for a, b, c in zip(T, I, M)), tn * wn)
+    ssd = sum(((a - b) * c) ** 2 for a, b, c in zip(T, I, M))
+    if method == "ssd":
+        return float(ssd)
+    if tn * wn == 0:
+        return 0.0 if tn == wn else 1.0
+    return min(1.0, _fraction_sqrt_ratio(ssd, tn * wn))
+
+
+def check_reference_exactly(image, template, method, mask=None, positions=((0, 0), (3, 5), (7, 2))):
+    ref = match_template_reference(image, template, method, mask=mask)
+    h, w = np.shape(template)[:2]
+    for y, x in positions:
+        want = exact_score(image[y : y + h, x : x + w], template, mask, method)
+        assert abs(ref[y, x] - want) <= 1e-12 * max(1.0, abs(want)), (method, y, x, ref[y, x], want)
+    return ref
+
+
+# ---------------------------------------------------------------------------
+# a. near-flat templates on large maps
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("method", ["ncc", "ccoeff"])
+def test_near_flat_template_on_a_large_map(method, precision):
+    rng = np.random.default_rng(0)
+    image = 10000 + rng.standard_normal((260, 260))
+    template = 10000 + 1e-6 * rng.standard_normal((5, 5))
+    got = match_template(image, template, method, precision=precision)
+    assert got.size >= 65536
+    assert_matches(got, match_template_reference(image, template, method), method, precision)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_two_pixel_template_scores_exactly_one_on_a_large_map(precision):
+    # A 1x2 window of two distinct values has ncc exactly +-1 against any
+    # non-flat 2-pixel template: the reference says so, and so must we.
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (257, 260)).astype(np.uint8)
+    template = np.array([[141, 141.001]])
+    got = match_template(image, template, "ncc", precision=precision)
+    ref = match_template_reference(image, template, "ncc")
+    distinct = image[:, :-1] != image[:, 1:]
+    assert np.array_equal(np.abs(ref[distinct]), np.ones(int(distinct.sum())))
+    assert_matches(got, ref, "ncc", precision)
+    if precision == "exact":
+        assert np.abs(np.abs(got[distinct]) - 1.0).max() <= 1e-9
+
+
+# ---------------------------------------------------------------------------
+# b. fractional mask weights and a large DC offset
+# ---------------------------------------------------------------------------
+
+
+def _gaussian_mask(side, sigma):
+    r = np.arange(side) - (side - 1) / 2
+    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
+    return g / g.max()
+
+
+def _offset_case(offset, seed=3):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (30, 36)).astype(np.float64)
+    template = image[10:19, 12:21] + rng.integers(-20, 21, (9, 9))
+    return image + offset, template + offset
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("method", ["ncc", "ccoeff"])
+def test_gaussian_mask_with_a_large_dc_offset(method, precision):
+    image, template = _offset_case(1e12)
+    mask = _gaussian_mask(9, 2.0)
+    ref = check_reference_exactly(image, template, method, mask)
+    # the offset cancels: the same scores as without it
+    base_image, base_template = _offset_case(0.0)
+    base = match_template_reference(base_image, base_template, method, mask=mask)
+    contract.assert_within(ref, base, method, REL["exact"], what="reference with offset vs without")
+    got = match_template(image, template, method, mask=mask, precision=precision)
+    assert_matches(got, ref, method, precision)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_small_mask_weights_with_a_dc_offset(precision):
+    # weights of 0.001 on an image of 16 grey levels at 1e9: the offset's
+    # rounding (1e9 eps ~ 2e-7) is no longer small against the deviations
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 16, (30, 36)).astype(np.float64)
+    template = image[10:19, 12:21] + rng.integers(-2, 3, (9, 9))
+    mask = 0.001 * _gaussian_mask(9, 2.0)
+    base = match_template_reference(image, template, "ncc", mask=mask)
+    ref = check_reference_exactly(image + 1e9, template + 1e9, "ncc", mask)
+    contract.assert_within(ref, base, "ncc", REL["exact"], what="reference with offset vs without")
+    got = match_template(image + 1e9, template + 1e9, "ncc", mask=mask, precision=precision)
+    assert_matches(got, base, "ncc", precision)
