@@ -7,9 +7,11 @@ float64 definition) under ``score_contract.py``, or with a known truth:
   centring left a residual sum that the large-map path ignored;
 - fractional mask weights with a large DC offset: the template's weighted
   mean was taken at the offset's magnitude;
+- extreme magnitudes (1e-300 to 1e300, subnormals): products of energies
+  overflowed or underflowed.
 
 The reference itself is checked against exact rational arithmetic
-(:mod:`fractions`) on a few windows of the DC-offset cases.
+(:mod:`fractions`) on a few windows of the DC-offset and extreme cases.
 """
 
 from fractions import Fraction
@@ -18,8 +20,9 @@ import numpy as np
 import pytest
 
 import score_contract as contract
-from matcher import match_template, match_template_reference
+from matcher import MatcherError, match_template, match_template_reference
 from matcher.methods import get_method
+from matcher.scores.inputs import prepare
 from score_contract import REL
 
 PRECISIONS = ("exact", "fast")
@@ -163,3 +166,98 @@ def test_small_mask_weights_with_a_dc_offset(precision):
     contract.assert_within(ref, base, "ncc", REL["exact"], what="reference with offset vs without")
     got = match_template(image + 1e9, template + 1e9, "ncc", mask=mask, precision=precision)
     assert_matches(got, base, "ncc", precision)
+
+
+# ---------------------------------------------------------------------------
+# c. extreme magnitudes
+# ---------------------------------------------------------------------------
+
+
+def _magnitude_case(seed=5, shape=(24, 30), tshape=(6, 7)):
+    rng = np.random.default_rng(seed)
+    image = rng.random(shape) + 0.5
+    template = image[4 : 4 + tshape[0], 9 : 9 + tshape[1]] + 0.3 * rng.random(tshape)
+    return image, template
+
+
+NORMALISED = ("ncc", "ccorr_normed", "ssd_normed")
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("method", NORMALISED)
+@pytest.mark.parametrize("scale", [1e-300, 1e-160, 1e-100, 1e100, 1e160, 1e300])
+def test_normalised_scores_do_not_depend_on_magnitude(scale, method, precision):
+    image, template = _magnitude_case()
+    base = match_template_reference(image, template, method)
+    ref = check_reference_exactly(image * scale, template * scale, method)
+    contract.assert_within(ref, base, method, REL["exact"], what=f"reference at {scale:g}")
+    got = match_template(image * scale, template * scale, method, precision=precision)
+    assert_matches(got, base, method, precision)
+    if method != "ssd_normed":  # invariant to scaling image and template separately
+        got = match_template(image * scale, template / scale, method, precision=precision)
+        assert_matches(got, base, method, precision)
+
+
+@pytest.mark.parametrize("method", NORMALISED)
+def test_normalised_scores_on_subnormal_inputs(method):
+    image, template = _magnitude_case()
+    tiny = 2.0**-1070  # subnormal: 4 significant bits left
+    image = np.round(image * 8) * tiny
+    template = np.round(template * 8) * tiny
+    base = match_template_reference(image / tiny, template / tiny, method)
+    for precision in PRECISIONS:
+        got = match_template(image, template, method, precision=precision)
+        assert_matches(got, base, method, precision)
+    assert_matches(match_template_reference(image, template, method), base, method, "exact")
+
+
+def test_ccorr_normed_at_1e160_has_no_nan():
+    rng = np.random.default_rng(7)
+    b = rng.random((40, 40))
+    t = b[5:12, 6:14].copy()
+    got = match_template(b * 1e160, t * 1e160, "ccorr_normed")
+    contract.check_contract(got, "ccorr_normed")
+    assert_matches(got, match_template_reference(b, t, "ccorr_normed"), "ccorr_normed", "fast")
+    assert got[5, 6] == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("method", ["ssd", "ccorr", "ccoeff"])
+@pytest.mark.parametrize("scale", [2.0**-500, 2.0**-200, 2.0**200, 2.0**500])
+def test_unnormalised_scores_scale_back(method, scale):
+    # ssd scales by scale^2 with a common factor; ccorr and ccoeff by the
+    # product of the two factors. Powers of two: the scaled reference is exact.
+    image, template = _magnitude_case()
+    base = match_template_reference(image, template, method)
+    t_scale = scale if method == "ssd" else 1.0 / np.sqrt(scale)
+    factor = scale * t_scale
+    got = match_template(image * scale, template * t_scale, method, precision="exact")
+    ref = match_template_reference(image * scale, template * t_scale, method)
+    np.testing.assert_array_equal(ref, base * factor)
+    assert_matches(got / factor, base, method, "exact")
+
+
+@pytest.mark.parametrize("function", [match_template, match_template_reference])
+@pytest.mark.parametrize("method", ["ssd", "ccorr", "ccoeff"])
+def test_unnormalised_scores_that_overflow_are_refused(method, function):
+    image, template = _magnitude_case()
+    with pytest.raises(MatcherError, match="overflow") as info:
+        function(image * 1e200, template * 1e200, method)
+    assert info.value.param == "image"
+    # the normalised methods have no such limit
+    out = function(image * 1e200, template * 1e200, "ncc")
+    assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "bool"])
+def test_integer_images_keep_their_dtype_whatever_the_template(dtype):
+    rng = np.random.default_rng(9)
+    image = rng.integers(0, 2 if dtype == "bool" else 200, (20, 24)).astype(dtype)
+    template = image[3:8, 4:10].astype(np.float64) + 0.5
+    for method in ("ncc", "ccorr_normed", "ccorr", "ccoeff"):
+        p = prepare(image, template * 1e200, method)
+        assert p.image.dtype == (np.uint8 if dtype == "bool" else np.dtype(dtype)), method
+        got = match_template(image, template * 1e-200, method, precision="exact")
+        base = match_template_reference(image, template, method)
+        if not get_method(method).normalised:
+            got = got / 1e-200
+        assert_matches(got, base, method, "exact")

@@ -31,7 +31,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .inputs import PRECISIONS, check_choice, prepare, prepare_image
+from .inputs import PRECISIONS, check_choice, prepare, prepare_image, scale_back
 from .plan import resolve_algorithm
 from ..errors import MatcherError
 from .assembly import ImageSide, score_map
@@ -187,6 +187,7 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
         score_band(0)
     else:
         list(thread_pool().map(score_band, range(len(bounds) - 1)))
+    results = [scale_back(r, p.result_shift, p.method) for r, p in zip(results, problems)]
     return [r[0] if p.one_d else r for r, p in zip(results, problems)]
 
 

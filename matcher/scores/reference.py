@@ -10,7 +10,7 @@ windows whose fast score could be inaccurate.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .inputs import prepare
+from .inputs import magnitude_shift, prepare, result_shift, scale_back
 
 __all__ = ["match_template_reference", "window_scores", "centred", "used_extremes", "gather_windows", "rescore", "scores_at"]
 
@@ -48,7 +48,33 @@ def window_scores(windows, template, weights, method):
       ``I' = M * (I - mean_M(I))`` and ``mean_M(X) = sum(M*X) / sum(M)`` per channel
     - ncc:           ``ccoeff / sqrt(sum(T'**2) * sum(I'**2))``; 0 when the
       template or the window is constant over the pixels with ``M > 0``
+
+    Values of any finite magnitude are scored: windows and template of
+    extreme magnitude are scaled by powers of two first (exact), and the
+    scores scaled back.
+
+    Raises
+    ------
+    MatcherError
+        An ssd, ccorr or ccoeff score beyond float64's range.
     """
+    w_mag, t_mag = _largest(windows), _largest(template)
+    w_shift, t_shift = magnitude_shift(w_mag), magnitude_shift(t_mag)
+    if method in ("ssd", "ssd_normed"):  # T - I: one common factor
+        w_shift = t_shift = magnitude_shift(max(w_mag, t_mag))
+    if w_shift:
+        windows = np.ldexp(windows, -w_shift)
+    if t_shift:
+        template = np.ldexp(template, -t_shift)
+    return scale_back(_scores(windows, template, weights, method), result_shift(method, w_shift, t_shift), method)
+
+
+def _largest(a):
+    return max(float(a.max()), -float(a.min())) if a.size else 0.0
+
+
+def _scores(windows, template, weights, method):
+    """:func:`window_scores` on values of moderate magnitude."""
     axes = (1, 2, 3)
     T = template[None]
     M = np.ones_like(T) if weights is None else weights[None]
@@ -150,7 +176,7 @@ def scores_at(image, template, method, ys, xs, *, mask=None):
     h, w = (1, tpl_shape[0]) if img.ndim == 1 else tpl_shape[:2]
     rows = img[None] if img.ndim == 1 else img
     first = rows[ys[0] : ys[0] + h, xs[0] : xs[0] + w]
-    p = prepare(first[0] if img.ndim == 1 else first, template, method, mask=mask)
+    p = prepare(first[0] if img.ndim == 1 else first, template, method, mask=mask, scale=False)
     windows = np.stack([rows[y : y + h, x : x + w] for y, x in zip(ys.tolist(), xs.tolist())])  # (K, h, w[, C])
     windows = windows.reshape(windows.shape[:3] + (-1,)).transpose(0, 3, 1, 2)  # (K, C, h, w)
     return window_scores(np.ascontiguousarray(windows, dtype=np.float64), p.template, p.weights, p.method)
@@ -184,7 +210,7 @@ def match_template_reference(image, template, method="ncc", *, mask=None, mode="
     >>> match_template_reference([0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0], [3, 4, 5], "ssd").argmin()
     np.int64(6)
     """
-    p = prepare(image, template, method, mask=mask, mode=mode)
+    p = prepare(image, template, method, mask=mask, mode=mode, scale=False)  # window_scores scales what it must
     C, h, w = p.template.shape
     out = np.empty(p.out_shape)
     for y in range(out.shape[0]):
