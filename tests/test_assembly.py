@@ -18,7 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import score_contract as contract
 from matcher.scores import chunked_assembly
 from matcher.scores.assembly import ImageSide, score_map
-from matcher.scores.inputs import prepare
+from matcher.scores.inputs import RECOMPUTE, prepare
 from matcher.scores.reference import match_template_reference
 from score_contract import REL
 
@@ -152,7 +152,7 @@ def test_score_large_map_recomputes_windows_over_the_tolerance(method, precision
     contract.assert_within(got, ref, method, REL[precision])
 
     # a tolerance 10x (fast) or 1000x (exact) tighter than the contract's: more windows exceed it
-    monkeypatch.setitem(chunked_assembly._CONTRACT, precision, tolerance)
+    monkeypatch.setitem(RECOMPUTE[precision], "float64" if precision == "exact" else "float32", tolerance)
     recomputed.clear()
     got = large(image, template, method, precision)
     assert got is not None, "handed back: this case does not test the recompute rule"

@@ -22,7 +22,7 @@ import pytest
 import score_contract as contract
 from matcher import MatcherError, match_template, match_template_reference
 from matcher.methods import get_method
-from matcher.scores.inputs import prepare
+from matcher.scores.inputs import CONTRACT, RECOMPUTE, prepare
 from score_contract import REL
 
 PRECISIONS = ("exact", "fast")
@@ -261,3 +261,9 @@ def test_integer_images_keep_their_dtype_whatever_the_template(dtype):
         if not get_method(method).normalised:
             got = got / 1e-200
         assert_matches(got, base, method, "exact")
+
+
+def test_the_engine_promises_the_contract_the_tests_check():
+    assert CONTRACT == REL
+    for precision, by_arithmetic in RECOMPUTE.items():
+        assert all(0 < tolerance <= CONTRACT[precision] for tolerance in by_arithmetic.values())

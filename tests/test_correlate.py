@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
+from matcher.scores import correlate
 from matcher.scores.correlate import FFTCorrelator, correlate_dft, correlate_direct, fft_error_bound
 
 EPS = np.finfo(np.float64).eps
@@ -108,3 +109,8 @@ def test_fft_grid_never_wraps_valid_outputs():
     assert got.shape == (41, 41)
     np.testing.assert_allclose(got, oracle(image, kernel)[0], rtol=0, atol=corr.error_bound(np.sqrt((kernel**2).sum())))
 
+
+
+def test_the_direct_threshold_is_opencvs():
+    # below it, correlate_direct is one OpenCV call and exact on integers; above, pieces of at most 49 taps
+    assert correlate.OPENCV_DIRECT_TAPS == DIRECT_TAPS

@@ -10,8 +10,9 @@ normalised scores on other data, from split values (:func:`matcher.scores.image_
 The scores are assembled in row chunks that stay in cache, with reused buffers.
 
 Every window's score gets a bound on its error (:data:`_ERROR_MODEL`,
-:func:`correlation_error_bound`); windows whose bound exceeds the contract
-(1e-4 of the score range for "fast", 1e-10 for "exact") are settled: chunks
+:func:`correlation_error_bound`); windows whose bound exceeds the recompute
+tolerance (:data:`matcher.scores.inputs.RECOMPUTE`: 1e-4 of the score range
+for "fast", 1e-10 for "exact") are settled: chunks
 with many of them get a float64 correlation over the columns that hold them,
 flat (or zero) windows get their documented value, the rest are recomputed
 by definition; a band with too many goes back to :mod:`matcher.scores.assembly`
@@ -25,8 +26,9 @@ import cv2
 import numpy as np
 
 from .image_channel import BandChannel, sum_peak
-from .correlate import _OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
-from .reference import centred, rescore
+from .correlate import BLOCKED_DFT_SIDE, OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
+from .inputs import RECOMPUTE
+from .reference import NEAR_PERFECT, centred, rescore
 from .window_sums import window_extremes
 
 _EPS32 = float(np.finfo(np.float32).eps)
@@ -45,17 +47,12 @@ _ERROR_MODEL = {  # plane: (A, B, A_DIRECT)
     "centred": (9.0, 36.0, 10.0),
     "raw": (11.0, 44.0, 32.0),
 }
-# Of the score range: windows whose bound exceeds it are recomputed. "fast"
-# promises 1e-4; "exact" promises 1e-9 and recomputes from 1e-10.
-_CONTRACT = {"fast": 1e-4, "exact": 1e-10}
 _DIRECT_SIDE = 11  # OpenCV's float32 filter2D sums directly up to 11 x 11
 _CHUNK = 1 << 17  # output values per chunk of rows
 _MIN_OUTPUTS = 1 << 16  # smaller maps are scored in float64
-_NEAR_PERFECT = 4096  # near-perfect windows recomputed beyond the usual limit (cheap: few values each)
 _SMALLEST = 1e-30  # squared denominators below this are treated as degenerate (float32 keeps ~1e-38)
 _RANGE32 = 2.0**40  # centred magnitudes float32 handles with room for n * magnitude^2
 _NOMINAL_RANGE = {"ncc": 2.0, "ccorr_normed": 2.0, "ssd_normed": 1.0}
-_BLOCKED_DFT_SIDE = 256  # OpenCV's blocked DFT beats scipy's full grid up to here (see scoring.py)
 
 
 def supported(p, algorithm, precision="fast"):
@@ -125,7 +122,7 @@ def score_large_map(p, algorithm, out, *, channels=None, precision="fast"):
     if job.constant is not None:
         out[...] = job.constant
         return True
-    contract = _CONTRACT[precision]
+    contract = RECOMPUTE[precision]["float64" if exact else "float32"]  # of the score range
     if exact:
         x, model = job.correlate64(0, out.shape[0], algorithm)
     else:
@@ -165,7 +162,7 @@ def score_large_map(p, algorithm, out, *, channels=None, precision="fast"):
     # Near-perfect matches are recomputed too, when they are few: an exact
     # copy of the template then scores exactly 1 (0 for ssd_normed).
     ys, xs = _near_perfect(out, job.bound, p.method == "ssd_normed")
-    if 0 < ys.size <= limits[1] + _NEAR_PERFECT:
+    if 0 < ys.size <= limits[1] + NEAR_PERFECT:  # beyond the usual limit: cheap, few values each
         rescore(p, out, ys, xs)
     return True
 
@@ -324,7 +321,7 @@ class _Assembly:
             strip = np.subtract(self.p.image[ch.index, a : b + h - 1, c0 : c1 + w - 1], centre, dtype=np.float64)
             if algorithm == "direct":
                 xc = correlate_direct(strip, k)
-            elif taps > _OPENCV_DIRECT_TAPS and max(h, w) <= _BLOCKED_DFT_SIDE:
+            elif taps > OPENCV_DIRECT_TAPS and max(h, w) <= BLOCKED_DFT_SIDE:
                 xc = correlate_dft(strip, k)
             else:
                 xc = FFTCorrelator(strip, workers=1)(k)
@@ -472,7 +469,7 @@ def _check_global(p, out, job, model, contract, extremes=None):
         return True
     # Windows within the bound of 0 are recomputed when they are few (exact copies, mostly)
     ys, xs = _sparse_where(out, e, lower=True)
-    if ys.size <= _NEAR_PERFECT + out.size * 2 // (n * len(job.channels)):
+    if ys.size <= NEAR_PERFECT + out.size * 2 // (n * len(job.channels)):
         rescore(p, out, ys, xs)
     return True
 

@@ -31,7 +31,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .inputs import PRECISIONS, check_choice, prepare, prepare_image, scale_back
+from .inputs import PRECISIONS, RECOMPUTE, check_choice, prepare, prepare_image, scale_back
 from .plan import resolve_algorithm
 from ..errors import MatcherError
 from .assembly import ImageSide, score_map
@@ -39,7 +39,6 @@ from .chunked_assembly import score_large_map, supported
 
 __all__ = ["match_template", "match_templates", "set_num_threads"]
 
-_TOLERANCE = {"exact": 1e-10, "fast": 1e-6}
 _MIN_BAND_OUTPUTS = 1 << 18  # maps smaller than this are scored in one piece
 _USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _CORES = _USABLE_CORES  # threads for bands and FFTs; set_num_threads changes it
@@ -177,7 +176,7 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
                     continue
             if algo not in sides:
                 sides[algo] = ImageSide(band.image, p.integer_valued, algo, workers=workers)
-            out[r0 : r0 + rows] = score_map(sides[algo], band, _TOLERANCE[precision])[:rows]
+            out[r0 : r0 + rows] = score_map(sides[algo], band, RECOMPUTE[precision]["float64"])[:rows]
             shape = p.template.shape[1:]
             if n + 1 == len(order) or problems[order[n + 1]].template.shape[1:] != shape:
                 for side in sides.values():

@@ -18,6 +18,16 @@ from ..methods import LOWER_IS_BETTER, METHODS, get_method, normalize_method  # 
 MODES = ("correlate", "convolve")
 PRECISIONS = ("fast", "exact")
 ALGORITHMS = ("auto", "direct", "fft")
+CONTRACT = {"fast": 1e-4, "exact": 1e-9}
+"""What each precision promises: the largest error against the float64 definition, of the score range."""
+RECOMPUTE = {
+    "fast": {"float32": CONTRACT["fast"], "float64": CONTRACT["fast"] / 100},
+    "exact": {"float64": CONTRACT["exact"] / 10},
+}
+"""Windows whose error bound exceeds this (of the score range) are recomputed (in float64 or by definition),
+by precision and by the arithmetic of the correlation: float32 ("fast" on large maps) from the contract
+itself, float64 from a hundredth of it (its bounds rarely reach that: cheap, and "fast" stays close to
+"exact" where it can); "exact" from a tenth of its contract."""
 
 _ACCEPTED_KINDS = "biuf"  # bool, signed, unsigned, float
 

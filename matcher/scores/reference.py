@@ -15,6 +15,9 @@ from .inputs import magnitude_shift, prepare, result_shift, scale_back
 __all__ = ["match_template_reference", "window_scores", "centred", "used_extremes", "gather_windows", "rescore", "scores_at"]
 
 _BATCH_VALUES = 1 << 22  # pixel values per batch of gathered windows
+NEAR_PERFECT = 1 << 12
+"""Up to this many windows within their error bound of a perfect score are recomputed by definition
+(both assemblies), so that an exact copy of the template scores exactly 1 (0 for ssd_normed)."""
 
 
 def window_scores(windows, template, weights, method):
