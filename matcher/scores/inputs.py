@@ -10,6 +10,7 @@ so that a large image is not copied into float64 before it is needed.
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ..errors import MatcherError, TemplateTooLargeError
@@ -149,10 +150,11 @@ def magnitude_shift(magnitude):
 
 
 def _largest_magnitude(a):
-    """``max |a|`` (0 for integer data, which is never scaled)."""
+    """``max |a|`` of contiguous ``(C, H, W)`` pixels (0 for integer data, which is never scaled)."""
     if a.dtype.kind != "f":
         return 0.0
-    return max(float(a.max()), -float(a.min()))
+    lo, hi, _, _ = cv2.minMaxLoc(a.reshape(-1, a.shape[-1]))  # one pass
+    return max(hi, -lo)
 
 
 def result_shift(method, image_shift, template_shift):
