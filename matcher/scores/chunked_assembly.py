@@ -27,6 +27,7 @@ import numpy as np
 
 from .image_channel import BandChannel, sum_peak
 from .correlate import BLOCKED_DFT_SIDE, OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
+from ..methods import get_method
 from .inputs import RECOMPUTE
 from .reference import NEAR_PERFECT, centred, rescore
 from .window_sums import window_extremes
@@ -282,7 +283,7 @@ class _Assembly:
         self.norms = [float(np.sqrt((k * k).sum())) for k in self.kernels]
         # A centred kernel sums to a few rounding errors, not to 0: its sum s
         # adds s * (the window's mean of the centred channel) to the correlation.
-        zero_mean = method in ("ncc", "ccoeff")
+        zero_mean = get_method(method).zero_mean
         self.residuals = [abs(math.fsum(k.ravel())) if zero_mean else 0.0 for k in self.kernels]
         # ncc and ccoeff correlate the centred image with a zero-mean kernel (the
         # centre cancels, and float32 errors shrink with it); the others the raw

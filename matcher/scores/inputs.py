@@ -245,7 +245,7 @@ def prepare(image, template, method, *, mask=None, mode="correlate", prepared_im
     weights = None if mask is None else _weights(mask, tpl_c.shape, tpl_c.shape[0])
     t_magnitude = float(np.abs(tpl_c).max())
     t_shift = magnitude_shift(t_magnitude) if scale else 0
-    if scale and method in ("ssd", "ssd_normed"):  # T - I: one common factor
+    if scale and get_method(method).lower_is_better:  # the ssd family subtracts T - I: one common factor
         t_shift = magnitude_shift(max(img_magnitude, t_magnitude))
         if t_shift != img_shift:  # rare: image and template of very different magnitudes
             img_c = np.ldexp(img_c if img_c.dtype.kind == "f" else img_c.astype(np.float64), img_shift - t_shift)

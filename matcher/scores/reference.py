@@ -10,6 +10,7 @@ windows whose fast score could be inaccurate.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..methods import get_method
 from .inputs import magnitude_shift, prepare, result_shift, scale_back
 
 __all__ = ["match_template_reference", "window_scores", "centred", "used_extremes", "gather_windows", "rescore", "scores_at"]
@@ -63,7 +64,7 @@ def window_scores(windows, template, weights, method):
     """
     w_mag, t_mag = _largest(windows), _largest(template)
     w_shift, t_shift = magnitude_shift(w_mag), magnitude_shift(t_mag)
-    if method in ("ssd", "ssd_normed"):  # T - I: one common factor
+    if get_method(method).lower_is_better:  # the ssd family subtracts T - I: one common factor
         w_shift = t_shift = magnitude_shift(max(w_mag, t_mag))
     if w_shift:
         windows = np.ldexp(windows, -w_shift)
