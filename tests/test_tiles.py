@@ -29,11 +29,11 @@ ASTRO = skimage.data.astronaut()[160:260, 180:300]  # colour, 100 x 120
 
 
 def same(a, b, scale=None):
-    """Equal Match lists: positions exactly (sub-pixel: 1e-9), scores to 1e-12 of the scale, same order.
+    """Equal Match lists: positions exactly, scores to 1e-12 of the scale, same order.
 
     Windows whose scores tie to that precision (exact copies: 1.0 in one map,
     0.9999999999999999 in the other) may come in either order: their runs of
-    tied scores must hold the same windows. ``scale``: the score map's
+    tied scores must hold the same windows (sub-pixel positions to 1e-9). ``scale``: the score map's
     largest magnitude, when the matches are all near 0 (ssd at a threshold).
     """
     assert len(a) == len(b), (a[:5], b[:5])
@@ -48,8 +48,8 @@ def same(a, b, scale=None):
             run_a = sorted((m.x, m.y) for m in a[start:i])
             run_b = sorted((m.x, m.y) for m in b[start:i])
             assert np.allclose(run_a, run_b, rtol=0, atol=1e-9), (start, a[start:i], b[start:i])
-            if i - start == 1:
-                assert (a[start].x, a[start].y) == (b[start].x, b[start].y) or np.allclose(run_a, run_b, atol=1e-9)
+            if i - start == 1:  # not tied: the same window, exactly
+                assert (a[start].x, a[start].y) == (b[start].x, b[start].y), (start, a[start], b[start])
             start = i
 
 

@@ -17,17 +17,14 @@ shares: the centred channels, their FFT spectra, window sums and extremes.
 
 import numpy as np
 
-from .correlate import FFTCorrelator, correlate_dft, correlate_direct, fft_error_bound
-from .reference import gather_windows, rescore, used_extremes
+from .correlate import BLOCKED_DFT_SIDE, OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct, fft_error_bound
+from .reference import NEAR_PERFECT, centred, gather_windows, rescore, used_extremes
 from .window_sums import pairwise_error_scale, window_extremes, window_sums, window_sums_of_squares
 
 _EPS = np.finfo(np.float64).eps
 _EXACT_INTEGER = 2.0**52  # integer sums below this are exact in float64
 _DIRECT_DEGENERATE = 1 << 12  # up to this many candidate windows are tested one by one
-# One unmasked kernel from 50 taps up to this side goes through OpenCV's blocked DFT
-# (measured 20-35% faster than scipy's full-grid FFT on 2048^2, 16-256 px templates).
-_BLOCKED_DFT_TAPS = 50
-_BLOCKED_DFT_SIDE = 256
+_NEAR_PERFECT_VALUES = 1 << 22  # near-perfect windows are recomputed if they hold up to this many values in all
 
 
 class ImageSide:
@@ -59,7 +56,8 @@ class ImageSide:
         for mid-sized kernels OpenCV's blocked DFT beats a reusable spectrum.
         """
         norm = float(np.sqrt(np.sum(kernel * kernel)))  # not BLAS: no thread wake-ups
-        if self.algorithm == "fft" and once and kernel.size >= _BLOCKED_DFT_TAPS and max(kernel.shape) <= _BLOCKED_DFT_SIDE:
+        # one unmasked kernel of more taps than OpenCV sums directly, up to BLOCKED_DFT_SIDE: its blocked DFT
+        if self.algorithm == "fft" and once and kernel.size > OPENCV_DIRECT_TAPS and max(kernel.shape) <= BLOCKED_DFT_SIDE:
             plane = self._plane(c, squared)
             peak = self._cached(("peak", c, squared), lambda: float(np.abs(plane).max()))
             return correlate_dft(plane, kernel), fft_error_bound(plane.shape, peak, norm)
@@ -141,7 +139,20 @@ def score_map(side, p, tolerance):
         if t_den == 0:  # constant (ncc) or all-zero (ccorr_normed) template
             return np.zeros(out_shape)
     _recompute(scores, recheck, p)
+    _recompute_near_perfect(scores, p, tolerance)
     return scores
+
+
+def _recompute_near_perfect(scores, p, tolerance):
+    """Recompute by definition the windows within ``tolerance`` of a perfect score, when they are few.
+
+    Their scores are already within the tolerance; recomputed, an exact copy
+    of the template scores exactly 1 (0 for ssd_normed), as :func:`matcher.find` reports it.
+    """
+    near = scores <= tolerance if p.method == "ssd_normed" else scores >= 1.0 - tolerance
+    ys, xs = np.nonzero(near)
+    if 0 < ys.size <= NEAR_PERFECT and ys.size * p.template.size <= _NEAR_PERFECT_VALUES:
+        rescore(p, scores, ys, xs)
 
 
 def _accumulate(total, term):
@@ -219,8 +230,7 @@ def _channel_terms(side, c, T, M, method):
         q, err_q = (0.0, 0.0) if method in ("ccorr", "ccoeff") else side.correlate(c, m2, squared=True)
     if method in ("ncc", "ccoeff"):
         used = T if M is None else T[M > 0]
-        mean_t = T.mean() if M is None else float((M * T).sum() / sw)
-        t_dev = np.zeros_like(T) if used.min() == used.max() else T - mean_t
+        t_dev = np.zeros_like(T) if used.min() == used.max() else centred(T, M)
         kernel = m2 * t_dev
         x, err_x = side.correlate(c, kernel, once=M is None)
         k_sum = float(kernel.sum())

@@ -10,8 +10,9 @@ normalised scores on other data, from split values (:func:`matcher.scores.image_
 The scores are assembled in row chunks that stay in cache, with reused buffers.
 
 Every window's score gets a bound on its error (:data:`_ERROR_MODEL`,
-:func:`correlation_error_bound`); windows whose bound exceeds the contract
-(1e-4 of the score range for "fast", 1e-10 for "exact") are settled: chunks
+:func:`correlation_error_bound`); windows whose bound exceeds the recompute
+tolerance (:data:`matcher.scores.inputs.RECOMPUTE`: 1e-4 of the score range
+for "fast", 1e-10 for "exact") are settled: chunks
 with many of them get a float64 correlation over the columns that hold them,
 flat (or zero) windows get their documented value, the rest are recomputed
 by definition; a band with too many goes back to :mod:`matcher.scores.assembly`
@@ -19,12 +20,16 @@ by definition; a band with too many goes back to :mod:`matcher.scores.assembly`
 range, re-estimated until it holds.
 """
 
+import math
+
 import cv2
 import numpy as np
 
 from .image_channel import BandChannel, sum_peak
-from .correlate import _OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
-from .reference import rescore
+from .correlate import BLOCKED_DFT_SIDE, OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
+from ..methods import get_method
+from .inputs import RECOMPUTE
+from .reference import NEAR_PERFECT, centred, rescore
 from .window_sums import window_extremes
 
 _EPS32 = float(np.finfo(np.float32).eps)
@@ -43,15 +48,10 @@ _ERROR_MODEL = {  # plane: (A, B, A_DIRECT)
     "centred": (9.0, 36.0, 10.0),
     "raw": (11.0, 44.0, 32.0),
 }
-# Of the score range: windows whose bound exceeds it are recomputed. "fast"
-# promises 1e-4; "exact" promises 1e-9 and recomputes from 1e-10.
-_CONTRACT = {"fast": 1e-4, "exact": 1e-10}
 _CHUNK = 1 << 17  # output values per chunk of rows
-_NEAR_PERFECT = 4096  # near-perfect windows recomputed beyond the usual limit (cheap: few values each)
 _SMALLEST = 1e-30  # squared denominators below this are treated as degenerate (float32 keeps ~1e-38)
 _RANGE32 = 2.0**40  # centred magnitudes float32 handles with room for n * magnitude^2
 _NOMINAL_RANGE = {"ncc": 2.0, "ccorr_normed": 2.0, "ssd_normed": 1.0}
-_BLOCKED_DFT_SIDE = 256  # OpenCV's blocked DFT beats scipy's full grid up to here (see scoring.py)
 
 
 def correlation_error_bound(kernel_norm, window_energy, peak, *, plane="centred", direct=False):
@@ -106,7 +106,7 @@ def score_large_map(p, algorithm, out, *, channels=None, precision="fast"):
     if job.constant is not None:
         out[...] = job.constant
         return True
-    contract = _CONTRACT[precision]
+    contract = RECOMPUTE[precision]["float64" if exact else "float32"]  # of the score range
     if exact:
         x, model = job.correlate64(0, out.shape[0], algorithm)
     else:
@@ -146,7 +146,7 @@ def score_large_map(p, algorithm, out, *, channels=None, precision="fast"):
     # Near-perfect matches are recomputed too, when they are few: an exact
     # copy of the template then scores exactly 1 (0 for ssd_normed).
     ys, xs = _near_perfect(out, job.bound, p.method == "ssd_normed")
-    if 0 < ys.size <= limits[1] + _NEAR_PERFECT:
+    if 0 < ys.size <= limits[1] + NEAR_PERFECT:  # beyond the usual limit: cheap, few values each
         rescore(p, out, ys, xs)
     return True
 
@@ -244,7 +244,7 @@ class _Assembly:
         self.constant = None
         T = p.template
         if method in ("ncc", "ccoeff"):
-            self.kernels = [np.zeros_like(t) if t.min() == t.max() else t - t.mean() for t in T]
+            self.kernels = [np.zeros_like(t) if t.min() == t.max() else centred(t) for t in T]
             self.t_total = float(sum((k * k).sum() for k in self.kernels))
             if method == "ncc" and self.t_total == 0:
                 self.constant = 0.0  # constant template: no evidence anywhere
@@ -264,6 +264,10 @@ class _Assembly:
         if method == "ssd_normed" and not 1e-20 < self.t_total < 1e20:
             self.feasible = False  # float32 could underflow or overflow: the general path
         self.norms = [float(np.sqrt((k * k).sum())) for k in self.kernels]
+        # A centred kernel sums to a few rounding errors, not to 0: its sum s
+        # adds s * (the window's mean of the centred channel) to the correlation.
+        zero_mean = get_method(method).zero_mean
+        self.residuals = [abs(math.fsum(k.ravel())) if zero_mean else 0.0 for k in self.kernels]
         # ncc and ccoeff correlate the centred image with a zero-mean kernel (the
         # centre cancels, and float32 errors shrink with it); the others the raw
         # image, whose error stays relative to the window's own energy.
@@ -301,7 +305,7 @@ class _Assembly:
             strip = np.subtract(self.p.image[ch.index, a : b + h - 1, c0 : c1 + w - 1], centre, dtype=np.float64)
             if algorithm == "direct":
                 xc = correlate_direct(strip, k)
-            elif taps > _OPENCV_DIRECT_TAPS and max(h, w) <= _BLOCKED_DFT_SIDE:
+            elif taps > OPENCV_DIRECT_TAPS and max(h, w) <= BLOCKED_DFT_SIDE:
                 xc = correlate_dft(strip, k)
             else:
                 xc = FFTCorrelator(strip, workers=1)(k)
@@ -392,7 +396,12 @@ class _Assembly:
         beta = coef * peak * sum(nm * pk for nm, pk in zip(self.norms, self.peaks))
         e = self.bound[a:b, c0:c1]
         if method == "ncc":
-            np.multiply(q, local / root_n * (self.norms[0] if single else 1.0), out=e)
+            # the kernels' residual sums: sum_c |s_c| |window sum_c| / n <= q max_c |s_c| / (n ||k_c||)
+            if single:
+                coef_q = local / root_n * self.norms[0] + self.residuals[0] / n
+            else:
+                coef_q = local / root_n + max(r / (n * nm) for r, nm in zip(self.residuals, self.norms) if nm > 0)
+            np.multiply(q, coef_q, out=e)
             e += beta
         else:
             if method == "ssd_normed":
@@ -432,6 +441,7 @@ def _check_global(p, out, job, model, contract, extremes=None):
     """
     n, method, local, peak = job.n, p.method, model[0], model[1]
     e = sum(nm * pk * (local * np.sqrt(n) + peak) for nm, pk in zip(job.norms, job.peaks))
+    e += sum(r * pk for r, pk in zip(job.residuals, job.peaks))  # a kernel's residual sum times |window mean|
     lo, hi = extremes or cv2.minMaxLoc(out)[:2]
     if method == "ssd":
         e = 2.0 * e + sum(ch.sum_errors(n)[1] for ch in job.channels) + 8.0 * _EPS64 * hi
@@ -443,7 +453,7 @@ def _check_global(p, out, job, model, contract, extremes=None):
         return True
     # Windows within the bound of 0 are recomputed when they are few (exact copies, mostly)
     ys, xs = _sparse_where(out, e, lower=True)
-    if ys.size <= _NEAR_PERFECT + out.size * 2 // (n * len(job.channels)):
+    if ys.size <= NEAR_PERFECT + out.size * 2 // (n * len(job.channels)):
         rescore(p, out, ys, xs)
     return True
 

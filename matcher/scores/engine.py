@@ -31,18 +31,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from .inputs import PRECISIONS, check_choice, prepare, prepare_image
+from .inputs import PRECISIONS, RECOMPUTE, check_choice, prepare, prepare_image, scale_back
 from .plan import band_bounds, choose_plan
 from ..errors import MatcherError
 from .assembly import ImageSide, score_map
 from .chunked_assembly import score_large_map
 
-__all__ = ["match_template", "match_templates", "set_num_threads", "num_threads", "thread_pool", "CONTRACT"]
+__all__ = ["match_template", "match_templates", "set_num_threads", "num_threads", "thread_pool"]
 
-CONTRACT = {"fast": 1e-4, "exact": 1e-9}
-"""What :func:`match_template` promises per precision: the largest error against the float64
-reference, as a fraction of the score map's range."""
-_TOLERANCE = {"exact": 1e-10, "fast": 1e-6}
 _USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _CORES = _USABLE_CORES  # threads for bands and FFTs; set_num_threads changes it
 _POOL = None  # (executor, its size, the process that made it): see thread_pool
@@ -178,7 +174,7 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
                     continue
             if algo not in sides:
                 sides[algo] = ImageSide(band.image, p.integer_valued, algo, workers=workers)
-            out[r0 : r0 + rows] = score_map(sides[algo], band, _TOLERANCE[precision])[:rows]
+            out[r0 : r0 + rows] = score_map(sides[algo], band, RECOMPUTE[precision]["float64"])[:rows]
             shape = p.template.shape[1:]
             if n + 1 == len(order) or problems[order[n + 1]].template.shape[1:] != shape:
                 for side in sides.values():
@@ -188,6 +184,7 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
         score_band(0)
     else:
         list(thread_pool().map(score_band, range(len(bounds) - 1)))
+    results = [scale_back(r, p.result_shift, p.method) for r, p in zip(results, problems)]
     return [r[0] if p.one_d else r for r, p in zip(results, problems)]
 
 

@@ -7,16 +7,28 @@ uint16, int16, float32, float64; bool becomes uint8, anything else float64),
 so that a large image is not copied into float64 before it is needed.
 """
 
+import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ..errors import MatcherError, ParameterTypeError, TemplateTooLargeError
-from ..methods import LOWER_IS_BETTER, METHODS, normalize_method  # noqa: F401 (re-exported until callers move)
+from ..methods import LOWER_IS_BETTER, METHODS, get_method, normalize_method  # noqa: F401 (re-exported until callers move)
 
 MODES = ("correlate", "convolve")
 PRECISIONS = ("fast", "exact")
 ALGORITHMS = ("auto", "direct", "fft")
+CONTRACT = {"fast": 1e-4, "exact": 1e-9}
+"""What each precision promises: the largest error against the float64 definition, of the score range."""
+RECOMPUTE = {
+    "fast": {"float32": CONTRACT["fast"], "float64": CONTRACT["fast"] / 100},
+    "exact": {"float64": CONTRACT["exact"] / 10},
+}
+"""Windows whose error bound exceeds this (of the score range) are recomputed (in float64 or by definition),
+by precision and by the arithmetic of the correlation: float32 ("fast" on large maps) from the contract
+itself, float64 from a hundredth of it (its bounds rarely reach that: cheap, and "fast" stays close to
+"exact" where it can); "exact" from a tenth of its contract."""
 
 _ACCEPTED_KINDS = "biuf"  # bool, signed, unsigned, float
 
@@ -28,6 +40,9 @@ class Problem:
     ``image`` is ``(C, H, W)`` in a compact dtype (see the module docstring);
     ``template`` and ``weights`` are ``(C, h, w)`` float64. ``weights`` is None when no mask was given. ``integer_valued``
     says the image holds integers (its window sums are exact in float64).
+    Float data of extreme magnitude has been scaled by powers of two (see
+    :func:`magnitude_shift`); the scores of the scaled problem times
+    ``2**result_shift`` are the scores asked for (:func:`scale_back`).
     """
 
     image: np.ndarray
@@ -36,6 +51,7 @@ class Problem:
     method: str
     one_d: bool
     integer_valued: bool
+    result_shift: int = 0
 
     @property
     def out_shape(self):
@@ -115,26 +131,106 @@ def mask_weights(mask, template_shape, channels):
     return weights
 
 
-def prepare_image(image):
-    """Validate an image: ``(pixels (C, H, W), original shape, one_d, integer_valued)``.
+# Float data whose largest magnitude lies outside [2**-_SAFE_EXPONENT, 2**_SAFE_EXPONENT]
+# is scaled by a power of two (exact) into [0.5, 1): products of four values
+# (the normalised scores' denominators) then neither overflow nor underflow.
+_SAFE_EXPONENT = 64
+
+
+def magnitude_shift(magnitude):
+    """The exponent ``k`` to scale values of largest magnitude ``magnitude`` by ``2**-k``; 0 to leave them.
+
+    Values within ``2**-64`` to ``2**64`` are left alone; others are brought
+    into [0.5, 1). Multiplying by a power of two is exact (barring underflow
+    of values far below the largest), so the scores of the scaled data are
+    those of the original, scaled back by :func:`scale_back`.
+
+    >>> magnitude_shift(1e300), magnitude_shift(3.0), magnitude_shift(0.0)
+    (997, 0, 0)
+    """
+    magnitude = float(magnitude)
+    if magnitude == 0.0 or 2.0**-_SAFE_EXPONENT <= magnitude <= 2.0**_SAFE_EXPONENT:
+        return 0
+    return math.frexp(magnitude)[1]
+
+
+def _largest_magnitude(a):
+    """``max |a|`` of contiguous ``(C, H, W)`` pixels (0 for integer data, which is never scaled)."""
+    if a.dtype.kind != "f":
+        return 0.0
+    lo, hi, _, _ = cv2.minMaxLoc(a.reshape(-1, a.shape[-1]))  # one pass
+    return max(hi, -lo)
+
+
+def result_shift(method, image_shift, template_shift):
+    """The power of two the scores of data scaled by ``2**-image_shift`` and ``2**-template_shift`` are off by.
+
+    Normalised scores do not change (ssd_normed needs one common shift);
+    ssd scales with the common factor squared, ccorr and ccoeff with the
+    product of the two factors.
+    """
+    m = get_method(method)
+    if m.normalised:
+        return 0
+    return 2 * template_shift if m.name == "ssd" else image_shift + template_shift
+
+
+def scale_back(scores, shift, method):
+    """``scores * 2**shift``, exactly; raise if a score overflows float64.
+
+    Raises
+    ------
+    MatcherError
+        A score beyond float64's largest value (``param="image"``).
+    """
+    if shift == 0:
+        return scores
+    with np.errstate(over="ignore"):
+        out = np.ldexp(scores, shift)
+    if not np.isfinite(out).all():
+        largest = float(np.abs(scores).max())
+        exponent = math.log10(largest) + shift * math.log10(2.0) if largest > 0 else float(shift) * math.log10(2.0)
+        raise MatcherError(
+            f"{method} scores overflow float64: the largest would be about 1e{exponent:.0f}, got image and template "
+            f"values that large; {method} sums products of pixel values, so it allows scores up to "
+            f"{np.finfo(np.float64).max:.3g} (values up to about 1e150 for small templates); "
+            "the normalised methods (ncc, ccorr_normed, ssd_normed) accept any finite magnitude",
+            param="image",
+        )
+    return out
+
+
+def prepare_image(image, *, scale=True):
+    """Validate an image: ``(pixels (C, H, W), original shape, one_d, integer_valued, magnitude, shift)``.
 
     The pixels keep the image's dtype if it is one of ``_IMAGE_DTYPES``;
-    bool becomes uint8, anything else float64.
+    bool becomes uint8, anything else float64. ``magnitude`` is the largest
+    absolute value of float data (0 for integers); with ``scale``, float
+    pixels of extreme magnitude are divided by ``2**shift``
+    (:func:`magnitude_shift`), else ``shift`` is 0.
     """
     img = as_array("image", image)
     dtype = np.uint8 if img.dtype == np.bool_ else img.dtype if img.dtype in _IMAGE_DTYPES else np.float64
-    return channels_first("image", img, dtype), img.shape, img.ndim == 1, img.dtype.kind in "biu"
+    pixels = channels_first("image", img, dtype)
+    magnitude = _largest_magnitude(pixels)
+    shift = magnitude_shift(magnitude) if scale else 0
+    if shift:
+        pixels = np.ldexp(pixels, -shift).astype(pixels.dtype, copy=False)
+    return pixels, img.shape, img.ndim == 1, img.dtype.kind in "biu", magnitude, shift
 
 
-def prepare(image, template, method, *, mask=None, mode="correlate", prepared_image=None):
+def prepare(image, template, method, *, mask=None, mode="correlate", prepared_image=None, scale=True):
     """Validate the public arguments and return a :class:`Problem`.
 
     ``prepared_image`` is :func:`prepare_image`'s result for ``image``, to
-    validate and convert an image once for several templates.
+    validate and convert an image once for several templates. With
+    ``scale`` (the default), float data of extreme magnitude is scaled by
+    powers of two and ``Problem.result_shift`` says how to scale the scores
+    back; ``scale=False`` keeps the values as given.
     """
     method = normalize_method(method)
     check_choice("mode", mode, MODES)
-    img_c, img_shape, one_d, integer_valued = prepared_image or prepare_image(image)
+    img_c, img_shape, one_d, integer_valued, img_magnitude, img_shift = prepared_image or prepare_image(image, scale=scale)
     tpl = as_array("template", template)
     if tpl.ndim == 1:
         tpl = tpl[None, :]
@@ -155,8 +251,18 @@ def prepare(image, template, method, *, mask=None, mode="correlate", prepared_im
             param="template",
         )
     weights = None if mask is None else mask_weights(mask, tpl_c.shape, tpl_c.shape[0])
+    t_magnitude = float(np.abs(tpl_c).max())
+    t_shift = magnitude_shift(t_magnitude) if scale else 0
+    if scale and get_method(method).lower_is_better:  # the ssd family subtracts T - I: one common factor
+        t_shift = magnitude_shift(max(img_magnitude, t_magnitude))
+        if t_shift != img_shift:  # rare: image and template of very different magnitudes
+            img_c = np.ldexp(img_c if img_c.dtype.kind == "f" else img_c.astype(np.float64), img_shift - t_shift)
+            integer_valued = integer_valued and t_shift <= img_shift
+            img_shift = t_shift
+    if t_shift:
+        tpl_c = np.ldexp(tpl_c, -t_shift)
     if mode == "convolve":
         tpl_c = np.ascontiguousarray(tpl_c[:, ::-1, ::-1])
         if weights is not None:
             weights = np.ascontiguousarray(weights[:, ::-1, ::-1])
-    return Problem(img_c, tpl_c, weights, method, one_d, integer_valued)
+    return Problem(img_c, tpl_c, weights, method, one_d, integer_valued, result_shift(method, img_shift, t_shift))

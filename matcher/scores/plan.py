@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import scipy.fft as sfft
 
+from .correlate import OPENCV_DIRECT_TAPS
 from .inputs import ALGORITHMS, PRECISIONS, check_choice
 
 __all__ = ["choose_algorithm", "choose_plan", "band_bounds", "Plan", "ASSEMBLIES",
@@ -38,7 +39,6 @@ MIN_BAND_OUTPUTS = 1 << 18
 _NS_PER_TAP_SMALL = 0.08
 _NS_PER_TAP_LARGE = 0.3
 _NS_PER_FFT_POINT_LOG = 1.6
-_SMALL_KERNEL_TAPS = 49
 
 
 def choose_algorithm(image_shape, template_shape, *, masked=False):
@@ -86,7 +86,7 @@ def choose_algorithm(image_shape, template_shape, *, masked=False):
     taps = h * w
     outputs = (H - h + 1) * (W - w + 1)
     kernels = 4 if masked else 1
-    per_tap = _NS_PER_TAP_SMALL if taps <= _SMALL_KERNEL_TAPS else _NS_PER_TAP_LARGE
+    per_tap = _NS_PER_TAP_SMALL if taps <= OPENCV_DIRECT_TAPS else _NS_PER_TAP_LARGE
     direct = kernels * outputs * taps * per_tap
     grid = sfft.next_fast_len(H, real=True) * sfft.next_fast_len(W, real=True)
     fft = (kernels * 2 + 1) / 3 * grid * math.log2(max(grid, 2)) * _NS_PER_FFT_POINT_LOG

@@ -10,11 +10,15 @@ windows whose fast score could be inaccurate.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .inputs import prepare
+from ..methods import get_method
+from .inputs import magnitude_shift, prepare, result_shift, scale_back
 
-__all__ = ["match_template_reference", "window_scores", "used_extremes", "gather_windows", "rescore", "scores_at"]
+__all__ = ["match_template_reference", "window_scores", "centred", "used_extremes", "gather_windows", "rescore", "scores_at"]
 
 _BATCH_VALUES = 1 << 22  # pixel values per batch of gathered windows
+NEAR_PERFECT = 1 << 12
+"""Up to this many windows within their error bound of a perfect score are recomputed by definition
+(both assemblies), so that an exact copy of the template scores exactly 1 (0 for ssd_normed)."""
 
 
 def window_scores(windows, template, weights, method):
@@ -48,7 +52,33 @@ def window_scores(windows, template, weights, method):
       ``I' = M * (I - mean_M(I))`` and ``mean_M(X) = sum(M*X) / sum(M)`` per channel
     - ncc:           ``ccoeff / sqrt(sum(T'**2) * sum(I'**2))``; 0 when the
       template or the window is constant over the pixels with ``M > 0``
+
+    Values of any finite magnitude are scored: windows and template of
+    extreme magnitude are scaled by powers of two first (exact), and the
+    scores scaled back.
+
+    Raises
+    ------
+    MatcherError
+        An ssd, ccorr or ccoeff score beyond float64's range.
     """
+    w_mag, t_mag = _largest(windows), _largest(template)
+    w_shift, t_shift = magnitude_shift(w_mag), magnitude_shift(t_mag)
+    if get_method(method).lower_is_better:  # the ssd family subtracts T - I: one common factor
+        w_shift = t_shift = magnitude_shift(max(w_mag, t_mag))
+    if w_shift:
+        windows = np.ldexp(windows, -w_shift)
+    if t_shift:
+        template = np.ldexp(template, -t_shift)
+    return scale_back(_scores(windows, template, weights, method), result_shift(method, w_shift, t_shift), method)
+
+
+def _largest(a):
+    return max(float(a.max()), -float(a.min())) if a.size else 0.0
+
+
+def _scores(windows, template, weights, method):
+    """:func:`window_scores` on values of moderate magnitude."""
     axes = (1, 2, 3)
     T = template[None]
     M = np.ones_like(T) if weights is None else weights[None]
@@ -69,12 +99,9 @@ def window_scores(windows, template, weights, method):
         return np.where(denom > 0, np.clip(ratio, -1.0, 1.0), 0.0)
     # ccoeff and ncc: weighted means per channel, subtracted in a second pass.
     if weights is None:  # the same values with M = 1, without multiplying by it
-        t_dev = T - T.mean(axis=(2, 3), keepdims=True)
-        w_dev = windows - windows.mean(axis=(2, 3), keepdims=True)
+        t_dev, w_dev = centred(T), centred(windows)
     else:
-        sum_m = M.sum(axis=(2, 3), keepdims=True)
-        t_dev = M * (T - (M * T).sum(axis=(2, 3), keepdims=True) / sum_m)
-        w_dev = M * (windows - (M * windows).sum(axis=(2, 3), keepdims=True) / sum_m)
+        t_dev, w_dev = M * centred(T, M), M * centred(windows, M)
     num = (t_dev * w_dev).sum(axis=axes)
     if method == "ccoeff":
         return num
@@ -85,6 +112,43 @@ def window_scores(windows, template, weights, method):
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.clip(num / denom, -1.0, 1.0)
     return np.where(flat_window | flat_template | ~(denom > 0), 0.0, score)
+
+
+def centred(values, weights=None):
+    """``values`` minus their (weighted) mean over the last two axes, without rounding at the values' magnitude.
+
+    ``mean_M(X) = sum(M X) / sum(M)``; ``weights`` broadcasts against
+    ``values`` (None: all ones). One used value (the first with ``M > 0``) is
+    subtracted first: exact (Sterbenz) wherever the values are within a
+    factor of 2 of it, so a DC offset of 1e12 costs nothing, where the
+    products ``M X`` at the offset's magnitude would round by ``1e12 eps``
+    (with fractional weights that error does not cancel). The mean of the
+    differences then rounds at the scale of the deviations only.
+
+    Parameters
+    ----------
+    values : ndarray, shape (..., h, w), float64
+    weights : ndarray broadcastable to ``values``, or None
+
+    Returns
+    -------
+    ndarray, shape of ``values``, float64
+
+    Examples
+    --------
+    >>> centred(np.array([[1e12 + 1.0, 1e12 + 2.0, 1e12 + 6.0]])).tolist()
+    [[-2.0, -1.0, 3.0]]
+    """
+    flat = values.reshape(values.shape[:-2] + (-1,))
+    if weights is None:
+        pivot = flat[..., :1]
+    else:
+        used = np.broadcast_to(weights > 0, values.shape).reshape(flat.shape)
+        pivot = np.take_along_axis(flat, used.argmax(axis=-1)[..., None], axis=-1)
+    d = values - pivot[..., None]
+    if weights is None:
+        return d - d.mean(axis=(-2, -1), keepdims=True)
+    return d - (weights * d).sum(axis=(-2, -1), keepdims=True) / weights.sum(axis=(-2, -1), keepdims=True)
 
 
 def gather_windows(p, ys, xs):
@@ -116,7 +180,7 @@ def scores_at(image, template, method, ys, xs, *, mask=None):
     h, w = (1, tpl_shape[0]) if img.ndim == 1 else tpl_shape[:2]
     rows = img[None] if img.ndim == 1 else img
     first = rows[ys[0] : ys[0] + h, xs[0] : xs[0] + w]
-    p = prepare(first[0] if img.ndim == 1 else first, template, method, mask=mask)
+    p = prepare(first[0] if img.ndim == 1 else first, template, method, mask=mask, scale=False)
     windows = np.stack([rows[y : y + h, x : x + w] for y, x in zip(ys.tolist(), xs.tolist())])  # (K, h, w[, C])
     windows = windows.reshape(windows.shape[:3] + (-1,)).transpose(0, 3, 1, 2)  # (K, C, h, w)
     return window_scores(np.ascontiguousarray(windows, dtype=np.float64), p.template, p.weights, p.method)
@@ -150,7 +214,7 @@ def match_template_reference(image, template, method="ncc", *, mask=None, mode="
     >>> match_template_reference([0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0], [3, 4, 5], "ssd").argmin()
     np.int64(6)
     """
-    p = prepare(image, template, method, mask=mask, mode=mode)
+    p = prepare(image, template, method, mask=mask, mode=mode, scale=False)  # window_scores scales what it must
     C, h, w = p.template.shape
     out = np.empty(p.out_shape)
     for y in range(out.shape[0]):

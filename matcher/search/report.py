@@ -20,7 +20,7 @@ strategy (exhaustive, tiled, pyramid) reports the same values.
 import cv2
 import numpy as np
 
-from ..scores.engine import CONTRACT
+from ..scores.inputs import CONTRACT
 from ..scores.reference import scores_at
 from .match import Match
 from .peaks import refine_patches

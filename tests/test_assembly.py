@@ -1,0 +1,164 @@
+"""The two assemblies (``assembly.score_map``, ``chunked_assembly.score_large_map``) on their own.
+
+- The degenerate-window rule, against known truth: flat windows score ncc 0,
+  all-zero windows ccorr_normed 0, ssd_normed 0 for a zero window against a
+  zero template and 1 where only one of them is zero; every other window is
+  compared with the float64 reference.
+- The recompute rule: windows whose error bound exceeds the tolerance are
+  recomputed by definition. With the tolerance patched to 0 (score_map) every
+  window is, so the map equals the definition (``window_scores``) bit for bit;
+  with a tolerance far below float32's error (score_large_map), the map is
+  within that tolerance of the reference, or handed back (False).
+"""
+
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+
+import score_contract as contract
+from matcher.scores import chunked_assembly
+from matcher.scores.assembly import ImageSide, score_map
+from matcher.scores.inputs import RECOMPUTE, prepare
+from matcher.scores.reference import match_template_reference
+from score_contract import REL
+
+NORMALISED = ("ncc", "ccorr_normed", "ssd_normed")
+
+
+def scene(shape, seed=0, integer=False, level=1000.1, flat=1000.3):
+    """Noise with a flat patch and an all-zero patch.
+
+    Float data sits at ``level`` with its flat patch at ``flat``: at 1000.1 and
+    1000.3, sums of centred values round, and flat windows are not found by a
+    zero denominator alone.
+    """
+    rng = np.random.default_rng(seed)
+    image = rng.integers(1, 200, shape).astype(np.float64) if integer else rng.standard_normal(shape) + level
+    H, W = shape
+    image[H // 4 : H // 2, W // 4 : W // 2] = 37.0 if integer else flat
+    image[H // 2 + 2 :, : W // 3] = 0.0
+    return image
+
+
+def windows_where(image, shape, predicate):
+    view = sliding_window_view(image, shape)
+    lo, hi = view.min(axis=(2, 3)), view.max(axis=(2, 3))
+    return predicate(lo, hi)
+
+
+def small(image, template, method, tolerance, mask=None, algorithm="direct"):
+    p = prepare(image, template, method, mask=mask)
+    side = ImageSide(p.image, p.integer_valued, algorithm, workers=1)
+    return score_map(side, p, tolerance)
+
+
+def large(image, template, method, precision, algorithm="direct"):
+    p = prepare(image, template, method)
+    out = np.full(p.out_shape, np.nan)
+    handled = chunked_assembly.score_large_map(p, algorithm, out, precision=precision)
+    return out if handled else None
+
+
+def check_degenerate(got, image, template, method, precision):
+    shape = template.shape
+    flat = windows_where(image, shape, lambda lo, hi: lo == hi)
+    zero = windows_where(image, shape, lambda lo, hi: (lo == 0) & (hi == 0))
+    assert zero.any() and (flat & ~zero).any()
+    t_zero = not template.any()
+    if method == "ncc":
+        degenerate, value = flat, 0.0
+    elif method == "ccorr_normed":
+        degenerate, value = zero, 0.0
+    else:
+        degenerate, value = zero, (0.0 if t_zero else 1.0)
+    assert np.all(got[degenerate] == value), (method, np.unique(got[degenerate]))
+    if method == "ssd_normed" and t_zero:
+        assert np.all(got[~zero] == 1.0)
+    ref = match_template_reference(image, template, method)
+    contract.assert_within(got, ref, method, REL[precision], what=f"{precision} degenerate scene")
+
+
+@pytest.mark.parametrize("integer", [False, True])
+@pytest.mark.parametrize("template_kind", ["random", "zeros"])
+@pytest.mark.parametrize("method", NORMALISED)
+@pytest.mark.parametrize("algorithm", ["direct", "fft"])
+def test_score_map_degenerate_windows(method, template_kind, integer, algorithm):
+    image = scene((40, 44), integer=integer)
+    template = np.zeros((5, 6)) if template_kind == "zeros" else image[2:7, 30:36] + 0.25
+    got = small(image, template, method, 1e-10, algorithm=algorithm)
+    if method != "ssd_normed" and template_kind == "zeros":
+        assert np.all(got == 0.0)  # zero template: ccorr_normed 0; constant template: ncc 0
+    else:
+        check_degenerate(got, image, template, method, "exact")
+
+
+@pytest.mark.parametrize("integer", [False, True])
+@pytest.mark.parametrize("precision", ["fast", "exact"])
+@pytest.mark.parametrize("method", NORMALISED)
+@pytest.mark.parametrize("algorithm", ["direct", "fft"])
+def test_score_large_map_degenerate_windows(method, precision, integer, algorithm):
+    image = scene((262, 264), seed=1, integer=integer, level=0.5, flat=3.75)  # (at 1000, "exact" hands ncc back)
+    template = image[2:7, 200:206] + 0.25
+    got = large(image, template, method, precision, algorithm)
+    assert got is not None, "the large-map path handed the map back: this case does not test it"
+    check_degenerate(got, image, template, method, precision)
+
+
+@pytest.mark.parametrize("method", ["ncc", "ccorr_normed", "ssd_normed", "ssd", "ccorr", "ccoeff"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_score_map_recomputes_windows_over_the_tolerance(method, masked):
+    # float data: every window's bound is > 0, so a tolerance of 0 sends every
+    # window (but degenerate ones, set exactly) to the definition
+    image = scene((30, 33), seed=2)
+    template = image[3:8, 20:27] * 1.5 + 0.1
+    mask = np.random.default_rng(3).random(template.shape) if masked else None
+    got = small(image, template, method, 0.0, mask=mask)
+    ref = match_template_reference(image, template, method, mask=mask)
+    np.testing.assert_array_equal(got, ref)
+    # the default tolerance: not all recomputed, within the contract all the same
+    got = small(image, template, method, 1e-10, mask=mask)
+    contract.assert_within(got, ref, method, REL["exact"])
+
+
+def _scene_with_a_quiet_patch(quiet):
+    """Noise of std 1 at 5, with two 20 x 20 patches: std 1e-3 at 5, std ``quiet`` at 0.
+
+    Windows there have large error bounds: near-flat ones for ncc, near-zero ones for the others.
+    """
+    rng = np.random.default_rng(4)
+    image = 5.0 + rng.standard_normal((262, 266))
+    image[100:120, 50:70] = 5.0 + 1e-3 * rng.standard_normal((20, 20))
+    image[180:200, 150:170] = quiet * rng.standard_normal((20, 20))
+    return image, image[5:10, 200:207] * 2.0 - 1.0
+
+
+@pytest.mark.parametrize("method", NORMALISED)
+@pytest.mark.parametrize("precision, tolerance, quiet", [("fast", 1e-5, 1e-3), ("exact", 1e-12, 1e-1)])
+def test_score_large_map_recomputes_windows_over_the_tolerance(method, precision, tolerance, quiet, monkeypatch):
+    # the quiet patch's windows are within the contract's tolerance, not within the tighter one
+    image, template = _scene_with_a_quiet_patch(quiet)
+    ref = match_template_reference(image, template, method)
+    recomputed = []
+    original = chunked_assembly.rescore
+
+    def spy(p, scores, ys, xs):
+        recomputed.append((ys.copy(), xs.copy()))
+        return original(p, scores, ys, xs)
+
+    monkeypatch.setattr(chunked_assembly, "rescore", spy)
+    got = large(image, template, method, precision)
+    assert got is not None
+    default_count = sum(ys.size for ys, _ in recomputed)
+    contract.assert_within(got, ref, method, REL[precision])
+
+    # a tolerance 10x (fast) or 1000x (exact) tighter than the contract's: more windows exceed it
+    monkeypatch.setitem(RECOMPUTE[precision], "float64" if precision == "exact" else "float32", tolerance)
+    recomputed.clear()
+    got = large(image, template, method, precision)
+    assert got is not None, "handed back: this case does not test the recompute rule"
+    ys = np.concatenate([y for y, _ in recomputed])
+    xs = np.concatenate([x for _, x in recomputed])
+    assert ys.size > default_count, (ys.size, default_count)
+    # recomputed by definition: the reference's values, bit for bit
+    np.testing.assert_array_equal(got[ys, xs], ref[ys, xs])
+    contract.assert_within(got, ref, method, tolerance)

@@ -1,0 +1,116 @@
+"""matcher.scores.correlate against a plain numpy sliding-window product, and its error bounds.
+
+The oracle: ``sliding_window_view(image, kernel.shape)`` times the kernel,
+summed in float64. On integer data (and dyadic data with few bits) every
+product and partial sum is exact, so the oracle is the truth and the
+direct path must equal it; the FFT paths must stay within
+``fft_error_bound`` of it. On general float data, the oracle's own error
+(a few ulps of the sum of |products|) is added to the allowance.
+"""
+
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+
+from matcher.scores import correlate
+from matcher.scores.correlate import FFTCorrelator, correlate_dft, correlate_direct, fft_error_bound
+
+EPS = np.finfo(np.float64).eps
+# OpenCV's filter2D sums up to 49 taps directly and switches to its DFT from 50
+# (stated here, independently of the module).
+DIRECT_TAPS = 49
+
+
+def oracle(image, kernel):
+    """Valid correlation and the sum of |products| of every output, float64."""
+    view = sliding_window_view(image, kernel.shape)
+    return np.einsum("yxij,ij->yx", view, kernel), np.einsum("yxij,ij->yx", np.abs(view), np.abs(kernel))
+
+
+KERNELS = [(1, 1), (3, 3), (7, 7), (5, 10), (1, 49), (1, 50), (10, 10), (3, 31), (16, 9), (33, 2)]
+
+
+def _integer_case(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(-1000, 1000, (60, 70)).astype(np.float64)
+    kernel = rng.integers(-1000, 1000, shape).astype(np.float64)
+    return image, kernel
+
+
+@pytest.mark.parametrize("shape", KERNELS)
+def test_direct_is_exact_on_integers(shape):
+    image, kernel = _integer_case(shape)
+    want, _ = oracle(image, kernel)
+    got = correlate_direct(image, kernel)
+    assert got.shape == (60 - shape[0] + 1, 70 - shape[1] + 1)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_direct_skips_zero_pieces_and_all_zero_kernels():
+    image, kernel = _integer_case((9, 12))
+    kernel[:5] = 0.0  # whole pieces of < 50 taps are zero
+    np.testing.assert_array_equal(correlate_direct(image, kernel), oracle(image, kernel)[0])
+    np.testing.assert_array_equal(correlate_direct(image, np.zeros((9, 12))), np.zeros((52, 59)))
+
+
+@pytest.mark.parametrize("shape", KERNELS)
+def test_direct_on_floats_within_the_products_rounding(shape):
+    rng = np.random.default_rng(1)
+    image = rng.standard_normal((50, 55)) * 1e3 + 7.0
+    kernel = rng.standard_normal(shape)
+    want, abs_sum = oracle(image, kernel)
+    got = correlate_direct(image, kernel)
+    taps = shape[0] * shape[1]
+    # both sums add taps products: each within taps * eps of the sum of |products|
+    assert np.all(np.abs(got - want) <= 2.0 * taps * EPS * abs_sum)
+
+
+@pytest.mark.parametrize("shape", [s for s in KERNELS if s[0] * s[1] > DIRECT_TAPS])
+def test_blocked_dft_within_its_bound(shape):
+    image, kernel = _integer_case(shape, seed=2)
+    want, _ = oracle(image, kernel)
+    got = correlate_dft(image, kernel)
+    bound = fft_error_bound(image.shape, float(np.abs(image).max()), float(np.sqrt((kernel**2).sum())))
+    err = np.abs(got - want)
+    assert err.max() > 0  # it does round: the bound is not vacuous
+    assert np.all(err <= bound), (err.max(), bound)
+
+
+@pytest.mark.parametrize("shape", [s for s in KERNELS if s[0] * s[1] <= DIRECT_TAPS])
+def test_blocked_dft_refuses_small_kernels(shape):
+    image, kernel = _integer_case(shape)
+    with pytest.raises(ValueError, match="more than 49 taps"):
+        correlate_dft(image, kernel)
+
+
+@pytest.mark.parametrize("shape", KERNELS)
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_fft_within_its_bound(shape, offset):
+    image, kernel = _integer_case(shape, seed=3)
+    image += offset
+    want, _ = oracle(image, kernel)
+    corr = FFTCorrelator(image, workers=1)
+    got = corr(kernel)
+    norm = float(np.sqrt((kernel**2).sum()))
+    bound = corr.error_bound(norm)
+    rms = float(np.sqrt(np.mean(image**2)))
+    np.testing.assert_allclose(bound, 4.0 * EPS * np.log2(np.prod(corr.grid)) * rms * norm, rtol=1e-12)
+    err = np.abs(got - want)
+    assert np.all(err <= bound), (err.max(), bound)
+    # the spectrum is reused: a second kernel on the same correlator is as good
+    np.testing.assert_allclose(corr(kernel[::-1, ::-1]), oracle(image, kernel[::-1, ::-1])[0], rtol=0, atol=bound)
+
+
+def test_fft_grid_never_wraps_valid_outputs():
+    image, kernel = _integer_case((20, 30), seed=4)
+    corr = FFTCorrelator(image, workers=1)
+    assert corr.grid[0] >= image.shape[0] and corr.grid[1] >= image.shape[1]
+    got = corr(kernel)
+    assert got.shape == (41, 41)
+    np.testing.assert_allclose(got, oracle(image, kernel)[0], rtol=0, atol=corr.error_bound(np.sqrt((kernel**2).sum())))
+
+
+
+def test_the_direct_threshold_is_opencvs():
+    # below it, correlate_direct is one OpenCV call and exact on integers; above, pieces of at most 49 taps
+    assert correlate.OPENCV_DIRECT_TAPS == DIRECT_TAPS
