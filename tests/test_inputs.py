@@ -159,7 +159,11 @@ def test_unknown_algorithm(algorithm):
 )
 def test_template_too_large(func, image_shape, template_shape):
     image, template = np.zeros(image_shape), np.ones(template_shape)
-    expected = (f"template {template_shape} is larger than image {image_shape}; "
+    def size(shape):  # as people write it: width x height (x channels); a 1-D signal's length
+        return str(shape[0]) if len(shape) == 1 else "x".join(map(str, (shape[1], shape[0]) + shape[2:]))
+
+    unit = {1: "samples", 2: "width x height", 3: "width x height x channels"}[len(image_shape)]
+    expected = (f"template {size(template_shape)} is larger than image {size(image_shape)} ({unit}); "
                 "the template must fit inside the image in every dimension")
     with raises(TemplateTooLargeError, expected):
         func(image, template, "ssd")

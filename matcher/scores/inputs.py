@@ -244,9 +244,9 @@ def prepare(image, template, method, *, mask=None, mode="correlate", prepared_im
             param="template",
         )
     if tpl_c.shape[1] > img_c.shape[1] or tpl_c.shape[2] > img_c.shape[2]:
-        shown_t = tpl.shape if not one_d else (tpl.shape[-1],)
         raise TemplateTooLargeError(
-            f"template {tuple(shown_t)} is larger than image {tuple(img_shape)}; "
+            f"template {_size(tpl.shape, one_d)} is larger than image {_size(img_shape, one_d)} "
+            f"({'samples' if one_d else 'width x height' + (' x channels' if len(img_shape) == 3 else '')}); "
             "the template must fit inside the image in every dimension",
             param="template",
         )
@@ -266,3 +266,14 @@ def prepare(image, template, method, *, mask=None, mode="correlate", prepared_im
         if weights is not None:
             weights = np.ascontiguousarray(weights[:, ::-1, ::-1])
     return Problem(img_c, tpl_c, weights, method, one_d, integer_valued, result_shift(method, img_shift, t_shift))
+
+
+def _size(shape, one_d):
+    """A shape as people write it: ``WxH`` (``WxHxC`` with channels), ``N`` for a 1-D signal.
+
+    >>> _size((303, 384), False), _size((10, 12, 3), False), _size((1, 5), True)
+    ('384x303', '12x10x3', '5')
+    """
+    if one_d:
+        return str(shape[-1])
+    return "x".join(str(n) for n in (shape[1], shape[0]) + tuple(shape[2:]))
