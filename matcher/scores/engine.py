@@ -136,10 +136,11 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
     check_choice("precision", precision, PRECISIONS)
     templates = list(templates)
     if not templates:
-        raise MatcherError("templates must contain at least one template, got an empty sequence")
+        raise MatcherError("templates must contain at least one template, got an empty sequence", param="templates")
     masks = [None] * len(templates) if masks is None else list(masks)
     if len(masks) != len(templates):
-        raise MatcherError(f"masks must have one entry per template ({len(templates)}), got {len(masks)}")
+        raise MatcherError(f"masks must have one entry per template ({len(templates)}), got {len(masks)}",
+                           param="masks")
     prepared_image = prepare_image(image)
     problems = [prepare(image, t, method, mask=m, mode=mode, prepared_image=prepared_image) for t, m in zip(templates, masks)]
     plans = [choose_plan(p.image.shape[1:], p.template.shape[1:], masked=p.weights is not None,
