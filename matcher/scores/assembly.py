@@ -17,13 +17,13 @@ shares: the centred channels, their FFT spectra, window sums and extremes.
 
 import numpy as np
 
+from .degenerate import degenerate_at, degenerate_score, template_degenerate_score
 from .correlate import BLOCKED_DFT_SIDE, OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct, fft_error_bound
-from .reference import NEAR_PERFECT, centred, gather_windows, rescore, used_extremes
+from .reference import NEAR_PERFECT, centred, rescore
 from .window_sums import pairwise_error_scale, window_extremes, window_sums, window_sums_of_squares
 
 _EPS = np.finfo(np.float64).eps
 _EXACT_INTEGER = 2.0**52  # integer sums below this are exact in float64
-_DIRECT_DEGENERATE = 1 << 12  # up to this many candidate windows are tested one by one
 _NEAR_PERFECT_VALUES = 1 << 22  # near-perfect windows are recomputed if they hold up to this many values in all
 
 
@@ -126,18 +126,19 @@ def score_map(side, p, tolerance):
     # Degenerate windows (flat for ncc, all zero otherwise) get their documented
     # value exactly: from exact integer sums, or else among the windows whose
     # denominator is within its error bound of zero (no other can be).
-    degenerate = den == 0 if exact_den else _degenerate_windows(side, p, den <= err_den)
+    if exact_den:
+        degenerate = den == 0
+    else:
+        ys, xs = np.nonzero(den <= err_den)
+        degenerate = np.zeros(out_shape, bool)
+        degenerate[ys, xs] = degenerate_at(p, ys, xs, lambda c, box, offset: side.extremes(c, box, out_shape, offset))
     scores, recheck = _normalise(method, num, err_num, den, err_den, t_den, tolerance)
     recheck &= ~degenerate
-    if method == "ssd_normed":
-        # A zero window scores 0 against a zero template and 1 against any other.
-        scores[degenerate] = 0.0 if t_den == 0 else 1.0
-        if t_den == 0:
-            scores[~degenerate] = 1.0
-    else:
-        scores[degenerate] = 0.0  # flat window (ncc) or zero window (ccorr_normed)
-        if t_den == 0:  # constant (ncc) or all-zero (ccorr_normed) template
-            return np.zeros(out_shape)
+    if t_den == 0:  # a constant (ncc) or all-zero template: every window has its documented score
+        scores[...] = template_degenerate_score(method)
+        scores[degenerate] = degenerate_score(method, template_degenerate=True)
+        return scores
+    scores[degenerate] = degenerate_score(method)
     _recompute(scores, recheck, p)
     _recompute_near_perfect(scores, p, tolerance)
     return scores
@@ -161,35 +162,6 @@ def _accumulate(total, term):
         return np.array(term, dtype=np.float64, copy=True)
     total += term
     return total
-
-
-def _degenerate_windows(side, p, candidates):
-    """Which ``candidates`` windows are exactly flat (ncc) or exactly zero (others).
-
-    A few candidates are gathered and tested directly, over the used pixels.
-    Many (large flat areas) are tested at once with exact window minima and
-    maxima over the bounding box of the used pixels: sufficient, not
-    necessary; the rest are recomputed by definition.
-    """
-    ys, xs = np.nonzero(candidates)
-    if ys.size <= max(_DIRECT_DEGENERATE, candidates.size // 64):
-        degenerate = np.zeros(p.out_shape, bool)
-        for y, x, windows in gather_windows(p, ys, xs):
-            used = np.ones(windows.shape[1:], bool) if p.weights is None else p.weights > 0
-            lo, hi = used_extremes(windows, used)
-            flat = lo == hi if p.method == "ncc" else (lo == 0) & (hi == 0)
-            degenerate[y, x] = flat.all(axis=1)
-        return degenerate
-    _, h, w = p.template.shape
-    used = np.ones((h, w), bool) if p.weights is None else (p.weights > 0).any(axis=0)
-    rows, cols = np.nonzero(used)
-    box = (int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1))
-    offset = (int(rows.min()), int(cols.min()))
-    degenerate = candidates.copy()
-    for c in range(p.image.shape[0]):
-        lo, hi = side.extremes(c, box, p.out_shape, offset)
-        degenerate &= (lo == hi) if p.method == "ncc" else ((lo == 0) & (hi == 0))
-    return degenerate
 
 
 class _Terms:

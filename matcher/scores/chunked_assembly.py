@@ -26,11 +26,11 @@ import cv2
 import numpy as np
 
 from .image_channel import BandChannel, sum_peak
+from .degenerate import degenerate_at, degenerate_score
 from .correlate import BLOCKED_DFT_SIDE, OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
 from ..methods import get_method
 from .inputs import RECOMPUTE
 from .reference import NEAR_PERFECT, centred, rescore
-from .window_sums import window_extremes
 
 _EPS32 = float(np.finfo(np.float32).eps)
 _EPS64 = float(np.finfo(np.float64).eps)
@@ -485,8 +485,8 @@ def _fix(job, flagged, limit):
     zero = np.flatnonzero(d == 0 if job.exact_den else d <= job.err_den)
     if zero.size:
         if not job.exact_den:  # candidates only: test them exactly
-            zero = zero[_degenerate(p, ys[zero], xs[zero], len(job.channels))]
-        scores[ys[zero], xs[zero]] = 1.0 if p.method == "ssd_normed" else 0.0
+            zero = zero[degenerate_at(p, ys[zero], xs[zero])]
+        scores[ys[zero], xs[zero]] = degenerate_score(p.method)  # the template is not degenerate here
         keep = np.ones(ys.size, bool)
         keep[zero] = False
         ys, xs = ys[keep], xs[keep]
@@ -494,14 +494,3 @@ def _fix(job, flagged, limit):
         return False
     rescore(p, scores, ys, xs)
     return True
-
-
-def _degenerate(p, ys, xs, C):
-    """Which of the windows at (ys, xs) are exactly flat (ncc) or exactly zero (others)."""
-    _, h, w = p.template.shape
-    result = np.ones(ys.size, bool)
-    for c in range(C):
-        lo, hi = window_extremes(p.image[c], (h, w), (p.out_shape[0], p.out_shape[1]))
-        lo, hi = lo[ys, xs], hi[ys, xs]
-        result &= (lo == hi) if p.method == "ncc" else ((lo == 0) & (hi == 0))
-    return result
