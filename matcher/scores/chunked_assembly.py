@@ -134,7 +134,7 @@ def score_large_map(p, algorithm, out, *, channels=None, precision="fast"):
     limits = (None if exact else 1.0, 256 + (4 if exact else 2) * out.size // per_window)
     tolerance = contract * _range(out, p.method)  # a first estimate; the loop checks it
     while True:
-        settled = _resolve(job, chunks, scratch, tolerance, limits, algorithm)
+        settled = _settle_over_tolerance(job, chunks, scratch, tolerance, limits, algorithm)
         if settled is None:
             return False
         if not settled:  # nothing changed: the range is the one the tolerance came from
@@ -175,7 +175,7 @@ def _sparse_where(scores, limit, lower, positions=True):
     return rows[ry], xs
 
 
-def _resolve(job, chunks, scratch, tolerance, limits, algorithm):
+def _settle_over_tolerance(job, chunks, scratch, tolerance, limits, algorithm):
     """Settle every window whose bound exceeds ``tolerance``.
 
     Returns how many windows changed, or None if too many remain to recompute one by one.
@@ -203,7 +203,7 @@ def _resolve(job, chunks, scratch, tolerance, limits, algorithm):
     count = int(np.count_nonzero(flagged))
     if count == 0:
         return sum(b - a for a, b, _, _ in strips)
-    if not _fix(job, flagged, limits[1]):
+    if not _settle_flagged(job, flagged, limits[1]):
         return None
     job.bound[flagged] = 0.0  # settled: exact values
     return count
@@ -319,60 +319,22 @@ class _Assembly:
     def chunk(self, a, b, xs, model, scratch, cols=None):
         """Assemble output rows a:b (columns ``cols = (c0, c1)``, default all) from correlation ``xs``.
 
-        The bound of a normalised score ``num / D`` is ``E / D`` with ``E`` the
-        correlation's bound (:func:`correlation_error_bound`); by Cauchy-Schwarz
-        its window-energy part is at most ``A eps32 D`` plus terms in the
-        window's mean (ncc) or the centre (others), so ``E / D <= alpha + beta / D``.
+        The denominators come from the window sums (:meth:`_ncc_denominators`
+        or :meth:`_energies`); ssd is ``energy - 2 x + t_sq``; the normalised
+        scores and their bounds are :meth:`_normalise`'s.
         """
-        method, n, channels = self.p.method, self.n, self.channels
-        _, h, w = self.p.template.shape
+        method = self.p.method
         c0, c1 = cols or (0, self.out.shape[1])
-        k_rows, width, W = b - a, c1 - c0, self.out.shape[1]
-        o = self.out[a:b, c0:c1]
-        local, peak = model
+        rows, columns = slice(a, b), slice(c0, c1)
+        o = self.out[rows, columns]
 
         def buf(name, dtype=np.float64):
-            return scratch.get(name, k_rows, dtype, width)
+            return scratch.get(name, b - a, dtype, c1 - c0)
 
-        root_n = float(np.sqrt(n))
-        single = len(channels) == 1
         if method == "ncc":
-            den = self.den[a:b, c0:c1]
-            q = buf("q", self.work)  # sum over channels of ||k_c|| |window sum of c_c|
-            for c, ch in enumerate(channels):
-                S1, S2 = ch.sums((h, w), True)
-                s1, s2 = S1[a:b, c0:c1], S2[a:b, c0:c1]
-                part = den if c == 0 else buf("tmp")
-                term = buf("term")
-                np.multiply(s1, s1, out=term)
-                np.multiply(s2, float(n), out=part)
-                part -= term  # n den_c = n s2 - s1^2: shift invariant, exact for exact integers
-                if c:
-                    den += part
-                qc = q if c == 0 else buf("r", self.work)
-                np.subtract(s1, n * (ch.centre - ch.offset), out=qc, casting="unsafe")
-                np.abs(qc, out=qc)
-                if not single:  # one channel: its norm goes into the bound's coefficient
-                    qc *= self.norms[c]
-                    if c:
-                        q += qc
-            scale = self.t_total / n
+            den, q = self._ncc_denominators(rows, columns, buf)
         else:
-            den = None
-            for c, ch in enumerate(channels):
-                S1, S2 = ch.sums((h, w), ch.offset != 0.0)
-                energy = S2[a:b, c0:c1]  # raw window energy = s2 + 2 offset s1 + n offset^2
-                if ch.offset != 0.0:
-                    energy = buf("term")
-                    np.multiply(S1[a:b, c0:c1], 2.0 * ch.offset, out=energy)
-                    energy += S2[a:b, c0:c1]
-                    energy += n * ch.offset * ch.offset
-                if single:
-                    den = energy
-                else:
-                    den = buf("den") if den is None else den
-                    _add(den, energy, c)
-            scale = self.t_total
+            den, q = self._energies(rows, columns, buf), None
         if method == "ssd" or method == "ssd_normed":  # energy - 2 x + t_sq
             np.multiply(xs, -2.0, out=o)
             o += den
@@ -381,9 +343,72 @@ class _Assembly:
             if method == "ssd":
                 return
         if self.den_view:  # one channel's raw energy: the window sums themselves
-            self.den = channels[0].sums((h, w), False)[1][: self.out.shape[0], :W]
+            _, h, w = self.p.template.shape
+            self.den = self.channels[0].sums((h, w), False)[1][: self.out.shape[0], : self.out.shape[1]]
         elif method != "ncc":
-            self.den[a:b, c0:c1] = den
+            self.den[rows, columns] = den
+        self._normalise(o, xs, den, q, model, self.bound[rows, columns], buf)
+
+    def _ncc_denominators(self, rows, columns, buf):
+        """``n`` times the window variances summed over channels (into ``self.den``), and ``q``:
+        the sum over channels of ``||k_c|| |window sum of c_c|`` for the bound."""
+        n, channels = self.n, self.channels
+        _, h, w = self.p.template.shape
+        single = len(channels) == 1
+        den = self.den[rows, columns]
+        q = buf("q", self.work)
+        for c, ch in enumerate(channels):
+            S1, S2 = ch.sums((h, w), True)
+            s1, s2 = S1[rows, columns], S2[rows, columns]
+            part = den if c == 0 else buf("tmp")
+            term = buf("term")
+            np.multiply(s1, s1, out=term)
+            np.multiply(s2, float(n), out=part)
+            part -= term  # n den_c = n s2 - s1^2: shift invariant, exact for exact integers
+            if c:
+                den += part
+            qc = q if c == 0 else buf("r", self.work)
+            np.subtract(s1, n * (ch.centre - ch.offset), out=qc, casting="unsafe")
+            np.abs(qc, out=qc)
+            if not single:  # one channel: its norm goes into the bound's coefficient
+                qc *= self.norms[c]
+                if c:
+                    q += qc
+        return den, q
+
+    def _energies(self, rows, columns, buf):
+        """The raw window energies ``sum(I^2)`` summed over channels (a view of the window sums for one
+        channel without offset)."""
+        n, channels = self.n, self.channels
+        _, h, w = self.p.template.shape
+        den = None
+        for c, ch in enumerate(channels):
+            S1, S2 = ch.sums((h, w), ch.offset != 0.0)
+            energy = S2[rows, columns]  # raw window energy = s2 + 2 offset s1 + n offset^2
+            if ch.offset != 0.0:
+                energy = buf("term")
+                np.multiply(S1[rows, columns], 2.0 * ch.offset, out=energy)
+                energy += S2[rows, columns]
+                energy += n * ch.offset * ch.offset
+            if len(channels) == 1:
+                den = energy
+            else:
+                den = buf("den") if den is None else den
+                _add(den, energy, c)
+        return den
+
+    def _normalise(self, o, xs, den, q, model, e, buf):
+        """Normalised scores into ``o`` and their error bounds into ``e``.
+
+        The bound of a normalised score ``num / D`` is ``E / D`` with ``E`` the
+        correlation's bound (:func:`correlation_error_bound`); by Cauchy-Schwarz
+        its window-energy part is at most ``A eps32 D`` plus terms in the
+        window's mean (ncc) or the centre (others), so ``E / D <= alpha + beta / D``
+        (``+ kappa / D^2`` for the denominator's own error).
+        """
+        method, n = self.p.method, self.n
+        local, peak = model
+        scale = self.t_total / n if method == "ncc" else self.t_total
         # D = sqrt(scale den) in float32; scores num / D; bounds alpha + beta / D
         dd = buf("dd", self.work)
         np.multiply(den, scale, out=dd, casting="unsafe")
@@ -394,18 +419,18 @@ class _Assembly:
         coef = 2.0 if method == "ssd_normed" else 1.0
         alpha = coef * local + 4.0 * self.eps  # and the arithmetic of the assembly
         beta = coef * peak * sum(nm * pk for nm, pk in zip(self.norms, self.peaks))
-        e = self.bound[a:b, c0:c1]
         if method == "ncc":
             # the kernels' residual sums: sum_c |s_c| |window sum_c| / n <= q max_c |s_c| / (n ||k_c||)
-            if single:
-                coef_q = local / root_n * self.norms[0] + self.residuals[0] / n
+            if len(self.channels) == 1:
+                coef_q = local / float(np.sqrt(n)) * self.norms[0] + self.residuals[0] / n
             else:
-                coef_q = local / root_n + max(r / (n * nm) for r, nm in zip(self.residuals, self.norms) if nm > 0)
+                coef_q = local / float(np.sqrt(n)) + max(r / (n * nm) for r, nm in zip(self.residuals, self.norms)
+                                                         if nm > 0)
             np.multiply(q, coef_q, out=e)
             e += beta
         else:
             if method == "ssd_normed":
-                beta += sum(ch.sum_errors(n)[1] for ch in channels)  # the numerator's window energy
+                beta += sum(ch.sum_errors(n)[1] for ch in self.channels)  # the numerator's window energy
             e[...] = beta
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             np.divide(e, dd, out=e)
@@ -415,12 +440,10 @@ class _Assembly:
                 np.square(dd, out=d2)
                 np.divide(self.err_den * scale / 2.0, d2, out=d2)
                 e += d2
-            if method == "ncc":
-                np.divide(xs, dd, out=dd)
-            elif method == "ccorr_normed":
-                np.divide(xs, dd, out=dd)
-            else:
+            if method == "ssd_normed":
                 np.divide(o, dd, out=dd, casting="unsafe")
+            else:  # ncc, ccorr_normed: the correlation over D
+                np.divide(xs, dd, out=dd)
         np.copyto(e, np.inf, where=degenerate)
         np.clip(dd, 0.0 if method == "ssd_normed" else -1.0, 1.0, out=dd)
         o[...] = dd
@@ -474,7 +497,7 @@ def _denominator_error(channels, method, n):
     )
 
 
-def _fix(job, flagged, limit):
+def _settle_flagged(job, flagged, limit):
     """Degenerate windows among ``flagged`` get their documented value, the others are recomputed
     by definition; False if more than ``limit`` of those."""
     p, scores = job.p, job.out
