@@ -110,8 +110,15 @@ def list_samples(folder):
 @web.get("/")
 def page():
     """The page."""
-    response = send_from_directory(STATIC_DIR, "index.html", max_age=0)
-    response.headers["Content-Security-Policy"] = _CSP
+    return send_from_directory(STATIC_DIR, "index.html", max_age=0)
+
+
+@web.after_request
+def _page_headers(response):
+    """Every HTML answer of this blueprint (``/``, and the same file as ``/assets/index.html``) gets the
+    page's Content-Security-Policy; every answer, the frame and referrer rules."""
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = _CSP
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
     return response

@@ -48,6 +48,17 @@ def test_page_is_served(client):
     assert client.head("/").status_code == 200
 
 
+def test_the_page_under_its_asset_path_has_the_same_protection(client):
+    """/assets/index.html is the same file as /: it must not be servable without the CSP and frame rules."""
+    page, asset = client.get("/"), client.get("/assets/index.html")
+    assert asset.status_code == 200 and asset.mimetype == "text/html"
+    assert asset.get_data() == page.get_data()
+    for name in ("Content-Security-Policy", "X-Frame-Options", "Referrer-Policy"):
+        assert asset.headers[name] == page.headers[name], name
+    script = client.get("/assets/app.js")
+    assert script.headers["X-Frame-Options"] == "DENY" and "Content-Security-Policy" not in script.headers
+
+
 def test_every_asset_the_page_names_is_served(client):
     html = client.get("/").get_data(as_text=True)
     paths = asset_paths(html)
