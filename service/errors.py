@@ -27,6 +27,8 @@ matcher.UnsupportedFormatError               415     unsupported-format
 Unprocessable (region, mask, channels)       422     unprocessable
 matcher.TemplateTooLargeError                422     template-too-large
 Busy (MATCHER_MAX_CONCURRENT reached)        503     busy
+the server's own body errors (gunicorn:      400     malformed-body
+  bad chunk sizes or terminators, body cut)
 other werkzeug HTTPException                 its own about:blank
 anything else                                500     internal-error (logged)
 ===========================================  ======  ===========================
@@ -190,8 +192,27 @@ def _unexpected(exc):
                             slug="internal-error", instance=f"urn:uuid:{incident}")
 
 
+def _transport_errors():
+    """The exception classes the WSGI server raises while the app reads a malformed body (gunicorn's
+    chunk and truncation errors); none without gunicorn."""
+    try:
+        from gunicorn.http.errors import NoMoreData, ParseException
+    except ImportError:  # the development server: werkzeug reports these itself
+        return ()
+    return (ParseException, NoMoreData)
+
+
+def _malformed_body(exc):
+    return problem_response(400, "Malformed request body",
+                            f"the request body could not be read: {type(exc).__name__} {exc}".rstrip()
+                            + "; send a complete body (a Content-Length, or well-formed chunked encoding)",
+                            slug="malformed-body")
+
+
 def register_error_handlers(app):
     """Install the mapping above on ``app`` (the only place statuses are chosen)."""
+    for cls in _transport_errors():
+        app.register_error_handler(cls, _malformed_body)
     app.register_error_handler(ServiceError, _service_error)
     for cls in _MATCHER_ERRORS:
         app.register_error_handler(cls, _matcher_error)

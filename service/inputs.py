@@ -11,6 +11,8 @@ import json
 import os
 from dataclasses import dataclass
 
+from werkzeug.exceptions import RequestEntityTooLarge
+
 from .errors import InvalidRequest, TooLarge, UnsupportedMediaType
 from .options import OPTION_NAMES, Options, parse_options
 
@@ -48,12 +50,29 @@ def read_match_request(request, config, *, batch=False):
     InvalidRequest, InvalidOption, TooLarge
         Missing or unknown parts, malformed values, a part over the byte limit.
     """
+    known = request.mimetype == "multipart/form-data" or request.mimetype == "application/json" \
+        or request.mimetype.endswith("+json")
+    if known and request.content_length is None:
+        _read_unannounced_body(request)
     if request.mimetype == "multipart/form-data":
         return _from_form(request, config, batch)
     if request.mimetype == "application/json" or request.mimetype.endswith("+json"):
         return _from_json(request, config, batch)
     raise UnsupportedMediaType(f"Content-Type must be one of {', '.join(CONTENT_TYPES)}, "
                                f"got {request.mimetype or 'none'!r}", field="Content-Type")
+
+
+def _read_unannounced_body(request):
+    """A body without Content-Length (chunked): read it now, up to the request limit, and refuse it (413)
+    if more follows; the parsers then use the cached bytes.
+
+    Werkzeug stops reading such a body at ``MAX_CONTENT_LENGTH`` without saying so, which would turn an
+    oversize request into a confusing "invalid JSON" or "malformed multipart" 400.
+    """
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if limit is not None and len(data) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
 
 
 def _limits(config, batch):

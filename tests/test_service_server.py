@@ -164,3 +164,63 @@ def test_taken_port_is_refused_at_once_with_a_hint():
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in out.stderr
     assert f"--bind 127.0.0.1:{port + 1}" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _raw(base, request_bytes, timeout=20):
+    """Send raw bytes to the server; return the whole answer (the server closes the connection)."""
+    import socket
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(base)
+    with socket.create_connection((url.hostname, url.port), timeout=timeout) as s:
+        s.sendall(request_bytes)
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+
+def test_malformed_chunked_bodies_are_4xx_problems_not_500():
+    """A bad chunk size, or a chunked body cut short, is the client's mistake: 400 problem+json."""
+    proc, base = start_server()
+    try:
+        bad_size = (b"POST /v1/match HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{\"a\":\r\nQQ\r\n")
+        answer = _raw(base, bad_size)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), answer[:200]
+        assert b"application/problem+json" in head
+        assert json.loads(body)["type"] == "urn:matcher:problem:malformed-body"
+        # the server still answers afterwards
+        assert fetch(base + "/healthz").status == 200
+    finally:
+        stop_server(proc)
+
+
+def _chunked(path, body, content_type="application/json", step=4096):
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    parts = [b"%x\r\n" % len(body[i:i + step]) + body[i:i + step] + b"\r\n" for i in range(0, len(body), step)]
+    return head + b"".join(parts) + b"0\r\n\r\n"
+
+
+def test_chunked_bodies_obey_the_request_limit():
+    """A chunked body (no Content-Length) within the limit is matched as any other; one over it is
+    413 request-too-large, not a confusing "invalid JSON" (werkzeug would cut it silently)."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (60, 80), dtype=np.uint8)
+    small = json.dumps({"image": b64(png(image)), "template": b64(png(image[10:30, 20:45]))}).encode()
+    limit = len(small) + 1000
+    proc, base = start_server(MATCHER_MAX_REQUEST_BYTES=str(limit))
+    try:
+        head, _, body = _raw(base, _chunked("/v1/match", small)).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert (json.loads(body)["matches"][0]["x"], json.loads(body)["matches"][0]["y"]) == (20, 10)
+        big = json.dumps({"image": b64(png(image)) + "A" * 2000, "template": "x"}).encode()
+        head, _, body = _raw(base, _chunked("/v1/match", big)).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413"), head
+        assert json.loads(body)["type"] == "urn:matcher:problem:request-too-large"
+    finally:
+        stop_server(proc)
