@@ -120,9 +120,9 @@ def _check_count(templates, batch, config):
         raise InvalidRequest("the 'template' part is missing", field="template")
     if not batch and len(templates) > 1:
         raise InvalidRequest("send exactly one 'template' here; use /v1/match/batch for several", field="template")
-    if len(templates) > config["MATCHER_MAX_TEMPLATES"]:
-        raise TooLarge(f"at most {config['MATCHER_MAX_TEMPLATES']} templates per request, got {len(templates)}",
-                       field="template")
+    if len(templates) > config["MATCHER_MAX_TEMPLATES"]:  # the schema's maxItems: a malformed request, 400
+        raise InvalidRequest(f"at most {config['MATCHER_MAX_TEMPLATES']} templates per request, got "
+                             f"{len(templates)} (MATCHER_MAX_TEMPLATES)", field="template")
 
 
 def _read_file(storage, field, config):

@@ -20,8 +20,8 @@ __all__ = ["openapi_document"]
 
 _REF = "#/components/{}/{}".format
 _PROBLEM = "application/problem+json"
-_FILE = {"type": "string", "contentMediaType": "application/octet-stream"}
-_B64 = {"type": "string", "contentEncoding": "base64",
+_FILE = {"type": "string", "contentMediaType": "application/octet-stream", "minLength": 1}
+_B64 = {"type": "string", "contentEncoding": "base64", "minLength": 1,
         "description": "the image file, base64 (a data: URL is accepted)"}
 _PNG_B64 = {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png"}
 

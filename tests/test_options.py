@@ -215,7 +215,7 @@ def test_json_options_are_schema_valid_iff_the_parser_accepts_them(document, nam
     for value in _JSON_CANDIDATES[kind]:
         for method in methods:
             raw = {name: value} | ({"method": method} if method else {})
-            body = {"image": "", "template": ""} | raw
+            body = {"image": "x", "template": "x"} | raw
             assert _valid(document, "application/json", body) == _accepts(raw, form=False), raw
 
 
@@ -225,14 +225,14 @@ def test_form_options_are_schema_valid_iff_the_parser_accepts_them(document, nam
     extra = {"method": "ccorr"} if name == "threshold" else {}
     for text in _FORM_CANDIDATES:
         raw = {name: text} | extra
-        body = {"image": "", "template": ""} | raw
+        body = {"image": "x", "template": "x"} | raw
         assert _valid(document, "multipart/form-data", body) == _accepts(raw, form=True), raw
 
 
 def test_region_0000_is_refused_by_both(document, client):
-    assert not _valid(document, "multipart/form-data", {"image": "", "template": "", "region": "0,0,0,0"})
-    assert _valid(document, "multipart/form-data", {"image": "", "template": "", "region": "0,0,1,1"})
-    assert not _valid(document, "application/json", {"image": "", "template": "", "region": "0,0,0,0"})
+    assert not _valid(document, "multipart/form-data", {"image": "x", "template": "x", "region": "0,0,0,0"})
+    assert _valid(document, "multipart/form-data", {"image": "x", "template": "x", "region": "0,0,1,1"})
+    assert not _valid(document, "application/json", {"image": "x", "template": "x", "region": "0,0,0,0"})
     assert not _accepts({"region": "0,0,0,0"}, form=True)
 
 
@@ -374,3 +374,18 @@ def test_argparse_type_errors_keep_the_reason():
     assert cli._spec_type(OPTIONS["threshold"])("0.5") == 0.5
     with pytest.raises(argparse.ArgumentTypeError, match="^not a number: 'x'$"):
         cli._spec_type(OPTIONS["threshold"])("x")
+
+
+def test_an_empty_image_is_schema_invalid_as_the_service_refuses_it(client):
+    """Schema and service agree on empty files: neither accepts them."""
+    document = client.get("/openapi.json").get_json()
+    for mime in ("multipart/form-data", "application/json"):
+        assert not _valid(document, mime, {"image": "", "template": "x"})
+        assert _valid(document, mime, {"image": "x", "template": "x"})
+    import base64
+
+    import cv2
+
+    tiny = base64.b64encode(cv2.imencode(".png", np.zeros((2, 2), np.uint8))[1].tobytes()).decode()
+    response = client.post("/v1/match", json={"image": "", "template": tiny})
+    assert response.status_code == 400 and response.get_json()["field"] == "image"

@@ -200,7 +200,9 @@ def test_too_many_parts_or_templates(make_client):
     assert_problem(post(client, form(method="ncc", precision="fast", gray="false")), 413, slug="request-too-large")
     client = make_client(MATCHER_MAX_TEMPLATES=2)
     body = {"image": b64(CAMERA), "templates": {k: b64(TINY) for k in "abc"}}
-    assert_problem(post(client, body, path="/v1/match/batch"), 413, field="template")
+    # more templates than the schema's maxItems/maxProperties: a malformed request (400), not a size limit
+    detail = assert_problem(post(client, body, path="/v1/match/batch"), 400, field="template")["detail"]
+    assert detail == "at most 2 templates per request, got 3 (MATCHER_MAX_TEMPLATES)"
 
 
 # ---- 415 -------------------------------------------------------------------------------------
