@@ -46,6 +46,8 @@ __all__ = ["main", "build_parser"]
 
 PROG = "matcher"
 FIND_FLAGS = ("method", "threshold", "max_matches", "max_overlap", "region", "subpixel", "precision")
+TURN_FLAGS = ("angles", "scales", "angle_step", "scale_step")
+"""Options of the turned and scaled search: flags of ``match`` only (``batch`` uses :func:`matcher.find_many`)."""
 """The options of :mod:`matcher.options` that are flags of ``match`` and ``batch`` (``pyramid`` is not:
 ``batch`` searches with :func:`matcher.find_many`, which has none)."""
 _CLI_NOTES = {  # what the command line adds to an option's one-line doc
@@ -121,7 +123,7 @@ def _add_find_options(p):
     g.add_argument("--gray", action="store_true", help="convert image and template to gray first")
 
 
-_VALUE_FLAGS = tuple(OPTIONS[n].flag for n in FIND_FLAGS if OPTIONS[n].metavar)
+_VALUE_FLAGS = tuple(OPTIONS[n].flag for n in FIND_FLAGS + TURN_FLAGS if OPTIONS[n].metavar)
 
 
 def _join_negative_values(argv):
@@ -165,6 +167,10 @@ def build_parser():
                    help="template to find; a PNG's alpha channel is used as the mask")
     _add_find_options(m)
     m.add_argument("--pyramid", action="store_true", help=OPTIONS["pyramid"].doc + " (normalised methods)")
+    turn = m.add_argument_group("turned and scaled templates (normalised methods)")
+    for name in TURN_FLAGS:
+        option = OPTIONS[name]
+        turn.add_argument(option.flag, type=_spec_type(option), default=None, metavar=option.metavar, help=option.doc)
     out = m.add_argument_group("output")
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON document (stable, for scripts)")
@@ -286,6 +292,9 @@ def _find_options(args):
         options["max_matches"] = None
     if getattr(args, "pyramid", False):
         options["pyramid"] = True
+    for name in TURN_FLAGS:
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
     return options
 
 
@@ -397,9 +406,9 @@ def _find_error(exc, args):
         flag = f"--mask {args.mask}" if args.mask is not None else f"template {args.template} (its alpha channel)"
     elif param == "max_matches" and args.all:
         flag = "--all"
-    elif param in FIND_FLAGS:
+    elif param in FIND_FLAGS + TURN_FLAGS or param == "pyramid":
         option = OPTIONS[param]
-        flag = f"{option.flag} {option.format(getattr(args, param))}".rstrip()
+        flag = f"{option.flag} {option.format(getattr(args, param, None))}".rstrip()
     else:
         return f"template {args.template} in image {args.image}: {text}"
     return f"{flag}: {text}"
@@ -455,10 +464,12 @@ def _print_table(args, image, template, matches, elapsed_ms):
           f"({template.width}x{template.height}), {args.method}: {count} in {elapsed_ms:.1f} ms")
     if not matches:
         return
-    rows = [("rank", "x", "y", "width", "height", "score")]
+    turned = any(getattr(args, name, None) is not None for name in TURN_FLAGS)
+    rows = [("rank", "x", "y", "width", "height", "score") + (("center", "angle", "scale") if turned else ())]
     for rank, m in enumerate(matches, start=1):
+        pose = ((f"{m.center[0]:.2f},{m.center[1]:.2f}", f"{m.angle:.2f}", f"{m.scale:.4f}") if turned else ())
         rows.append((str(rank), _format_coord(m.x), _format_coord(m.y), str(m.width), str(m.height),
-                     _format_score(args.method, m.score)))
+                     _format_score(args.method, m.score)) + pose)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(cell.rjust(wd) for cell, wd in zip(r, widths)).rstrip())

@@ -24,7 +24,9 @@ The command line (:mod:`matcher.cli`) builds its flags from these records, and
 the HTTP service its parser and OpenAPI document.
 
 >>> FindOptions.check(method="TM_SQDIFF", threshold=3)
-FindOptions(method='ssd', threshold=3.0, max_matches=1, max_overlap=0.3, region=None, subpixel=False, precision='fast', pyramid=False)
+FindOptions(method='ssd', threshold=3.0, max_matches=1, max_overlap=0.3, region=None, subpixel=False, precision='fast', pyramid=False, angles=None, scales=None, angle_step=None, scale_step=None)
+>>> parse_option("angles", "-180,180"), parse_option("scales", "0.9,1.1")
+((-180.0, 180.0), (0.9, 1.1))
 >>> parse_option("region", "10,20,30,40"), parse_option("subpixel", "yes")
 ((10, 20, 30, 40), True)
 >>> FindOptions.check(max_overlap=2)
@@ -151,7 +153,8 @@ class Option:
         How it is checked and written: ``"choice"`` (one of :attr:`choices`),
         ``"score"`` (a finite number in the method's range), ``"count"`` (a
         positive integer), ``"fraction"`` (a number in [0, 1]), ``"box"``
-        (``(x, y, w, h)``) or ``"bool"``.
+        (``(x, y, w, h)``), ``"bool"``, ``"range"`` (a pair ``(low, high)``
+        of numbers within :attr:`limits`) or ``"step"`` (a positive number).
     type : type
         The Python type of a checked value (``float``, ``tuple``, ...).
     default : object
@@ -166,6 +169,8 @@ class Option:
         The CLI's name for the value (``"T"``), if it takes one.
     note : str
         Said after the allowed range in error messages.
+    limits : tuple or None
+        For a ``"range"``: ``(smallest low, largest high, widest span)``.
     """
 
     name: str
@@ -177,6 +182,7 @@ class Option:
     nullable: bool = False
     metavar: "str | None" = None
     note: str = ""
+    limits: "tuple | None" = None
 
     @property
     def flag(self):
@@ -239,6 +245,16 @@ class Option:
             return _check_score(name, _float(value), get_method(method or DEFAULT_METHOD))
         if self.kind == "box":
             return _check_box(name, value)
+        if self.kind == "range":
+            return _check_range(name, value, self.limits)
+        if self.kind == "step":
+            if not _is_real(value):
+                raise ParameterTypeError(f"{name} must be a positive number or None, got {type(value).__name__}",
+                                         param=name)
+            number = _float(value)
+            if not (math.isfinite(number) and number > 0):
+                raise MatcherError(f"{name} must be a positive number or None, got {_shown(value)}", param=name)
+            return number
         raise AssertionError(self.kind)  # pragma: no cover
 
     # ---------------------------------------------------------------- string form
@@ -303,6 +319,16 @@ class Option:
             if w < 1 or h < 1:
                 raise bad(f"width and height must be >= 1, got {shown}")
             return (x, y, w, h)
+        if self.kind in ("range", "step"):
+            parts = text.split(",")
+            if len(parts) != (2 if self.kind == "range" else 1) or not all(re.fullmatch(NUMBER_PATTERN, p) for p in parts):
+                what = "two numbers low,high" if self.kind == "range" else "a number"
+                raise bad(f"expected {what}, got {shown}")
+            try:
+                value = self.check(tuple(float(p) for p in parts) if self.kind == "range" else float(parts[0]))
+            except MatcherError as exc:
+                raise bad(str(exc).removeprefix(f"{name} ")) from None
+            return value
         raise AssertionError(self.kind)  # pragma: no cover
 
     def format(self, value):
@@ -316,6 +342,8 @@ class Option:
         if isinstance(value, (bool, np.bool_)):
             return "true" if value else "false"
         if isinstance(value, (tuple, list)):
+            if self.kind == "range":
+                return ",".join(self.format(float(v)) for v in value)
             return ",".join(str(int(v)) for v in value)
         if isinstance(value, (float, np.floating)):
             short = f"{value:g}"
@@ -369,7 +397,8 @@ class Option:
                 s = {"type": "string", "enum": [*BOOLEAN_WORDS, ""]}
             else:
                 s = optional({"count": COUNT_PATTERN, "fraction": FRACTION_PATTERN, "score": NUMBER_PATTERN,
-                              "box": REGION_PATTERN}[kind])
+                              "box": REGION_PATTERN, "range": f"{NUMBER_PATTERN},{NUMBER_PATTERN}",
+                              "step": NUMBER_PATTERN}[kind])
             default = self.format(self.default)
         else:
             if kind == "choice":
@@ -382,6 +411,12 @@ class Option:
                 s = {"type": "number", "minimum": 0, "maximum": 1}
             elif kind == "score":
                 s = {"type": "number", "minimum": -_DBL_MAX, "maximum": _DBL_MAX}
+            elif kind == "step":
+                s = {"type": "number", "exclusiveMinimum": 0, "maximum": _DBL_MAX}
+            elif kind == "range":
+                lo, hi, _ = self.limits
+                s = {"type": "array", "items": {"type": "number", "minimum": lo, "maximum": hi},
+                     "minItems": 2, "maxItems": 2}
             else:
                 s = {"oneOf": [
                     {"type": "string", "pattern": f"^(?:{REGION_PATTERN})$"},
@@ -412,6 +447,20 @@ def _check_score(name, threshold, method):
         raise MatcherError(f"{name} for method {method.name!r} ({bound} bound on the score) must be {allowed}, "
                            f"got {threshold!r}", param=name)
     return threshold
+
+
+def _check_range(name, value, limits):
+    lo_limit, hi_limit, span = limits
+    allowed = (f"{name} must be a pair (low, high) of numbers with {lo_limit:g} <= low <= high <= {hi_limit:g}"
+               + (f", spanning at most {span:g}" if math.isfinite(span) else ""))
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
+        raise ParameterTypeError(f"{allowed}, got {_shown(value)}", param=name)
+    if len(value) != 2 or not all(_is_real(v) for v in value):
+        raise MatcherError(f"{allowed}, got {_shown(tuple(value) if isinstance(value, list) else value)}", param=name)
+    lo, hi = (_float(v) for v in value)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo_limit <= lo <= hi <= hi_limit and hi - lo <= span):
+        raise MatcherError(f"{allowed}, got {_shown(tuple(value))}", param=name)
+    return (lo, hi)
 
 
 def _check_box(name, region):
@@ -451,6 +500,19 @@ OPTIONS = {o.name: o for o in (
     Option("subpixel", "bool", bool, False, "refine positions to sub-pixel precision (x and y become fractional)"),
     Option("precision", "choice", str, "fast", "score precision: fast or exact", choices=PRECISIONS),
     Option("pyramid", "bool", bool, False, "coarse-to-fine search (normalised methods only; faster on large images)"),
+    Option("angles", "range", tuple, None,
+           "find the template turned by an angle in this range, degrees counter-clockwise as displayed "
+           "(-180,180: the full circle); none: not turned", nullable=True, metavar="START,STOP",
+           limits=(-360.0, 360.0, 360.0)),
+    Option("scales", "range", tuple, None,
+           "find the template scaled by a factor in this range; none: not scaled", nullable=True, metavar="LO,HI",
+           limits=(1e-3, 1e3, math.inf)),
+    Option("angle_step", "step", float, None,
+           "the turned search's angle step, degrees; none: the template's farthest pixel moves half a pixel",
+           nullable=True, metavar="DEG"),
+    Option("scale_step", "step", float, None,
+           "the scaled search's scale step; none: the template's farthest pixel moves half a pixel",
+           nullable=True, metavar="S"),
 )}
 """Every option of :func:`matcher.find`, by name, in its signature's order."""
 
@@ -513,18 +575,30 @@ class FindOptions:
     subpixel: bool = OPTIONS["subpixel"].default
     precision: str = OPTIONS["precision"].default
     pyramid: bool = OPTIONS["pyramid"].default
+    angles: "tuple | None" = OPTIONS["angles"].default
+    scales: "tuple | None" = OPTIONS["scales"].default
+    angle_step: "float | None" = OPTIONS["angle_step"].default
+    scale_step: "float | None" = OPTIONS["scale_step"].default
+
+    @property
+    def turned(self):
+        """Whether the search looks for the template turned or scaled (``angles`` or ``scales`` given)."""
+        return self.angles is not None or self.scales is not None
 
     @classmethod
     def check(cls, *, method=OPTIONS["method"].default, threshold=OPTIONS["threshold"].default,
               max_matches=OPTIONS["max_matches"].default, max_overlap=OPTIONS["max_overlap"].default,
               region=OPTIONS["region"].default, subpixel=OPTIONS["subpixel"].default,
-              precision=OPTIONS["precision"].default, pyramid=OPTIONS["pyramid"].default):
+              precision=OPTIONS["precision"].default, pyramid=OPTIONS["pyramid"].default,
+              angles=None, scales=None, angle_step=None, scale_step=None):
         """Check every option (:meth:`Option.check`), the first bad one raising; return them normalised.
 
         Parameters
         ----------
-        method, threshold, max_matches, max_overlap, region, subpixel, precision, pyramid
-            As :func:`matcher.find` takes them (keyword-only; defaults as there).
+        method, threshold, max_matches, max_overlap, region, subpixel, precision, pyramid, angles, scales,
+        angle_step, scale_step
+            As :func:`matcher.find` takes them (keyword-only; defaults as there). The turned search
+            (``angles`` or ``scales``) needs a normalised method and is not a pyramid search.
 
         Returns
         -------
@@ -547,18 +621,29 @@ class FindOptions:
         matcher.errors.MatcherError: threshold for method 'ncc' (a lower bound on the score) must be a number in [-1, 1], got 1.5
         """
         given = {"method": method, "threshold": threshold, "max_matches": max_matches, "max_overlap": max_overlap,
-                 "region": region, "subpixel": subpixel, "precision": precision, "pyramid": pyramid}
+                 "region": region, "subpixel": subpixel, "precision": precision, "pyramid": pyramid,
+                 "angles": angles, "scales": scales, "angle_step": angle_step, "scale_step": scale_step}
         method = OPTIONS["method"].check(method)
-        return cls(**{name: method if name == "method" else OPTIONS[name].check(value, method=method)
-                      for name, value in given.items()})
+        checked = cls(**{name: method if name == "method" else OPTIONS[name].check(value, method=method)
+                         for name, value in given.items()})
+        if checked.turned and not get_method(method).normalised:
+            raise MatcherError(f"a turned or scaled search (angles, scales) needs a normalised method, one of "
+                               f"{tuple(m for m in METHODS if get_method(m).normalised)}, got {method!r}",
+                               param="method")
+        if checked.turned and checked.pyramid:
+            raise MatcherError("angles and scales search coarse to fine already; pyramid=True cannot be added",
+                               param="pyramid")
+        return checked
 
     def kwargs(self, *, pyramid=True):
-        """The options as keyword arguments of :func:`matcher.find` (without ``pyramid`` for ``find_many``).
+        """The options as keyword arguments of :func:`matcher.find` (``pyramid=False``: those of
+        ``find_many``, which has neither the pyramid nor the turned search).
 
         >>> sorted(FindOptions().kwargs(pyramid=False))
         ['max_matches', 'max_overlap', 'method', 'precision', 'region', 'subpixel', 'threshold']
         """
         values = asdict(self)
         if not pyramid:
-            del values["pyramid"]
+            for name in ("pyramid", "angles", "scales", "angle_step", "scale_step"):
+                del values[name]
         return values

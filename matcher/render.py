@@ -77,6 +77,14 @@ def to_display_rgb(image):
     return np.array(u8, dtype=np.uint8, copy=True, order="C")
 
 
+def _turned(match):
+    """Whether a match is of a turned or scaled template (drawn as its four corners)."""
+    try:
+        return (float(_field(match, "angle")), float(_field(match, "scale"))) != (0.0, 1.0)
+    except (KeyError, AttributeError, TypeError):
+        return False
+
+
 def _field(match, name):
     if isinstance(match, Mapping):
         return match[name]
@@ -294,7 +302,11 @@ def draw_matches(image, matches, *, color=(255, 0, 0), thickness=2, labels=True)
                 (_, th), _ = cv2.getTextSize(line, _FONT, scale, text_thick)
                 origin = (label.x + pad, label.y + pad + th + i * line_h)
                 cv2.putText(out, line, origin, _FONT, scale, rgb, text_thick, cv2.LINE_AA)
-    for x, y, w, h, _ in boxes:
+    for m, (x, y, w, h, _) in zip(matches, boxes):
+        if _turned(m):  # the turned box itself (its bounding box placed the label)
+            corners = np.round(np.asarray(_field(m, "corners"), np.float64) * 16).astype(np.int32)
+            cv2.polylines(out, [corners.reshape(-1, 1, 2)], True, rgb, int(thickness), cv2.LINE_AA, shift=4)
+            continue
         x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
         if x0 >= x1 or y0 >= y1:
             continue

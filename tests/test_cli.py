@@ -498,3 +498,32 @@ def test_pyramid_flag_gives_the_pyramid_search(capsys):
     assert [(m["x"], m["y"], m["score"]) for m in json.loads(out)["matches"]] == [(m.x, m.y, m.score) for m in want]
     code, _, err = run(capsys, "match", COINS, COIN, "--pyramid", "--method", "ssd")
     assert code == 2 and "--method" in err and "normalised" in err
+
+
+def test_turned_and_scaled_search_from_the_command_line(capsys, tmp_path):
+    """--angles/--scales find a turned, scaled copy (pose in the JSON and the table); --annotate draws
+    the turned box, not its bounding box."""
+    from matcher.search.rotated import pose_matrix
+
+    camera = load_image(SAMPLES / "camera.png").pixels.astype(np.float32)
+    m = pose_matrix((300.0, 200.0), 35.0, 1.05, (60, 60))
+    template = cv2.warpAffine(camera, m, (60, 60), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC)
+    cv2.imwrite(str(tmp_path / "t.png"), np.clip(np.round(template), 0, 255).astype(np.uint8))
+    code, out, err = run(capsys, "match", SAMPLES / "camera.png", tmp_path / "t.png", "--angles", "-180,180",
+                         "--scales", "0.9,1.1", "--json", "--annotate", tmp_path / "a.png")
+    assert code == 0, err
+    (found,) = json.loads(out)["matches"]
+    assert abs(found["angle"] - 35.0) < 0.1 and abs(found["scale"] - 1.05) < 0.005
+    assert abs(found["center"]["x"] - 300.0) < 0.1 and abs(found["center"]["y"] - 200.0) < 0.1
+    drawn = cv2.imread(str(tmp_path / "a.png"))  # BGR: the boxes are red
+    red = (drawn[:, :, 2] > 200) & (drawn[:, :, 1] < 60) & (drawn[:, :, 0] < 60)
+    corners = np.array(found["corners"])
+    mid = np.round((corners[0] + corners[1]) / 2).astype(int)  # the middle of the turned box's top edge
+    assert red[mid[1] - 2 : mid[1] + 3, mid[0] - 2 : mid[0] + 3].any()
+    x, y = int(found["x"]), int(found["y"])
+    assert not red[y : y + 3, x : x + 3].any()  # the bounding box's corner is outside the turned box
+    code, out, _ = run(capsys, "match", SAMPLES / "camera.png", tmp_path / "t.png", "--angles", "0,90",
+                       "--scales", "0.9,1.1")
+    assert code == 0 and "angle" in out.splitlines()[1] and "35.00" in out.splitlines()[2]
+    code, _, err = run(capsys, "match", SAMPLES / "camera.png", tmp_path / "t.png", "--angles", "-180,400")
+    assert code == 2 and "--angles" in err and "spanning at most 360" in err

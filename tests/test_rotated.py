@@ -133,6 +133,25 @@ def test_rotated_iou():
     assert rotated_iou(square, diamond) == pytest.approx(inter / (200 - inter), rel=1e-4)
 
 
+def test_find_takes_angles_and_scales():
+    """find(angles=..., scales=...) is the turned search, in full-image coordinates with a region, and
+    refuses what does not go with it."""
+    rng = np.random.default_rng(8)
+    image = cv2.GaussianBlur(rng.random((200, 220)).astype(np.float32), (0, 0), 2.0)
+    template = cut(image, (120.0, 90.0), -40.0, 1.05, (41, 41))
+    (want,) = find_rotated(image, template, angles=(-90, 0), scales=(1.0, 1.1))
+    (got,) = find(image, template, angles=(-90, 0), scales=(1.0, 1.1))
+    assert got == want and angle_error(got.angle, -40.0) < 0.1 and abs(got.scale - 1.05) < 0.005
+    (cropped,) = find(image, template, angles=(-90, 0), scales=(1.0, 1.1), region=(40, 20, 160, 150))
+    assert np.allclose(cropped.center, got.center, atol=0.05) and np.allclose(cropped.corners, got.corners, atol=0.1)
+    with pytest.raises(MatcherError, match="needs a normalised method") as info:
+        find(image, template, "ccoeff", angles=(0, 10))
+    assert info.value.param == "method"
+    with pytest.raises(MatcherError, match="pyramid=True cannot be added") as info:
+        find(image, template, angles=(0, 10), pyramid=True)
+    assert info.value.param == "pyramid"
+
+
 def test_auto_steps_move_the_farthest_pixel_half_a_pixel():
     h, w = 101, 61
     a, s = auto_steps(h, w)
@@ -142,9 +161,11 @@ def test_auto_steps_move_the_farthest_pixel_half_a_pixel():
 
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"method": "ssd"}, MatcherError, r"normalised method .* got 'ssd'"),
-    ({"angles": (0, 400)}, MatcherError, r"angles must be \(low, high\) with -360 <= low <= high <= 360"),
-    ({"angles": (-180, 270)}, MatcherError, r"spanning at most 360 degrees"),
-    ({"scales": (0, 1)}, MatcherError, r"scales must be \(low, high\) with 0.001 <= low"),
+    ({"angles": (0, 400)}, MatcherError,
+     r"angles must be a pair \(low, high\) of numbers with -360 <= low <= high <= 360, spanning at most 360, "
+     r"got \(0, 400\)"),
+    ({"angles": (-180, 270)}, MatcherError, r"spanning at most 360, got \(-180, 270\)"),
+    ({"scales": (0, 1)}, MatcherError, r"scales must be a pair \(low, high\) of numbers with 0.001 <= low"),
     ({"scales": "big"}, TypeError, r"scales must be a pair \(low, high\) of numbers"),
     ({"angle_step": -1}, MatcherError, r"angle_step must be a positive number or None, got -1"),
 ])

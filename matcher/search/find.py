@@ -18,17 +18,19 @@ from ..options import FindOptions
 from .job import make_job
 from .match import Match
 from .pyramid import search_pyramid
+from .rotated import search_rotated
 from .strategy import choose_strategy
 from .tiled import search_tiled
 
 __all__ = ["Match", "find", "find_many", "find_with_scores"]
 
 _SEARCHES = {"exhaustive": search_exhaustive, "tiled": search_tiled,
-             "pyramid": lambda job: search_pyramid(job)[0]}
+             "pyramid": lambda job: search_pyramid(job)[0], "rotated": search_rotated}
 
 
 def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_overlap=0.3,
-         region=None, subpixel=False, mask=None, precision="fast", pyramid=False):
+         region=None, subpixel=False, mask=None, precision="fast", pyramid=False, angles=None, scales=None,
+         angle_step=None, scale_step=None):
     """Find ``template`` in ``image``: the best matches, best first.
 
     The score map is :func:`matcher.match_template`'s. A match is a local peak
@@ -86,6 +88,19 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
         Template mask, passed to the engine unchanged.
     precision : {"fast", "exact"}, keyword-only
         Passed to the engine unchanged.
+    angles, scales : (float, float), optional, keyword-only
+        Find the template turned by an angle in ``angles`` (degrees,
+        counter-clockwise as displayed; ``(-180, 180)`` is the full circle)
+        and scaled by a factor in ``scales``
+        (:func:`matcher.search.rotated.find_rotated`): each match then has its
+        ``angle``, ``scale``, ``center`` and ``corners``, refined jointly to
+        sub-pixel and sub-step precision; ``x, y, width, height`` is the
+        turned box's bounding box and ``max_overlap`` is measured on the turned
+        boxes. Normalised methods only; ``precision`` and ``subpixel`` do not
+        apply (scores are by definition, poses always refined).
+    angle_step, scale_step : float, optional, keyword-only
+        The search's steps; default: the template's farthest pixel moves by
+        half a pixel.
     pyramid : bool, keyword-only
         Coarse-to-fine search (:func:`matcher.search.pyramid.find_pyramid`, which
         also reports the path taken): much faster on large images, the same
@@ -121,22 +136,22 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
     >>> find(image, [[1, 2], [3, 4]], "ncc", threshold=0.5, region=(2, 0, 4, 6))   # not found
     []
     """
-    options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
-                                max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision,
-                                pyramid=pyramid)
-    template, mask = _template_and_mask(template, mask)
-    job = make_job(_pixels(image), [template], [mask], [None], options)
-    return job.to_image(_SEARCHES[choose_strategy(np.shape(job.image), pyramid=options.pyramid)](job))
+    return find_with_scores(image, template, method, threshold=threshold, max_matches=max_matches,
+                            max_overlap=max_overlap, region=region, subpixel=subpixel, mask=mask,
+                            precision=precision, pyramid=pyramid, angles=angles, scales=scales,
+                            angle_step=angle_step, scale_step=scale_step, keep_scores=False)[0]
 
 
 def find_with_scores(image, template, method="ncc", *, threshold=None, max_matches=1, max_overlap=0.3,
-                     region=None, subpixel=False, mask=None, precision="fast", pyramid=False):
+                     region=None, subpixel=False, mask=None, precision="fast", pyramid=False, angles=None,
+                     scales=None, angle_step=None, scale_step=None, keep_scores=True):
     """:func:`find`, and the score map it searched: ``(matches, scores)``.
 
     ``scores`` is :func:`matcher.match_template`'s map over the searched area
     (the region, if one is given: ``scores[0, 0]`` is the window at the
     region's corner), or None when the search never scored every window (the
-    pyramid, or the tiled search of a huge image). For a heat map beside the
+    pyramid, the turned search, or the tiled search of a huge image; or with
+    ``keep_scores=False``, which :func:`find` uses). For a heat map beside the
     matches without scoring the image twice.
 
     Examples
@@ -149,11 +164,12 @@ def find_with_scores(image, template, method="ncc", *, threshold=None, max_match
     """
     options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
                                 max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision,
-                                pyramid=pyramid)
+                                pyramid=pyramid, angles=angles, scales=scales, angle_step=angle_step,
+                                scale_step=scale_step)
     template, mask = _template_and_mask(template, mask)
     job = make_job(_pixels(image), [template], [mask], [None], options)
-    strategy = choose_strategy(np.shape(job.image), pyramid=options.pyramid)
-    if strategy != "exhaustive":
+    strategy = choose_strategy(np.shape(job.image), pyramid=options.pyramid, turned=options.turned)
+    if strategy != "exhaustive" or not keep_scores:
         return job.to_image(_SEARCHES[strategy](job)), None
     maps = score_maps(job)
     scores = maps[0][0] if np.ndim(job.image) == 1 else maps[0]

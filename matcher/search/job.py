@@ -28,7 +28,8 @@ class SearchJob:
     (``(height, width)``, None where a template is not array-like: the engine
     reports that) are parallel lists. ``method`` is a
     :class:`matcher.methods.Method`; the other fields are :func:`matcher.find`'s
-    options, checked.
+    options, checked; ``turn`` is ``(angles, scales, angle_step, scale_step)`` for
+    the turned and scaled search, None otherwise.
     """
 
     image: np.ndarray
@@ -43,6 +44,7 @@ class SearchJob:
     max_overlap: float
     subpixel: bool
     precision: str
+    turn: "tuple | None" = None
 
     @property
     def floor(self):
@@ -81,8 +83,10 @@ def make_job(image, templates, masks, labels, options):
     origin = (0, 0)
     if options.region is not None:
         image, origin = crop_region(image, options.region, sizes)
+    turn = ((options.angles, options.scales, options.angle_step, options.scale_step)
+            if getattr(options, "turned", False) else None)
     return SearchJob(image, origin, list(templates), list(masks), list(labels), sizes, method, options.threshold,
-                     options.max_matches, options.max_overlap, options.subpixel, options.precision)
+                     options.max_matches, options.max_overlap, options.subpixel, options.precision, turn)
 
 
 def spatial_shape(template):

@@ -37,12 +37,13 @@ from scipy.optimize import minimize
 
 from ..errors import MatcherError
 from ..methods import NORMALIZED_METHODS, get_method
+from ..options import OPTIONS
 from ..scores.inputs import as_array
 from ..scores.reference import window_scores
 from .match import Match
 from .pyramid import pyramid_levels
 
-__all__ = ["PreparedTemplate", "find_rotated", "auto_steps", "pose_matrix", "rotated_iou"]
+__all__ = ["PreparedTemplate", "find_rotated", "search_rotated", "auto_steps", "pose_matrix", "rotated_iou"]
 
 _CV_METHODS = {"ncc": cv2.TM_CCOEFF_NORMED, "ccorr_normed": cv2.TM_CCORR_NORMED, "ssd_normed": cv2.TM_SQDIFF_NORMED}
 _MIN_COARSE = 12  # smallest coarse template side (pixels)
@@ -169,11 +170,11 @@ class PreparedTemplate:
         self.mask = (m > 0.5 if m.dtype.kind == "f" else m != 0).astype(np.float32)
         if not self.mask.any():
             raise MatcherError("mask selects no pixel", param="mask")
-        self.angles = _range("angles", angles, -360.0, 360.0)
-        self.scales = _range("scales", scales, 1e-3, 1e3)
+        self.angles = OPTIONS["angles"].check(angles)
+        self.scales = OPTIONS["scales"].check(scales)
         auto_angle, auto_scale = auto_steps(*self.shape)
-        self.angle_step = _step("angle_step", angle_step, auto_angle)
-        self.scale_step = _step("scale_step", scale_step, auto_scale)
+        self.angle_step = OPTIONS["angle_step"].check(angle_step) or auto_angle
+        self.scale_step = OPTIONS["scale_step"].check(scale_step) or auto_scale
         smallest = (self.shape[0] * self.scales[0], self.shape[1] * self.scales[0])
         self.levels = pyramid_levels(int(smallest[0]), int(smallest[1]), min_size=_MIN_COARSE)
         self._templates, self._masks = [self.template], [self.mask]
@@ -283,6 +284,17 @@ def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scale
             if max_matches is not None and len(kept) == max_matches:
                 break
     return [_match(r, prepared) for r in kept]
+
+
+def search_rotated(job):
+    """The turned and scaled search of ``job`` (a :class:`~matcher.search.job.SearchJob` whose
+    ``turn`` is ``(angles, scales, angle_step, scale_step)``): matches in the searched image's
+    coordinates. An absent range is not searched: angle 0, scale 1."""
+    angles, scales, angle_step, scale_step = job.turn
+    return find_rotated(job.image, job.templates[0], job.method.name, angles=angles or (0.0, 0.0),
+                        scales=scales or (1.0, 1.0), angle_step=angle_step, scale_step=scale_step,
+                        threshold=job.threshold, max_matches=job.max_matches, max_overlap=job.max_overlap,
+                        mask=job.masks[0])
 
 
 def _coarse(prepared, image, k):
@@ -448,27 +460,6 @@ def _channels(a):
 def _down(a):
     out = cv2.pyrDown(a)
     return out[:, :, None] if a.ndim == 3 and out.ndim == 2 else out
-
-
-def _range(name, value, lo, hi):
-    try:
-        a, b = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair (low, high) of numbers, got {value!r}") from None
-    if not (math.isfinite(a) and math.isfinite(b) and lo <= a <= b <= hi) or (name == "angles" and b - a > 360):
-        extra = " spanning at most 360 degrees" if name == "angles" else ""
-        raise MatcherError(f"{name} must be (low, high) with {lo:g} <= low <= high <= {hi:g}{extra}, got {value!r}",
-                           param=name)
-    return a, b
-
-
-def _step(name, value, default):
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not (math.isfinite(value) and value > 0):
-        raise MatcherError(f"{name} must be a positive number or None, got {value!r}", param=name)
-    return float(value)
 
 
 def _points(lo, hi, step, *, wrap):
