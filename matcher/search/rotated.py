@@ -53,6 +53,7 @@ _PEAKS_PER_POSE = 4
 _RADIUS = 4  # finer-level search radius (pixels) around twice a coarser position (a coarse scale error shifts it)
 _GRID_FACTOR = 2.0  # grid steps move the farthest pixel by a pixel of their level (twice the fine rule)
 _REFINE_WITHIN = 0.1  # candidates scoring more than this below the best at full resolution are not refined
+_KEEP_WITHIN = 0.2  # below full resolution, candidates scoring more than this below the level's best are dropped
 
 
 def auto_steps(height, width):
@@ -268,6 +269,9 @@ def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scale
     cands = _coarse(prepared, images[-1], k)
     for level in range(prepared.levels - 1, -1, -1):
         cands = _finer(prepared, images[level], level, cands)
+        if level and cands and max_matches is not None:  # the others cannot catch up with the best
+            best = max(c[0] for c in cands)
+            cands = [c for c in cands if c[0] >= best - _KEEP_WITHIN]
     if cands:  # only candidates that may still be among the best are refined (the refinement costs the most)
         cands.sort(key=lambda c: -c[0])
         keep = len(cands) if max_matches is None else max(2, 2 * max_matches)
