@@ -7,7 +7,8 @@ Copies four photographs byte for byte from scikit-image's data directory
 templates out of them, writes samples/truth.json and
 samples/worked_examples.json, and checks every entry with OpenCV's
 cv2.matchTemplate (TM_CCOEFF_NORMED): each template's best match must be
-where it was cut, clearly ahead of any other position. With --annotate, it
+where it was cut, clearly ahead of any other position. The turned samples
+(TURNED) are the image seen through a known similarity: their truth is the pose. With --annotate, it
 also draws the ground truth on copies of the images in DIR for a visual check.
 samples/README.md is written by hand.
 """
@@ -42,6 +43,14 @@ CUTS = [
      "shape; match with mask = alpha"),
     ("coins.png", "coins_coin.png", 270, 233, 62, 62,
      "one coin (bottom row, fifth from the left) with a 6-pixel margin of background"),
+]
+
+# (image, template file, centre (x, y), angle (degrees, counter-clockwise), scale, template (height, width), note):
+# templates seen through a known similarity, for the turned and scaled search (find(..., angles, scales)).
+TURNED = [
+    ("camera.png", "camera_turned.png", (290.0, 162.0), 30.0, 1.15, (70, 90),
+     "the camcorder and the hand on it, turned by 30 degrees and scaled by 1.15: the template is the image "
+     "seen through that pose (cubic interpolation), so the truth is known by construction"),
 ]
 
 # Coins: every coin is located with TM_CCOEFF_NORMED, then greedy non-maximum
@@ -202,6 +211,17 @@ def main():
             for px, py, _ in found:
                 cv2.rectangle(box, (px, py), (px + w - 1, py + h - 1), (0, 200, 0), 1)
         truth.append(entry)
+
+    for image_name, template_name, (cx, cy), angle, scale, (h, w), note in TURNED:
+        image = read(os.path.join(SAMPLES, image_name)).astype(np.float32)
+        a, b = scale * np.cos(np.radians(angle)), scale * np.sin(np.radians(angle))
+        tcx, tcy = (w - 1) / 2.0, (h - 1) / 2.0
+        pose = np.array([[a, b, cx - a * tcx - b * tcy], [-b, a, cy + b * tcx - a * tcy]])
+        template = cv2.warpAffine(image, pose, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC)
+        write(os.path.join(SAMPLES, template_name), np.clip(np.round(template), 0, 255).astype(np.uint8))
+        truth.append({"image": image_name, "template": template_name, "center": {"x": cx, "y": cy},
+                      "angle": angle, "scale": scale, "width": w, "height": h, "method": "ncc", "mask": None,
+                      "note": note})
 
     with open(os.path.join(SAMPLES, "truth.json"), "w") as f:
         json.dump(truth, f, indent=2)

@@ -92,6 +92,8 @@ def list_samples(folder):
     for entry in entries:
         if not ((folder / entry["image"]).is_file() and (folder / entry["template"]).is_file()):
             continue
+        if "angle" in entry or "scale" in entry:  # the turned search is not offered by the service yet
+            continue
         preset = _PRESETS.get(entry["image"], {})
         stem = Path(entry["template"]).stem
         samples.append({

@@ -377,7 +377,8 @@ def test_many_matches_are_summed_up_above_the_table(page, server, shots):
 @pytest.mark.parametrize("name", ["camera", "coins", "chelsea", "coffee"])
 def test_one_click_samples(page, name):
     page.open()
-    truth = {e["image"].removesuffix(".png"): e for e in json.loads((SAMPLES / "truth.json").read_text())}[name]
+    truth = {e["image"].removesuffix(".png"): e for e in json.loads((SAMPLES / "truth.json").read_text())
+             if "angle" not in e}[name]  # the page offers the plain samples (not the turned one yet)
     assert page.run(lambda: page.click(f'button.sample[data-sample="{name}"]')) == "done"
     assert page.get_attribute(f'button.sample[data-sample="{name}"]', "aria-pressed") == "true"
     boxes = page.boxes()

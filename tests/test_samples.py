@@ -38,3 +38,16 @@ def test_true_location_is_the_best_match(entry, precision):
     y, x = np.unravel_index(np.argmax(scores), scores.shape)
     assert (int(x), int(y)) == (entry["x"], entry["y"])
     assert scores[y, x] == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("entry", [e for e in TRUTH if "angle" in e], ids=lambda e: e["template"])
+def test_turned_sample_pose_is_found(entry):
+    """A template seen through a known similarity: find(angles=..., scales=...) recovers the pose."""
+    from matcher import find
+
+    image = load_image(SAMPLES / entry["image"])
+    template = load_image(SAMPLES / entry["template"])
+    (m,) = find(image, template, entry["method"], angles=(-180, 180), scales=(0.8, 1.25))
+    assert abs((m.angle - entry["angle"] + 180) % 360 - 180) < 0.1
+    assert abs(m.scale - entry["scale"]) < 0.005
+    assert abs(m.center[0] - entry["center"]["x"]) < 0.1 and abs(m.center[1] - entry["center"]["y"]) < 0.1

@@ -117,7 +117,8 @@ def test_samples_are_listed(client):
     assert r.status_code == 200 and r.mimetype == "application/json"
     samples = r.get_json()["samples"]
     assert [s["name"] for s in samples] == ["camera", "coins", "chelsea", "coffee"]
-    truth = {e["image"]: e for e in json.loads((SAMPLES / "truth.json").read_text())}
+    # one entry per image among the plain samples (the turned ones are not offered by the service yet)
+    truth = {e["image"]: e for e in json.loads((SAMPLES / "truth.json").read_text()) if "angle" not in e}
     for s in samples:
         entry = truth[s["image"]["file"]]
         assert s["template"]["file"] == entry["template"]
