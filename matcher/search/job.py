@@ -84,7 +84,7 @@ def make_job(image, templates, masks, labels, options):
     if options.region is not None:
         image, origin = crop_region(image, options.region, sizes)
     turn = ((options.angles, options.scales, options.angle_step, options.scale_step)
-            if getattr(options, "turned", False) else None)
+            if options.turned else None)
     return SearchJob(image, origin, list(templates), list(masks), list(labels), sizes, method, options.threshold,
                      options.max_matches, options.max_overlap, options.subpixel, options.precision, turn)
 
