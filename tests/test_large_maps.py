@@ -12,7 +12,7 @@ These tests check what that promises, through the engine:
   large DC offset and images with exactly constant and exactly zero blocks,
   against the plain float64 sliding-window reference
   (``match_template_reference``), or ``precision="exact"`` kept on the general
-  float64 path (matcher/scoring.py, tested against the reference in
+  float64 path (matcher/scores/assembly.py, tested against the reference in
   test_engine.py) where the reference would be too slow;
 - that the float32 path really scores the typical cases (a spy on
   ``matcher.scores.engine.score_large_map``) and is not used for small maps, masks or
@@ -87,7 +87,7 @@ def assert_matches(got, ref, method, *, factor=1.0, rel=REL_FAST, what=""):
 
 
 def exact(image, template, method, **kwargs):
-    """The general float64 path (matcher/scoring.py): the oracle for maps too large for the reference.
+    """The general float64 path (matcher/scores/assembly.py): the oracle for maps too large for the reference.
 
     The engine also sends some precision="exact" problems through the chunked assembly (in
     float64); a plan that always says "general" keeps the oracle independent of it.
