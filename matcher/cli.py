@@ -175,10 +175,12 @@ def build_parser():
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON document (stable, for scripts)")
     fmt.add_argument("--jsonl", action="store_true", help="print one JSON object per match, one per line")
-    out.add_argument("--annotate", metavar="OUT.png", help="write the image with every match drawn on it (PNG)")
+    out.add_argument("--annotate", metavar="OUT.png",
+                     help="write the image with every match drawn on it (the format the extension names: "
+                          ".png, .jpg, .webp, .bmp or .tif)")
     out.add_argument("--heatmap", metavar="OUT.png",
-                     help="write the score map, colour-mapped and aligned with the image (PNG; "
-                          "bright = good match)")
+                     help="write the score map, colour-mapped and aligned with the image (bright = good "
+                          "match; the format the extension names)")
     _add_common(m)
     m.set_defaults(handler=_cmd_match)
 
