@@ -320,24 +320,28 @@ def _load_mask(path, template, template_path):
 
 def _encoded(flag, path, picture):
     """``picture`` encoded in the format ``path``'s extension names (PNG, JPEG, WebP, BMP, TIFF)."""
-    from .render import IMAGE_FORMATS, encode_image
+    from .render import encode_image
+
+    return encode_image(picture, _image_extension(flag, path))
+
+
+def _check_outputs(args):
+    """Refuse output files of unknown formats before any work is done."""
+    for flag in ("--annotate", "--heatmap"):
+        path = getattr(args, flag[2:], None)
+        if path:
+            _image_extension(flag, path)
+
+
+def _image_extension(flag, path):
+    """``path``'s extension if it names an image format :func:`matcher.render.encode_image` writes."""
+    from .render import IMAGE_FORMATS
 
     ext = os.path.splitext(path)[1].lower()
     if ext not in IMAGE_FORMATS:
         raise UsageError(f"{flag} {path}: the extension {ext or '(none)'!r} names no image format this writes; "
                          f"use one of {', '.join(IMAGE_FORMATS)}")
-    return encode_image(picture, ext)
-
-
-def _check_outputs(args):
-    """Refuse output files of unknown formats before any work is done."""
-    from .render import IMAGE_FORMATS
-
-    for flag, path in (("--annotate", getattr(args, "annotate", None)), ("--heatmap", getattr(args, "heatmap", None))):
-        ext = os.path.splitext(path)[1].lower() if path else None
-        if path and ext not in IMAGE_FORMATS:
-            raise UsageError(f"{flag} {path}: the extension {ext or '(none)'!r} names no image format this "
-                             f"writes; use one of {', '.join(IMAGE_FORMATS)}")
+    return ext
 
 
 def _write_file(flag, path, data):

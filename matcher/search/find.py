@@ -139,20 +139,20 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
     return find_with_scores(image, template, method, threshold=threshold, max_matches=max_matches,
                             max_overlap=max_overlap, region=region, subpixel=subpixel, mask=mask,
                             precision=precision, pyramid=pyramid, angles=angles, scales=scales,
-                            angle_step=angle_step, scale_step=scale_step, keep_scores=False)[0]
+                            angle_step=angle_step, scale_step=scale_step)[0]
 
 
 def find_with_scores(image, template, method="ncc", *, threshold=None, max_matches=1, max_overlap=0.3,
                      region=None, subpixel=False, mask=None, precision="fast", pyramid=False, angles=None,
-                     scales=None, angle_step=None, scale_step=None, keep_scores=True):
+                     scales=None, angle_step=None, scale_step=None):
     """:func:`find`, and the score map it searched: ``(matches, scores)``.
 
     ``scores`` is :func:`matcher.match_template`'s map over the searched area
     (the region, if one is given: ``scores[0, 0]`` is the window at the
     region's corner), or None when the search never scored every window (the
-    pyramid, the turned search, or the tiled search of a huge image; or with
-    ``keep_scores=False``, which :func:`find` uses). For a heat map beside the
-    matches without scoring the image twice.
+    pyramid, the turned search, or the tiled search of a huge image). For a
+    heat map beside the matches without scoring the image twice;
+    :func:`find` is this function without the map.
 
     Examples
     --------
@@ -169,7 +169,7 @@ def find_with_scores(image, template, method="ncc", *, threshold=None, max_match
     template, mask = _template_and_mask(template, mask)
     job = make_job(_pixels(image), [template], [mask], [None], options)
     strategy = choose_strategy(np.shape(job.image), pyramid=options.pyramid, turned=options.turned)
-    if strategy != "exhaustive" or not keep_scores:
+    if strategy != "exhaustive":
         return job.to_image(_SEARCHES[strategy](job)), None
     maps = score_maps(job)
     scores = maps[0][0] if np.ndim(job.image) == 1 else maps[0]

@@ -67,7 +67,7 @@ from .job import make_job
 from .peaks import local_peaks, suppress
 from .report import matches_at
 
-__all__ = ["find_pyramid", "search_pyramid", "PyramidInfo", "pyramid_levels", "MIN_COARSE_SIZE", "MAX_LEVELS"]
+__all__ = ["find_pyramid", "search_pyramid", "PyramidInfo", "pyramid_levels", "pyr_down", "MIN_COARSE_SIZE", "MAX_LEVELS"]
 
 MIN_COARSE_SIZE = 16
 """Smallest coarse template side (pixels) a level may leave."""
@@ -204,11 +204,11 @@ def _levels(arr, tpl, mask, levels):
     """
     imgs, tpls, masks = [arr], [tpl], [mask]
     img32, tpl32 = _reduce_first(arr), _reduce_first(tpl)
-    msk32 = None if mask is None else np.clip(_down(_mask32(mask)), 0.0, 1.0)
+    msk32 = None if mask is None else np.clip(pyr_down(_mask32(mask)), 0.0, 1.0)
     for lev in range(1, levels + 1):
         if lev > 1:
-            img32, tpl32 = _down(img32), _down(tpl32)
-            msk32 = None if msk32 is None else np.clip(_down(msk32), 0.0, 1.0)
+            img32, tpl32 = pyr_down(img32), pyr_down(tpl32)
+            msk32 = None if msk32 is None else np.clip(pyr_down(msk32), 0.0, 1.0)
         if msk32 is not None and not (msk32.reshape(msk32.shape[0], msk32.shape[1], -1) > 0).any(axis=(0, 1)).all():
             return "the reduced mask selects no pixel"
         imgs.append(img32)
@@ -321,8 +321,12 @@ def _mask32(mask):
     return (m != 0).astype(np.float32) if m.dtype.kind in "biu" else _float32(m)
 
 
-def _down(a):
-    """cv2.pyrDown keeping a trailing channel axis of length 1."""
+def pyr_down(a):
+    """``cv2.pyrDown`` (each side halved, rounding up), keeping a trailing channel axis of length 1.
+
+    >>> pyr_down(np.zeros((9, 8, 1), np.float32)).shape
+    (5, 4, 1)
+    """
     out = cv2.pyrDown(a)
     return out[:, :, None] if a.ndim == 3 and out.ndim == 2 else out
 
@@ -330,8 +334,8 @@ def _down(a):
 def _reduce_first(a):
     """Level 1 as float32: 8-bit data is reduced first (OpenCV's fast path; rounding is 1/2 grey level)."""
     if a.dtype == np.uint8:
-        return _float32(_down(a))
-    return _down(_float32(a.astype(np.float64) if a.dtype.kind == "b" else a))
+        return _float32(pyr_down(a))
+    return pyr_down(_float32(a.astype(np.float64) if a.dtype.kind == "b" else a))
 
 
 def _window(img, tpl, cy, cx, r):

@@ -38,10 +38,10 @@ from scipy.optimize import minimize
 from ..errors import MatcherError
 from ..methods import NORMALIZED_METHODS, get_method
 from ..options import OPTIONS
-from ..scores.inputs import as_array
+from ..scores.inputs import as_array, channels_first
 from ..scores.reference import window_scores
 from .match import Match
-from .pyramid import pyramid_levels
+from .pyramid import pyr_down, pyramid_levels
 
 __all__ = ["PreparedTemplate", "find_rotated", "search_rotated", "auto_steps", "pose_matrix", "rotated_iou"]
 
@@ -180,11 +180,11 @@ class PreparedTemplate:
         self.levels = pyramid_levels(int(smallest[0]), int(smallest[1]), min_size=_MIN_COARSE)
         self._templates, self._masks = [self.template], [self.mask]
         for _ in range(self.levels):
-            self._templates.append(_down(self._templates[-1]))
-            self._masks.append(np.clip(_down(self._masks[-1]), 0.0, 1.0))
+            self._templates.append(pyr_down(self._templates[-1]))
+            self._masks.append(np.clip(pyr_down(self._masks[-1]), 0.0, 1.0))
         self._banks = {}
         self.pixel_grid = tuple(np.mgrid[0 : self.shape[0], 0 : self.shape[1]].astype(np.float64))
-        self.channels = _channels(self.template).astype(np.float64)
+        self.channels = channels_first("template", self.template)
         self.weights = np.broadcast_to(self.mask[None], self.channels.shape).astype(np.float64)
 
     @property
@@ -258,13 +258,13 @@ def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scale
     if img.ndim not in (2, 3) or (img.ndim == 3) != (prepared.template.ndim == 3):
         raise MatcherError(f"image and template must both be gray (H, W) or both colour (H, W, C), got "
                            f"{img.shape} and {prepared.template.shape}", param="image")
-    if max_matches is not None and (isinstance(max_matches, bool) or int(max_matches) < 1):
-        raise MatcherError(f"max_matches must be a positive integer or None, got {max_matches!r}",
-                           param="max_matches")
     method = prepared.method
+    threshold = OPTIONS["threshold"].check(threshold, method=method.name)  # the spec's checks, as find's
+    max_matches = OPTIONS["max_matches"].check(max_matches)
+    max_overlap = OPTIONS["max_overlap"].check(max_overlap)
     images = [img.astype(np.float32)]
     for _ in range(prepared.levels):
-        images.append(_down(images[-1]))
+        images.append(pyr_down(images[-1]))
     k = 32 if max_matches is None else max(16, 4 * max_matches)
     cands = _coarse(prepared, images[-1], k)
     for level in range(prepared.levels - 1, -1, -1):
@@ -389,7 +389,7 @@ def _score(prepared, image, params):
         return None  # the turned template reaches outside the image
     seen = cv2.remap(image.astype(np.float32) if image.dtype != np.float32 else image, map_x, map_y,
                      cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    windows = _channels(seen)[None].astype(np.float64)
+    windows = channels_first("image", seen)[None]
     return float(window_scores(windows, prepared.channels, prepared.weights, prepared.method.name)[0])
 
 
@@ -455,15 +455,6 @@ def _match(r, prepared):
     x, y = cx - (width - 1) / 2.0, cy - (height - 1) / 2.0
     return Match(float(x), float(y), width, height, float(score), None, prepared.method.name,
                  angle=float(angle), scale=float(scale), corners=tuple((float(a), float(b)) for a, b in corners))
-
-
-def _channels(a):
-    return (a[None] if a.ndim == 2 else np.moveaxis(a, 2, 0))
-
-
-def _down(a):
-    out = cv2.pyrDown(a)
-    return out[:, :, None] if a.ndim == 3 and out.ndim == 2 else out
 
 
 def _points(lo, hi, step, *, wrap):
