@@ -129,6 +129,11 @@ def post_fork(server, worker):
                     "kept in the heap" if kept else "mapped per block (glibc default)")
 
 
+def post_worker_init(worker):
+    """Say when a worker has loaded the app and takes requests (the worker-kill runs time recovery by it)."""
+    worker.log.info("worker %s ready", worker.pid)
+
+
 def _die_with_parent():
     """In the compute pool's master, before exec: get SIGTERM if the front's master dies (Linux)."""
     try:

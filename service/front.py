@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 import matcher
 
 from .app import VERSION_HEADER, create_app
-from .errors import Busy, ComputeUnavailable, RequestTimeout, RequestTooLarge, problem_document
+from .errors import Busy, ComputeUnavailable, RequestTimeout, RequestTooLarge, ServiceError, problem_document
 
 __all__ = ["COMPUTE_ROUTES", "FRONT_VARIABLES", "Front", "create_front", "wsgi_environ"]
 
@@ -101,13 +101,13 @@ class Front:
             self.free = asyncio.Semaphore(self.slots)
         try:
             body = await self._read_body(scope, receive)
-            if body is None:
-                return  # the client went away
+            if body is None:  # the client went away (gunicorn's access log shows "500 0": nothing was sent)
+                return
             if (scope["method"], scope["path"]) in COMPUTE_ROUTES:
                 status, headers, content = await self._compute(scope, body)
             else:
                 status, headers, content = await self._local(scope, body)
-        except (Busy, ComputeUnavailable, RequestTimeout, RequestTooLarge) as exc:
+        except ServiceError as exc:  # the front's own answers: busy, timeout, too large, compute lost
             status, headers, content = self._problem(exc)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
