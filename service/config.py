@@ -35,6 +35,10 @@ MATCHER_QUEUE_WAIT             10                  seconds a match may wait in t
                                                    before it gets 503 + ``Retry-After``
 MATCHER_BODY_TIMEOUT           30                  seconds the front gives a client to send
                                                    its whole body: 408 after that
+MATCHER_FRONT_MEMORY           1 GiB               bytes of request bodies the front holds at
+                                                   once (being received, waiting, matched);
+                                                   a body that would pass it is read, dropped
+                                                   and answered 503 + ``Retry-After``
 MATCHER_API_KEYS               (empty: no auth)    comma-separated keys; when set, ``/v1/*``
                                                    needs ``Authorization: Bearer KEY`` or
                                                    ``X-API-Key: KEY`` (401 otherwise)
@@ -57,9 +61,9 @@ Integers accept underscores (``16_000_000``). Memory: each compute worker
 runs one match at a time, bounded by about ``MATCHER_MAX_REQUEST_BYTES + 24 *
 MATCHER_MAX_PIXELS`` bytes (the engine works in float64, three channels):
 about 0.5 GB per compute worker with the defaults. The front holds the bodies
-it is reading or that wait for a worker: at most ``MATCHER_MAX_REQUEST_BYTES``
-each, for the connections sending one and the ``MATCHER_QUEUE`` waiting ones.
-Lower MATCHER_MAX_PIXELS and MATCHER_MAX_REQUEST_BYTES on small machines.
+it is reading, queueing or waiting on at most MATCHER_FRONT_MEMORY bytes in
+all (1 GiB), plus about 150 MB for itself (the app, NumPy, OpenCV). Lower
+MATCHER_MAX_PIXELS and MATCHER_FRONT_MEMORY on small machines.
 
 Server settings (read by ``gunicorn.conf.py`` only)
 ---------------------------------------------------
@@ -162,6 +166,7 @@ SETTINGS = (
     Setting("MATCHER_QUEUE", 8, _positive_int, "matches waiting for a compute worker"),
     Setting("MATCHER_QUEUE_WAIT", 10, _positive_int, "seconds a match may wait in the queue"),
     Setting("MATCHER_BODY_TIMEOUT", 30, _positive_int, "seconds to receive a whole request body"),
+    Setting("MATCHER_FRONT_MEMORY", 1 << 30, _positive_int, "bytes of request bodies the front holds"),
     Setting("MATCHER_API_KEYS", (), _keys, "accepted API keys; empty: no authentication"),
     Setting("MATCHER_FORMATS", ("png", "jpeg", "webp", "bmp"), _formats, "accepted image formats"),
     Setting("MATCHER_MAX_MATCHES", 100, _positive_int, "largest max_matches"),

@@ -89,8 +89,10 @@ class Front:
         self.compute_timeout = compute_timeout
         self.local_pool = ThreadPoolExecutor(threads, thread_name_prefix="front")
         self.compute_pool = ThreadPoolExecutor(slots, thread_name_prefix="compute")
+        self.max_held = config["MATCHER_FRONT_MEMORY"]
         self.free = None  # asyncio.Semaphore(slots), made in the serving loop
         self.waiting = 0
+        self.held = 0  # bytes of request bodies held (being read, waiting or being matched)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -99,8 +101,9 @@ class Front:
             return
         if self.free is None:
             self.free = asyncio.Semaphore(self.slots)
+        ticket = {"held": 0}  # bytes of this request's body counted in self.held
         try:
-            body = await self._read_body(scope, receive)
+            body = await self._read_body(scope, receive, ticket)
             if body is None:  # the client went away (gunicorn's access log shows "500 0": nothing was sent)
                 return
             if (scope["method"], scope["path"]) in COMPUTE_ROUTES:
@@ -109,17 +112,24 @@ class Front:
                 status, headers, content = await self._local(scope, body)
         except ServiceError as exc:  # the front's own answers: busy, timeout, too large, compute lost
             status, headers, content = self._problem(exc)
+        finally:
+            self.held -= ticket["held"]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 
     # ---- reading ---------------------------------------------------------------------------
 
-    async def _read_body(self, scope, receive):
-        """The whole body, or None if the client disconnected; RequestTooLarge / RequestTimeout."""
+    async def _read_body(self, scope, receive, ticket):
+        """The whole body, or None if the client disconnected; RequestTooLarge / RequestTimeout.
+
+        Bytes kept are added to ``self.held`` and ``ticket["held"]``; once all
+        bodies held would pass ``MATCHER_FRONT_MEMORY``, the rest of this one
+        is read and dropped, and it is answered 503 (Busy).
+        """
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             raise RequestTooLarge(self._too_large_detail(f"Content-Length {int(declared):,}"))
-        chunks, size = [], 0
+        chunks, size, dropping = [], 0, False
         deadline = time.monotonic() + self.body_timeout
         while True:
             left = deadline - time.monotonic()
@@ -134,8 +144,15 @@ class Front:
             size += len(chunk)
             if size > self.max_body:
                 raise RequestTooLarge(self._too_large_detail(f"more than {self.max_body:,} bytes received"))
-            chunks.append(chunk)
+            dropping = dropping or self.held + len(chunk) > self.max_held
+            if not dropping:
+                chunks.append(chunk)
+                self.held += len(chunk)
+                ticket["held"] += len(chunk)
             if not message.get("more_body", False):
+                if dropping:
+                    raise self._busy(f"the front already holds {self.held:,} bytes of requests "
+                                     f"(MATCHER_FRONT_MEMORY {self.max_held:,})")
                 return b"".join(chunks)
 
     def _too_large_detail(self, received):
@@ -184,13 +201,13 @@ class Front:
                 connection.request(scope["method"], target.decode("latin-1"), body=body, headers=headers)
                 response = connection.getresponse()
                 content = response.read()
-            except (ConnectionError, http.client.HTTPException, FileNotFoundError) as exc:
+            except TimeoutError:
+                raise ComputeUnavailable(f"the match did not finish within {self.compute_timeout} s",
+                                         headers={"Retry-After": str(self.retry_after)}) from None
+            except (OSError, http.client.HTTPException) as exc:  # reset, closed, or no pool at the socket
                 log.warning("compute worker lost a request (attempt %d): %s", attempt, exc)
                 lost = exc
                 continue
-            except socket.timeout:
-                raise ComputeUnavailable(f"the match did not finish within {self.compute_timeout} s",
-                                         headers={"Retry-After": str(self.retry_after)}) from None
             finally:
                 connection.close()
             out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.getheaders()

@@ -169,3 +169,17 @@ def test_the_front_worker_killed_under_load_fails_only_its_open_requests(server)
     failed = outcomes.sent - outcomes.kinds["200"] - outcomes.kinds["503+retry-after"]
     assert failed <= 8 * 2, outcomes.summary()  # at most the ones in flight (+ a reconnect each)
     assert front_workers(proc.pid) != [front]
+
+
+def test_bodies_over_the_fronts_memory_are_read_dropped_and_refused():
+    """MATCHER_FRONT_MEMORY bounds the bodies the front holds: a 2 MB body over a 1 MB budget is read to
+    its end, dropped and answered 503 + Retry-After; a small one is matched."""
+    proc, url = start_server(MATCHER_WORKERS="1", MATCHER_FRONT_MEMORY=str(1 << 20))
+    try:
+        big = json.dumps({"image": b64(sample("coins.png")), "template": b64(sample("coins_coin.png")),
+                          "padding": "x" * (2 << 20)}).encode()
+        outcomes = load_run(url, "/v1/match", big, "application/json", concurrency=2, requests=4)
+        assert outcomes.kinds == {"503+retry-after": 4}, outcomes.summary()
+        assert probe(url, "/v1/match", TINY, "application/json")[0] == 200
+    finally:
+        assert stop_server(proc) == 0
