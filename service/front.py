@@ -268,12 +268,12 @@ def wsgi_environ(scope, body):
     """The WSGI environ of an ASGI HTTP ``scope`` whose ``body`` has been read whole (PEP 3333)."""
     server = scope.get("server") or ("127.0.0.1", 80)
     client = scope.get("client") or ("", 0)
-    raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+    path = scope["path"].encode("utf-8").decode("latin-1")  # decoded, as WSGI strings carry bytes
     root = scope.get("root_path", "")
     environ = {
         "REQUEST_METHOD": scope["method"],
         "SCRIPT_NAME": root,
-        "PATH_INFO": raw_path.split(b"?", 1)[0].decode("latin-1")[len(root):],
+        "PATH_INFO": path[len(root):] if root and path.startswith(root) else path,
         "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
         "SERVER_NAME": str(server[0]), "SERVER_PORT": str(server[1] or 80),
         "REMOTE_ADDR": client[0], "REMOTE_PORT": str(client[1]),

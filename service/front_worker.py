@@ -31,8 +31,9 @@ class ProblemProtocol(ASGIProtocol):
             reason = HTTPStatus(status).phrase
         except ValueError:
             reason = "Error"
-        lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}", f"{VERSION_HEADER}: {matcher.__version__}",
-                 "X-Content-Type-Options: nosniff", "Cache-Control: no-store", "Connection: close"]
+        lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}",
+                 f"{VERSION_HEADER}: {matcher.__version__}", "X-Content-Type-Options: nosniff",
+                 "Cache-Control: no-store", "Connection: close"]
         lines += [f"{k}: {v}" for k, v in list(headers.items()) + list(extra_headers)]
         self._safe_write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
