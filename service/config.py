@@ -33,8 +33,9 @@ MATCHER_QUEUE                  8                   matches that may wait in the 
                                                    more get 503 + ``Retry-After`` at once
 MATCHER_QUEUE_WAIT             10                  seconds a match may wait in that queue
                                                    before it gets 503 + ``Retry-After``
-MATCHER_BODY_TIMEOUT           30                  seconds the front gives a client to send
-                                                   its whole body: 408 after that
+MATCHER_CLIENT_TIMEOUT         30                  seconds the front gives a client to send
+                                                   its request headers, then as long again
+                                                   for its whole body: 408 after either
 MATCHER_FRONT_MEMORY           1 GiB               bytes of request bodies the front holds at
                                                    once (being received, waiting, matched);
                                                    a body that would pass it is read, dropped
@@ -165,7 +166,7 @@ SETTINGS = (
     Setting("MATCHER_RETRY_AFTER", 1, _positive_int, "Retry-After seconds of a 503"),
     Setting("MATCHER_QUEUE", 8, _positive_int, "matches waiting for a compute worker"),
     Setting("MATCHER_QUEUE_WAIT", 10, _positive_int, "seconds a match may wait in the queue"),
-    Setting("MATCHER_BODY_TIMEOUT", 30, _positive_int, "seconds to receive a whole request body"),
+    Setting("MATCHER_CLIENT_TIMEOUT", 30, _positive_int, "seconds to receive the headers, and the body"),
     Setting("MATCHER_FRONT_MEMORY", 1 << 30, _positive_int, "bytes of request bodies the front holds"),
     Setting("MATCHER_API_KEYS", (), _keys, "accepted API keys; empty: no authentication"),
     Setting("MATCHER_FORMATS", ("png", "jpeg", "webp", "bmp"), _formats, "accepted image formats"),

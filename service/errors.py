@@ -26,8 +26,8 @@ UnsupportedMediaType                         415     unsupported-media-type
 matcher.UnsupportedFormatError               415     unsupported-format
 Unprocessable (region, mask, channels)       422     unprocessable
 matcher.TemplateTooLargeError                422     template-too-large
-RequestTimeout (body not received within     408     request-timeout
-  MATCHER_BODY_TIMEOUT, by the front)
+RequestTimeout (headers or body not          408     request-timeout
+  received within MATCHER_CLIENT_TIMEOUT)
 RequestTooLarge (body over the limit, by     413     request-too-large
   the front, before or while reading it)
 Busy (MATCHER_MAX_CONCURRENT reached; or     503     busy
@@ -39,6 +39,7 @@ the server's own body errors (gunicorn:      400     malformed-body
 the front's HTTP parsing errors (request     414,    about:blank
   line or headers too long, unknown          431,
   transfer coding: transport_problem)        501
+  ... and headers that do not arrive in time 408     request-timeout
 other werkzeug HTTPException                 its own about:blank
 anything else                                500     internal-error (logged)
 ===========================================  ======  ===========================
@@ -142,7 +143,7 @@ class Unprocessable(ServiceError):
 
 
 class RequestTimeout(ServiceError):
-    """The client did not send its whole request within ``MATCHER_BODY_TIMEOUT`` (the front)."""
+    """The client did not send its headers, or its body, within ``MATCHER_CLIENT_TIMEOUT`` (the front)."""
 
     status, slug, title = 408, "request-timeout", "Request timeout"
 
@@ -258,8 +259,11 @@ def _malformed_body(exc):
 
 def transport_problem(status, message):
     """``(headers, body bytes)`` for an error gunicorn's front worker answers before the app sees the
-    request (it could not parse it): 400 is ``malformed-body``, the others (414, 431, 501) about:blank."""
-    if status == 400:
+    request (it could not parse it, or its headers did not arrive in time): 400 is ``malformed-body``,
+    408 ``request-timeout``, the others (414, 431, 501) about:blank."""
+    if status == 408:
+        body = problem_body(408, RequestTimeout.title, message, slug=RequestTimeout.slug)
+    elif status == 400:
         body = problem_body(400, "Malformed request", f"the request could not be parsed: {message}".rstrip(": ")
                             + "; send well-formed HTTP/1.1 (a Content-Length, or well-formed chunked encoding)",
                             slug="malformed-body")

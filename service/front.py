@@ -3,7 +3,7 @@
 It runs as gunicorn's asyncio (``asgi``) worker, so a connection costs a
 coroutine, not a thread: clients that send their headers or bodies slowly
 hold nothing else up. Every request is read whole (up to
-``MATCHER_MAX_REQUEST_BYTES``, within ``MATCHER_BODY_TIMEOUT`` seconds) before
+``MATCHER_MAX_REQUEST_BYTES``, within ``MATCHER_CLIENT_TIMEOUT`` seconds) before
 anything works on it. Then:
 
 - a match (``POST /v1/match``, ``POST /v1/match/batch``) takes one of the
@@ -82,7 +82,7 @@ class Front:
         config = app.config
         self.app, self.compute_socket, self.slots = app, compute_socket, slots
         self.max_body = config["MATCHER_MAX_REQUEST_BYTES"]
-        self.body_timeout = config["MATCHER_BODY_TIMEOUT"]
+        self.body_timeout = config["MATCHER_CLIENT_TIMEOUT"]
         self.queue_limit = config["MATCHER_QUEUE"]
         self.queue_wait = config["MATCHER_QUEUE_WAIT"]
         self.retry_after = config["MATCHER_RETRY_AFTER"]

@@ -97,14 +97,17 @@ def test_500_slow_connections_do_not_starve_health_or_a_small_match(server, kind
     assert still_open >= 490, still_open  # the slow connections were really held open meanwhile
 
 
-def test_a_body_that_does_not_arrive_in_time_gets_408():
-    proc, url = start_server(MATCHER_WORKERS="1", MATCHER_BODY_TIMEOUT="2")
+def test_headers_or_a_body_that_do_not_arrive_in_time_get_408_and_are_closed():
+    """MATCHER_CLIENT_TIMEOUT (here 2 s) for the headers, then for the body: slow connections do not pile
+    up without end. 408 problem+json either way."""
+    proc, url = start_server(MATCHER_WORKERS="1", MATCHER_CLIENT_TIMEOUT="2")
     try:
-        with SlowClients(url, 3, kind="body", interval=0.5, body_bytes=10_000) as slow:
-            answers = []
-            for s in slow.sockets:
-                s.settimeout(15)
-                answers.append(s.recv(65536))
+        answers = []
+        for kind in ("headers", "body"):
+            with SlowClients(url, 3, kind=kind, interval=0.5, body_bytes=10_000) as slow:
+                for s in slow.sockets:
+                    s.settimeout(15)
+                    answers.append(s.recv(65536))
         for answer in answers:
             head, _, body = answer.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 408"), answer[:300]
