@@ -77,7 +77,6 @@ else:  # ---- the front --------------------------------------------------------
     bind = [os.environ.get("MATCHER_BIND", "127.0.0.1:8000")]
     workers = 1  # one process holds the one queue: its asyncio loop keeps thousands of connections
     worker_class = "service.front_worker.FrontWorker"  # gunicorn's asgi worker, errors as problem+json
-    worker_connections = 4096
     backlog = 2048  # connections waiting to be accepted (the kernel caps it at net.core.somaxconn)
     keepalive = 5
     max_requests = 0  # never recycled for the requests it answers (refusals included)
@@ -121,12 +120,27 @@ def keep_large_blocks(threshold):
         mallopt(M_TRIM_THRESHOLD, 4 * threshold))
 
 
+def raise_open_files(limit=65536):
+    """Raise this process's soft limit on open files towards ``limit`` (within the hard limit): the
+    front holds one per connection, and the usual soft default (1024) is soon reached. Returns it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def post_fork(server, worker):
-    """Size the numeric thread pools of each new worker (before it loads the app); tune malloc."""
+    """Size the numeric thread pools of each new worker (before it loads the app); tune malloc;
+    let the front hold many connections."""
     limit_threads(numeric_threads)
     kept = keep_large_blocks(malloc_threshold)
     server.log.info("worker %s: %d numeric thread(s), large blocks %s", worker.pid, numeric_threads,
                     "kept in the heap" if kept else "mapped per block (glibc default)")
+    if not compute_bind:
+        server.log.info("worker %s: up to %d open files (connections)", worker.pid, raise_open_files())
 
 
 def post_worker_init(worker):

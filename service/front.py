@@ -15,7 +15,9 @@ anything works on it. Then:
   workers on a private Unix socket: only an idle worker accepts, so the work
   spreads); if the worker dies before answering, it is sent once more.
 - everything else (health, readiness, the page, the OpenAPI document, errors)
-  is answered here, by the same Flask app, in a small thread pool.
+  is answered here, by the same Flask app, in a small thread pool; readiness
+  (``/readyz``) is 503 as well when the compute pool's socket takes no
+  connections.
 
 The compute pool itself is started and stopped by ``gunicorn.conf.py``.
 """
@@ -219,7 +221,23 @@ class Front:
     # ---- everything else: the Flask app, here ------------------------------------------------
 
     async def _local(self, scope, body):
+        if scope["path"] == "/readyz" and not self._compute_pool_listens():
+            raise ComputeUnavailable(f"the compute pool does not answer on {self.compute_socket}; "
+                                     "matches get 503 until it runs again",
+                                     headers={"Retry-After": str(self.retry_after)})
         return await asyncio.get_running_loop().run_in_executor(self.local_pool, self._call_app, scope, body)
+
+    def _compute_pool_listens(self):
+        """Whether the compute pool's socket takes connections (always, when matches run here)."""
+        if self.compute_socket is None:
+            return True
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1)
+            try:
+                s.connect(self.compute_socket)
+            except OSError:
+                return False
+        return True
 
     def _call_app(self, scope, body):
         """Run the Flask app on a buffered request; return (status, headers, body)."""

@@ -96,3 +96,10 @@ def test_wsgi_environ_has_the_decoded_path_the_raw_query_and_repeated_headers():
     assert environ["CONTENT_TYPE"] == "text/plain" and environ["CONTENT_LENGTH"] == "5"
     assert environ["HTTP_X_TAG"] == "a,b" and "HTTP_TRANSFER_ENCODING" not in environ
     assert environ["wsgi.input"].read() == b"hello" and environ["REMOTE_ADDR"] == "127.0.0.1"
+
+
+def test_readyz_is_503_when_the_compute_pool_does_not_listen(tmp_path):
+    front = Front(create_app({"TESTING": True}), str(tmp_path / "none.sock"), slots=1, threads=1)
+    status, headers, body = run(front, scope(path="/readyz"))
+    assert status == 503 and headers["retry-after"] and "none.sock" in json.loads(body)["detail"]
+    assert run(front, scope(path="/healthz"))[0] == 200  # liveness is the front's own
