@@ -176,13 +176,12 @@ class Front:
                 self.waiting -= 1
         else:
             await self.free.acquire()
-        try:
-            loop = asyncio.get_running_loop()
-            if self.compute_socket is None:
-                return await loop.run_in_executor(self.compute_pool, self._call_app, scope, body)
-            return await loop.run_in_executor(self.compute_pool, self._forward, scope, body)
-        finally:
-            self.free.release()
+        run = self._call_app if self.compute_socket is None else self._forward
+        future = asyncio.get_running_loop().run_in_executor(self.compute_pool, run, scope, body)
+        # The slot is free when the match is done, even if this task is cancelled (the client left):
+        # the compute worker goes on with it until then.
+        future.add_done_callback(lambda _: self.free.release())
+        return await asyncio.shield(future)
 
     def _busy(self, why):
         return Busy(f"{why}; retry in {self.retry_after} s", headers={"Retry-After": str(self.retry_after)})
