@@ -9,7 +9,8 @@ and prints, for each part, what the clients saw:
   client on its own keep-alive connection, ``--requests`` POST /v1/match of
   the coins sample (a 384 x 303 PNG and a 62 x 62 template); every request is
   counted as one outcome: 200, 503 with Retry-After and a problem+json body,
-  another status, or a client-side error (reset, broken pipe...). Then the
+  another status, or a client-side error (reset, broken pipe...); and the CPU
+  seconds each compute worker spent meanwhile (how the work spread). Then the
   same with a 2 MB body (1024 x 1024 noise PNG).
 - **slow**: ``--slow`` connections (default 500) that send their headers, or
   a 1 MB body, one byte a second; meanwhile ``--probes`` GET /healthz and
@@ -47,7 +48,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from service_fixtures import b64, png, sample, start_server, stop_server  # noqa: E402
 from service_load import (  # noqa: E402
-    Outcomes, SlowClients, compute_workers, front_workers, kill, load_run, probe, ready_workers, wait_for)
+    Outcomes, SlowClients, compute_workers, cpu_seconds, front_workers, kill, load_run, probe, ready_workers,
+    wait_for)
 
 
 def bodies():
@@ -59,12 +61,15 @@ def bodies():
     return coins, large, tiny
 
 
-def run_load(url, body, clients, requests):
+def run_load(url, body, clients, requests, workers=()):
+    """One load run; ``workers``: compute worker pids whose CPU seconds are recorded (the spread)."""
+    cpu = [cpu_seconds(pid) for pid in workers]
     start = time.monotonic()
     outcomes = load_run(url, "/v1/match", body, "application/json", concurrency=clients, requests=requests)
     summary = outcomes.summary()
     summary["seconds"] = round(time.monotonic() - start, 2)
     summary["errors"] = outcomes.errors
+    summary["worker_cpu_s"] = [round(cpu_seconds(pid) - c, 2) for pid, c in zip(workers, cpu)]
     return summary
 
 
@@ -149,7 +154,8 @@ def main(argv=None):
             if "load" in parts:
                 for name, body in (("coins", coins), ("2MB", large)):
                     for c in clients:
-                        row = run_load(url, body, c, args.requests or max(200, 4 * c))
+                        workers = compute_workers(proc.pid)[1] if not args.command else ()
+                        row = run_load(url, body, c, args.requests or max(200, 4 * c), workers)
                         row.update(body=name, clients=c, repeat=repeat)
                         runs["load"].append(row)
                         print("load", json.dumps(row), flush=True)
@@ -177,7 +183,8 @@ def main(argv=None):
                 other = [r["sent"] - a - b for r, a, b in zip(rows, ok, busy)]
                 print(f"  load {name:5} {c:4} clients: sent {rows[0]['sent']}, 200 {statistics.median(ok):g}, "
                       f"503+Retry-After {statistics.median(busy):g}, other/errors {max(other)} (max), "
-                      f"median latency {median_of(rows, 'median_s')} s")
+                      f"median latency {median_of(rows, 'median_s')} s; compute workers' CPU s "
+                      f"{[r['worker_cpu_s'] for r in rows]}")
     for kind in ("headers", "body"):
         rows = [r for r in runs["slow"] if r["kind"] == kind]
         if rows:

@@ -17,7 +17,7 @@ import time
 import urllib.parse
 
 __all__ = ["Outcomes", "load_run", "SlowClients", "probe", "children", "compute_workers", "front_workers",
-           "ready_workers", "wait_for", "kill"]
+           "ready_workers", "wait_for", "kill", "cpu_seconds"]
 
 
 class Outcomes:
@@ -203,6 +203,16 @@ def children(pid):
             if fields[0] != "Z" and int(fields[1]) == pid:
                 found.append(int(entry))
     return sorted(found)
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds the process ``pid`` has used so far (from /proc), 0.0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cmdline(pid):

@@ -19,7 +19,7 @@ import pytest
 
 from service_fixtures import b64, png, sample, start_server, stop_server
 from service_load import (
-    SlowClients, compute_workers, front_workers, kill, load_run, probe, ready_workers, wait_for)
+    SlowClients, compute_workers, cpu_seconds, front_workers, kill, load_run, probe, ready_workers, wait_for)
 
 pytestmark = [pytest.mark.load, pytest.mark.timeout(300)]
 
@@ -46,19 +46,22 @@ def _allowed(outcomes):
 
 @pytest.mark.parametrize("concurrency", [8, 32, 128])
 def test_every_request_is_answered_200_or_503_with_retry_after(server, concurrency):
-    """At 8 clients (under WORKERS + QUEUE) all are matched; at 128 some are refused, and every refusal
-    reaches its client (the body was read first). Refusals never reach the compute workers: none is
+    """At 8 clients (under WORKERS + QUEUE) all are matched, by both compute workers; at 128 some are
+    refused, and every refusal reaches its client (the body was read first). Refusals never reach the compute workers: none is
     recycled, and the front is never recycled."""
     proc, url = server
     master, workers_before = compute_workers(proc.pid)
     front_before = front_workers(proc.pid)
     requests = max(64, 2 * concurrency)
+    cpu_before = [cpu_seconds(pid) for pid in workers_before]
     outcomes = load_run(url, "/v1/match", COINS, "application/json", concurrency=concurrency, requests=requests)
+    cpu = [cpu_seconds(pid) - before for pid, before in zip(workers_before, cpu_before)]
     summary = outcomes.summary()
     assert outcomes.sent == requests and _allowed(outcomes), summary
     assert outcomes.kinds["200"] > 0, summary
     if concurrency <= WORKERS + QUEUE:
         assert outcomes.kinds["200"] == requests, summary
+        assert min(cpu) > 0.2 * sum(cpu), cpu  # the work spread over both compute workers
     if concurrency >= 128:
         assert outcomes.kinds["503+retry-after"] > 0, summary
     assert compute_workers(proc.pid) == (master, workers_before)
