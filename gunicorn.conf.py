@@ -28,8 +28,8 @@ NumPy/OpenCV after the fork (their thread pools do not survive a fork).
 import ctypes
 import ctypes.util
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -144,8 +144,12 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    """Say when a worker has loaded the app and takes requests (the worker-kill runs time recovery by it)."""
+    """Say when a worker has loaded the app and takes requests (the worker-kill runs time recovery by
+    it); a compute worker also leaves a ready-PID file next to its socket, which the front waits for."""
     worker.log.info("worker %s ready", worker.pid)
+    if compute_bind.startswith("unix:"):
+        with open(os.path.join(os.path.dirname(compute_bind[5:]), f"ready-{worker.pid}"), "w"):
+            pass
 
 
 def _die_with_parent():
@@ -160,34 +164,36 @@ _compute = {}
 
 
 def start_compute_pool(log, wait=60):
-    """Start the compute pool on a private Unix socket and wait until it accepts connections.
+    """Start the compute pool on a private Unix socket; wait until its workers have loaded the app.
 
-    Sets the variables the front worker reads (service.front.FRONT_VARIABLES).
+    (Waiting also keeps a stop that comes right after the start from reaching a worker that is still
+    booting: gunicorn's workers ignore SIGTERM until they have set their signal handlers, and the
+    pool would then take graceful_timeout to stop.) Sets the variables the front worker reads
+    (service.front.FRONT_VARIABLES).
     """
     directory = tempfile.mkdtemp(prefix="matcher-")
     path = os.path.join(directory, "compute.sock")
     env = os.environ | {"MATCHER_COMPUTE_BIND": f"unix:{path}"}
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", os.path.abspath(__file__)], env=env,
                             preexec_fn=_die_with_parent)
-    _compute.update(proc=proc, path=path, directory=directory)
+    _compute.update(proc=proc, directory=directory)
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(path)
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
+    ready = lambda: sum(name.startswith("ready-") for name in os.listdir(directory))  # noqa: E731
+    while time.monotonic() < deadline and proc.poll() is None and ready() < compute_workers:
+        time.sleep(0.1)
+    if proc.poll() is not None or not os.path.exists(path):
         stop_compute_pool(log)
         raise SystemExit(f"gunicorn.conf.py: the compute pool did not start (exit status {proc.poll()})")
+    if ready() < compute_workers:
+        log.warning("compute pool: %d of %d workers ready after %d s; starting anyway", ready(), compute_workers,
+                    wait)
     os.environ.update(MATCHER_COMPUTE_SOCKET=path, MATCHER_COMPUTE_SLOTS=str(compute_workers),
                       MATCHER_FRONT_THREADS=str(front_threads), MATCHER_COMPUTE_TIMEOUT=str(timeout + 15))
     log.info("compute pool: %d sync worker(s) on %s (pid %d)", compute_workers, path, proc.pid)
 
 
 def stop_compute_pool(log):
-    """SIGTERM the compute pool (it finishes its matches), SIGKILL it if it hangs; remove its socket."""
+    """SIGTERM the compute pool (it finishes its matches), SIGKILL it if it hangs; remove its directory."""
     proc = _compute.pop("proc", None)
     if proc is not None and proc.poll() is None:
         proc.terminate()
@@ -196,12 +202,9 @@ def stop_compute_pool(log):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    for name in ("path", "directory"):
-        target = _compute.pop(name, None)
-        try:
-            (os.rmdir if name == "directory" else os.unlink)(target)
-        except (OSError, TypeError):
-            pass
+    directory = _compute.pop("directory", None)
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def on_starting(server):
