@@ -15,6 +15,8 @@ and prints, for each part, what the clients saw:
 - **slow**: ``--slow`` connections (default 500) that send their headers, or
   a 1 MB body, one byte a second; meanwhile ``--probes`` GET /healthz and
   small matches on new connections, each timed.
+- **hop**: what the front adds to a request: 60 coins matches through it and
+  60 straight to the compute workers' socket, interleaved; medians.
 - **kill**: under a load of 8 clients, SIGKILL one compute worker, then the
   front's worker; requests that failed, and the recovery time (until the
   replacement compute worker logs "ready"; until /healthz answers again).
@@ -45,6 +47,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 from service_fixtures import b64, png, sample, start_server, stop_server  # noqa: E402
 from service_load import (  # noqa: E402
@@ -116,6 +119,36 @@ def run_kill(proc, url, body, which):
             "recovery_s": None if recovery is None else round(recovery, 2), "sent_before_kill": before["sent"]}
 
 
+def run_hop(proc, url, body, n):
+    """What the front adds: ``n`` requests through it and ``n`` straight to the compute socket,
+    interleaved, each on a new connection; medians in ms."""
+    import http.client
+    import re
+    import urllib.parse
+
+    from service.front import UnixHTTPConnection
+
+    path = re.search(r"compute pool: \d+ sync worker\(s\) on (\S+) \(pid", proc.log_path.read_text()).group(1)
+    parts = urllib.parse.urlsplit(url)
+    times = {"front": [], "direct": []}
+    for _ in range(n):
+        for kind in times:
+            if kind == "front":
+                connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            else:
+                connection = UnixHTTPConnection(path, 60)
+            start = time.perf_counter()
+            connection.request("POST", "/v1/match", body=body, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            times[kind].append(time.perf_counter() - start)
+            connection.close()
+            assert response.status == 200, response.status
+    front, direct = (statistics.median(times[k]) * 1000 for k in ("front", "direct"))
+    return {"requests": n, "front_ms": round(front, 2), "direct_ms": round(direct, 2),
+            "added_ms": round(front - direct, 2)}
+
+
 def median_of(rows, key):
     values = [r[key] for r in rows if r.get(key) is not None]
     if not values:
@@ -131,7 +164,7 @@ def main(argv=None):
     parser.add_argument("--probes", type=int, default=10, help="health and match probes during the slow run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", default="2", help="MATCHER_WORKERS (default 2)")
-    parser.add_argument("--parts", default="load,slow,kill")
+    parser.add_argument("--parts", default="load,slow,hop,kill")
     parser.add_argument("--command", default=None, help="server command (default: the production one)")
     parser.add_argument("--root", default=None, help="checkout to run it from (default: this one)")
     parser.add_argument("--json", default=None, help="write every run as JSON here")
@@ -147,7 +180,7 @@ def main(argv=None):
     print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, "
           f"load average {os.getloadavg()[0]:.1f}; Python {platform.python_version()}; "
           f"MATCHER_WORKERS={args.workers}; {args.repeats} repeat(s), medians (range)", flush=True)
-    runs = {"load": [], "slow": [], "kill": []}
+    runs = {"load": [], "slow": [], "hop": [], "kill": []}
     for repeat in range(args.repeats):
         proc, url = start_server(timeout=60, **env, **kwargs)
         try:
@@ -165,6 +198,11 @@ def main(argv=None):
                     row["repeat"] = repeat
                     runs["slow"].append(row)
                     print("slow", json.dumps(row), flush=True)
+            if "hop" in parts and not args.command:
+                row = run_hop(proc, url, coins, 60)
+                row["repeat"] = repeat
+                runs["hop"].append(row)
+                print("hop", json.dumps(row), flush=True)
             if "kill" in parts:
                 for which in ("compute", "front"):
                     row = run_kill(proc, url, coins, which)
@@ -193,6 +231,10 @@ def main(argv=None):
                   f"/{rows[0]['probes']}, median {median_of(rows, 'health_median_s')} s; small match ok < 1 s "
                   f"{median_of(rows, 'match_ok_within_1s')}/{rows[0]['probes']}, median "
                   f"{median_of(rows, 'match_median_s')} s")
+    if runs["hop"]:
+        print(f"  hop: coins through the front {median_of(runs['hop'], 'front_ms')} ms, straight to the compute "
+              f"socket {median_of(runs['hop'], 'direct_ms')} ms: the front adds "
+              f"{median_of(runs['hop'], 'added_ms')} ms")
     for which in ("compute", "front"):
         rows = [r for r in runs["kill"] if r["killed"] == which]
         if rows:
