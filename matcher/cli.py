@@ -47,7 +47,8 @@ __all__ = ["main", "build_parser"]
 PROG = "matcher"
 FIND_FLAGS = ("method", "threshold", "max_matches", "max_overlap", "region", "subpixel", "precision")
 TURN_FLAGS = ("angles", "scales", "angle_step", "scale_step")
-"""Options of the turned and scaled search: flags of ``match`` only (``batch`` uses :func:`matcher.find_many`)."""
+"""Options of the turned and scaled search: flags of ``match`` only (:func:`matcher.find_many` takes them
+too, but ``batch`` does not pass them on yet)."""
 """The options of :mod:`matcher.options` that are flags of ``match`` and ``batch`` (``pyramid`` is not:
 ``batch`` searches with :func:`matcher.find_many`, which has none)."""
 _CLI_NOTES = {  # what the command line adds to an option's one-line doc

@@ -22,6 +22,15 @@ MATCHER_MAX_PIXELS             16,777,216          largest ``width * height`` of
 MATCHER_MAX_WORK               100,000,000,000     largest ``searched pixels * template
                                                    pixels`` per request (summed over the
                                                    templates of a batch): 413 above it
+MATCHER_MAX_TURN_WORK          20,000,000,000      largest estimated work of a turned or
+                                                   scaled search (``angles``, ``scales``):
+                                                   :func:`matcher.search.rotated.search_cost`,
+                                                   in the same unit (pixel products, summed
+                                                   over its poses, candidates and templates;
+                                                   times channels); 413 above it. A search
+                                                   at the limit took 2 to 9 s on one core of
+                                                   a quiet machine, 6 to 26 s under load
+                                                   (``bench/bench_turn_cost.py``)
 MATCHER_MAX_CONCURRENT         2                   matches running at once in one process
                                                    of the app; more get 503 + ``Retry-After``
                                                    (binds with threaded servers such as the
@@ -162,6 +171,7 @@ SETTINGS = (
     Setting("MATCHER_MAX_REQUEST_BYTES", 64 * MiB, _positive_int, "largest request body, bytes"),
     Setting("MATCHER_MAX_PIXELS", 4096 * 4096, _positive_int, "largest width * height of an image"),
     Setting("MATCHER_MAX_WORK", 100_000_000_000, _positive_int, "largest searched pixels * template pixels"),
+    Setting("MATCHER_MAX_TURN_WORK", 20_000_000_000, _positive_int, "largest estimated work of a turned search"),
     Setting("MATCHER_MAX_CONCURRENT", 2, _positive_int, "matches at once per worker process"),
     Setting("MATCHER_RETRY_AFTER", 1, _positive_int, "Retry-After seconds of a 503"),
     Setting("MATCHER_QUEUE", 8, _positive_int, "matches waiting for a compute worker"),

@@ -19,7 +19,8 @@ InvalidRequest (missing part, bad JSON...)   400     invalid-request
 InvalidOption, matcher.MatcherError          400     invalid-option
 matcher.ImageDecodeError                     400     undecodable-image
 Unauthorized                                 401     unauthorized
-TooLarge (per-file bytes, MATCHER_MAX_WORK)  413     too-large
+TooLarge (per-file bytes, MATCHER_MAX_WORK,  413     too-large
+  MATCHER_MAX_TURN_WORK)
 matcher.ImageTooLargeError                   413     image-too-large
 werkzeug RequestEntityTooLarge               413     request-too-large
 UnsupportedMediaType                         415     unsupported-media-type

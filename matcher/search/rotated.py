@@ -43,7 +43,8 @@ from ..scores.reference import window_scores
 from .match import Match
 from .pyramid import pyr_down, pyramid_levels
 
-__all__ = ["PreparedTemplate", "find_rotated", "search_rotated", "auto_steps", "pose_matrix", "rotated_iou"]
+__all__ = ["PreparedTemplate", "find_rotated", "search_rotated", "auto_steps", "pose_matrix", "rotated_iou",
+           "search_cost"]
 
 _CV_METHODS = {"ncc": cv2.TM_CCOEFF_NORMED, "ccorr_normed": cv2.TM_CCORR_NORMED, "ssd_normed": cv2.TM_SQDIFF_NORMED}
 _MIN_COARSE = 12  # smallest coarse template side (pixels)
@@ -465,3 +466,78 @@ def _points(lo, hi, step, *, wrap):
     if wrap:
         return [lo + (hi - lo) * i / n for i in range(n)]
     return [lo + (hi - lo) * i / n for i in range(n + 1)]
+
+
+_REFINED = 2  # candidates usually left to refine (the others score more than _REFINE_WITHIN below the best)
+_REFINE_EVALS = 600  # score evaluations of one refinement, at most (Nelder-Mead: maxiter 300, ~2 per iteration)
+_REMAP_WORK = 16  # products per template pixel of one evaluation (cubic resampling: 4 x 4 taps)
+
+
+def search_cost(image_shape, template_shape, *, angles=None, scales=None, angle_step=None, scale_step=None,
+                max_matches=1):
+    """Estimated work of the turned and scaled search, in pixel products (searched pixels x template pixels).
+
+    The unit of the plain search's work (``width * height`` of the searched
+    area times the template's pixels), so that one budget may cover both:
+    every pose of the coarsest level (as :meth:`PreparedTemplate.grid`) over
+    every position of the reduced image, plus the candidates followed down
+    the finer levels (3 angles, and 3 scales when a scale range is given,
+    each within :data:`_RADIUS` pixels of its position) and the joint
+    refinement of the two best, at full resolution. Times channels. Computed
+    from the shapes and options alone, without building anything: cheap for
+    any step, however small (``angle_step=1e-6`` gives a huge number, not a
+    huge list).
+
+    Parameters
+    ----------
+    image_shape : tuple
+        ``(H, W)`` or ``(H, W, C)`` of the searched area (the region, if any).
+    template_shape : tuple
+        ``(h, w)`` or ``(h, w, C)``.
+    angles, scales, angle_step, scale_step, max_matches
+        As :func:`find_rotated` (checked as it checks them); an absent range is
+        not searched (angle 0, scale 1).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> search_cost((480, 640), (60, 60), angles=(-180, 180)) > search_cost((480, 640), (60, 60), angles=(-10, 10))
+    True
+    >>> search_cost((480, 640, 3), (60, 60, 3), angles=(0, 90)) == 3 * search_cost((480, 640), (60, 60), angles=(0, 90))
+    True
+    """
+    angles = OPTIONS["angles"].check((0.0, 0.0) if angles is None else angles)
+    scales = OPTIONS["scales"].check((1.0, 1.0) if scales is None else scales)
+    max_matches = OPTIONS["max_matches"].check(max_matches)
+    h, w = (int(v) for v in template_shape[:2])
+    channels = int(image_shape[2]) if len(image_shape) > 2 else 1
+    auto_angle, auto_scale = auto_steps(h, w)
+    angle_step = OPTIONS["angle_step"].check(angle_step) or auto_angle
+    scale_step = OPTIONS["scale_step"].check(scale_step) or auto_scale
+    levels = pyramid_levels(int(h * scales[0]), int(w * scales[0]), min_size=_MIN_COARSE)
+    full_circle = angles[1] - angles[0] >= 360.0 - 1e-9
+
+    def count(lo, hi, step, wrap):  # len(_points(lo, hi, step, wrap=wrap)), without the list
+        if hi <= lo:
+            return 1
+        n = max(1, math.ceil((hi - lo) / step - 1e-9))
+        return n if wrap else n + 1
+
+    coarse_angle = min(angle_step * _GRID_FACTOR * 2**levels, _MAX_COARSE_ANGLE_STEP)
+    poses = (count(*angles, coarse_angle, full_circle)
+             * count(*scales, scale_step * _GRID_FACTOR * 2**levels, False))
+    big = scales[1] ** 2  # the largest turned template's pixels, per template pixel
+
+    def template_pixels(level):
+        return h * w * big / 4**level
+
+    H, W = (int(v) for v in image_shape[:2])
+    work = poses * math.ceil(H / 2**levels) * math.ceil(W / 2**levels) * template_pixels(levels)
+    k = 32 if max_matches is None else max(16, 4 * max_matches)
+    per_candidate = 3 * (3 if scales[1] > scales[0] else 1) * (2 * _RADIUS + 1) ** 2
+    work += sum(k * per_candidate * template_pixels(level) for level in range(levels))
+    work += _REFINED * _REFINE_EVALS * _REMAP_WORK * h * w
+    return int(math.ceil(work * channels))
