@@ -28,7 +28,7 @@ from another checkout (e.g. an older version, for a before/after).
 
 Run from the repository root:
 
-    .venv/bin/python bench/bench_service_load.py                  # about 3 minutes
+    .venv/bin/python bench/bench_service_load.py                  # about 7 minutes on 2 busy cores
     .venv/bin/python bench/bench_service_load.py --repeats 1 --json out.json
 """
 
