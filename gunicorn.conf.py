@@ -219,6 +219,9 @@ def on_starting(server):
 
 
 def on_exit(server):
-    """The front's master, after its worker finished: stop the compute pool."""
+    """The front's master, after its worker finished: stop the compute pool. The compute pool's
+    master: remove its private directory (also when it stops because the front's master died)."""
     if not compute_bind:
         stop_compute_pool(server.log)
+    elif compute_bind.startswith("unix:"):
+        shutil.rmtree(os.path.dirname(compute_bind[5:]), ignore_errors=True)
