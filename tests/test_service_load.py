@@ -191,3 +191,29 @@ def test_bodies_over_the_fronts_memory_are_read_dropped_and_refused():
         assert probe(url, "/v1/match", TINY, "application/json")[0] == 200
     finally:
         assert stop_server(proc) == 0
+
+
+def test_the_compute_pool_stops_when_the_fronts_master_is_killed():
+    """SIGKILL of the front's master (no on_exit hook runs): the compute pool gets SIGTERM from the
+    kernel (PR_SET_PDEATHSIG), stops and removes its socket's directory; nothing is left running."""
+    import os
+    import signal
+
+    proc, url = start_server(MATCHER_WORKERS="1")
+    master, workers = compute_workers(proc.pid)
+    try:
+        assert master and workers
+        directory = [line for line in proc.log_path.read_text().splitlines() if "compute pool:" in line][0]
+        directory = os.path.dirname(directory.split(" on ")[1].split(" (pid")[0])
+        assert os.path.isdir(directory)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        alive = lambda: [p for p in [master, *workers] if os.path.exists(f"/proc/{p}")  # noqa: E731
+                         and open(f"/proc/{p}/stat").read().rpartition(")")[2].split()[0] != "Z"]
+        assert wait_for(lambda: not alive(), 40) is not None, alive()
+        assert not os.path.exists(directory)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
