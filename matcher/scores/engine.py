@@ -158,7 +158,8 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
         channels = {}  # the band's channels: centred planes, spectra and window sums shared by the templates
         for i in sorted(range(len(problems)), key=lambda i: problems[i].template.shape[1:]):
             p, plan, out = problems[i], plans[i], results[i]
-            band = replace(p, image=p.image[:, r0:band_end])
+            whole = r0 == 0 and band_end == p.image.shape[1]
+            band = p if whole else replace(p, image=p.image[:, r0:band_end])
             rows = out.shape[0] - r0 if last else r1 - r0
             in_place = band.out_shape[0] == rows
             target = out[r0 : r0 + rows] if in_place else np.empty(band.out_shape)
