@@ -113,3 +113,22 @@ def test_one_dimensional_region_and_subpixel_take_the_shortcut_too():
     (s,) = find(signal[None], template[None], "ncc", subpixel=True)
     assert s.x == pytest.approx(120, abs=0.5) and s.score == 1.0
     assert s == find(signal[None], template[None], "ncc", subpixel=True, max_matches=None)[0]
+
+
+@pytest.mark.parametrize("valid, invalid", [
+    ({"max_matches": 1}, {"max_matches": True}),
+    ({"max_matches": 2}, {"max_matches": 2.0}),
+    ({"subpixel": False}, {"subpixel": 0}),
+    ({"region": (0, 0, 4, 4)}, {"region": (0, 0, 4.0, 4)}),
+    ({"region": (0, 0, 4, 4)}, {"region": (0, 0, True, 4)}),
+    ({"threshold": 0.5, "method": "ncc"}, {"threshold": 0.5, "method": "ncc", "max_overlap": 2}),
+])
+def test_options_checked_once_are_not_taken_for_equal_values_of_another_type(valid, invalid):
+    """FindOptions.check remembers the values it has checked (by value and type): a value equal to a
+    remembered one (True == 1, 2.0 == 2) but of a type the spec refuses is still refused."""
+    first = FindOptions.check(**valid)
+    assert FindOptions.check(**valid) == first
+    with pytest.raises((TypeError, ValueError)):
+        FindOptions.check(**invalid)
+    with pytest.raises((TypeError, ValueError)):
+        FindOptions.check(**invalid)  # not remembered either
