@@ -52,7 +52,12 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
         As in :func:`matcher.match_template`: 2-D gray, 3-D ``(H, W, C)``
         colour, or 1-D (a single row: ``y`` is 0 and ``height`` 1); or what
         :func:`matcher.load_image` returns, whose alpha channel (unless fully
-        opaque) is then the template's mask when ``mask`` is not given.
+        opaque) is then the template's mask when ``mask`` is not given. For a
+        turned or scaled search (``angles``, ``scales``) the template may be a
+        :class:`matcher.search.rotated.PreparedTemplate`
+        (:func:`~matcher.search.rotated.turned_template`), reused as it is (its
+        method, mask, ranges and steps) to search many images with one
+        preparation.
     method : str or int
         One of :data:`matcher.METHODS` or OpenCV's ``TM_*`` constant (0-5).
     threshold : float, optional, keyword-only

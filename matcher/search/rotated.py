@@ -43,8 +43,8 @@ from ..scores.reference import window_scores
 from .match import Match
 from .pyramid import pyr_down, pyramid_levels
 
-__all__ = ["PreparedTemplate", "find_rotated", "search_rotated", "auto_steps", "pose_matrix", "rotated_iou",
-           "search_cost"]
+__all__ = ["PreparedTemplate", "find_rotated", "search_rotated", "turned_template", "auto_steps", "pose_matrix",
+           "rotated_iou", "search_cost"]
 
 _CV_METHODS = {"ncc": cv2.TM_CCOEFF_NORMED, "ccorr_normed": cv2.TM_CCORR_NORMED, "ssd_normed": cv2.TM_SQDIFF_NORMED}
 _MIN_COARSE = 12  # smallest coarse template side (pixels)
@@ -295,11 +295,24 @@ def search_rotated(job):
     """The turned and scaled search of ``job`` (a :class:`~matcher.search.job.SearchJob` whose
     ``turn`` is ``(angles, scales, angle_step, scale_step)``): matches in the searched image's
     coordinates. An absent range is not searched: angle 0, scale 1."""
-    angles, scales, angle_step, scale_step = job.turn
-    return find_rotated(job.image, job.templates[0], job.method.name, angles=angles or (0.0, 0.0),
-                        scales=scales or (1.0, 1.0), angle_step=angle_step, scale_step=scale_step,
-                        threshold=job.threshold, max_matches=job.max_matches, max_overlap=job.max_overlap,
-                        mask=job.masks[0])
+    prepared = turned_template(job.templates[0], job.method.name, job.turn, mask=job.masks[0])
+    return find_rotated(job.image, prepared, threshold=job.threshold, max_matches=job.max_matches,
+                        max_overlap=job.max_overlap)
+
+
+def turned_template(template, method, turn, *, mask=None):
+    """The :class:`PreparedTemplate` :func:`matcher.find` searches with for ``turn = (angles, scales,
+    angle_step, scale_step)`` (checked options; an absent range is not searched: angle 0, scale 1).
+
+    A :class:`PreparedTemplate` is returned as it is. Pass the result to
+    :func:`matcher.find` as the template to search many images with one
+    preparation (``matcher batch`` does).
+    """
+    if isinstance(template, PreparedTemplate):
+        return template
+    angles, scales, angle_step, scale_step = turn
+    return PreparedTemplate(template, method, mask=mask, angles=angles or (0.0, 0.0), scales=scales or (1.0, 1.0),
+                            angle_step=angle_step, scale_step=scale_step)
 
 
 def _coarse(prepared, image, k):
