@@ -132,3 +132,36 @@ def test_options_checked_once_are_not_taken_for_equal_values_of_another_type(val
         FindOptions.check(**invalid)
     with pytest.raises((TypeError, ValueError)):
         FindOptions.check(**invalid)  # not remembered either
+
+
+def _plateau_peaks(g):
+    """Local peaks by their definition, in plain Python: pixels equal to their 3 x 3 maximum (clipped), one
+    per 8-connected group (its first pixel in row-major order), best first, ties row-major."""
+    H, W = g.shape
+    near = lambda y, x: [(j, i) for j in range(y - 1, y + 2) for i in range(x - 1, x + 2)  # noqa: E731
+                         if 0 <= j < H and 0 <= i < W]
+    peak = {(y, x) for y in range(H) for x in range(W) if all(g[y, x] >= g[q] for q in near(y, x))}
+    seen, firsts = set(), []
+    for p in sorted(peak):
+        if p in seen:
+            continue
+        firsts.append(p)
+        stack = [p]
+        while stack:
+            q = stack.pop()
+            if q not in seen:
+                seen.add(q)
+                stack += [r for r in near(*q) if r in peak and r not in seen]
+    return sorted(firsts, key=lambda p: (-g[p], p))
+
+
+def test_local_peaks_and_plateaus_against_their_definition():
+    from matcher.search.peaks import local_peaks
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        shape = tuple(rng.integers(1, 9, 2))
+        g = np.floor(rng.random(shape) * rng.integers(1, 4)).astype(float)  # few levels: plateaus that touch
+        ys, xs, values = local_peaks(g)
+        assert list(zip(ys.tolist(), xs.tolist())) == _plateau_peaks(g)
+        assert values.tolist() == [g[y, x] for y, x in zip(ys, xs)]
