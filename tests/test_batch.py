@@ -417,3 +417,19 @@ def test_a_turned_search_prepares_each_template_once(tmp_path, monkeypatch, sche
         assert want[0]["score"] > 0.95
     angles = sorted(round(r["matches"][0]["angle"]) for r in seen)
     assert angles == [-9, 0, 4, 7]
+
+
+def test_batch_takes_the_turn_flags(tmp_path):
+    """``--angles`` reaches every image's search: the records are find()'s with the same angles."""
+    camera = cv2.imread(str(CAMERA), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(tmp_path / "part.png"), camera[140:180, 250:290])
+    turn = cv2.getRotationMatrix2D((270.0, 160.0), -8.0, 1.0)
+    cv2.imwrite(str(tmp_path / "turned.png"), cv2.warpAffine(camera, turn, camera.shape[::-1], flags=cv2.INTER_CUBIC))
+    out = tmp_path / "r.jsonl"
+    assert main(["batch", str(tmp_path / "part.png"), str(tmp_path / "turned.png"), "--angles", "-12,12",
+                 "--out", str(out), "--scheduler", "sync"]) == 0
+    (rec,) = read_records(out)
+    want = find(load_image(tmp_path / "turned.png").pixels, load_image(tmp_path / "part.png").pixels,
+                angles=(-12.0, 12.0))
+    assert rec["matches"] == [dict(m.to_dict(), label="part") for m in want]
+    assert round(rec["matches"][0]["angle"]) == -8
