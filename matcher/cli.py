@@ -199,11 +199,11 @@ def build_parser():
     b.add_argument("--resume", action="store_true",
                    help="append to --out, skipping the images already recorded in it")
     b.add_argument("--scheduler", type=_scheduler, default=None, metavar="S",
-                   help="'threads' (default), 'processes' or 'sync' (one at a time) for Dask's local scheduler, "
+                   help="'threads' (default) or 'processes' for a pool on this machine, 'sync' for one image at a time, "
                         "or the address of a Dask distributed scheduler, e.g. tcp://HOST:8786, whose workers "
                         "read the images (paths must be valid there)")
     b.add_argument("--workers", type=_positive_int, metavar="N",
-                   help="threads or processes of the local scheduler (default: one per core)")
+                   help="threads or processes of the local pool (default: one per core)")
     b.add_argument("--no-progress", action="store_true",
                    help="no progress bar (there is none anyway when stderr is not a terminal)")
     _add_find_options(b)
