@@ -24,8 +24,8 @@ the right. Hence, by Cauchy-Schwarz on the two remainders,
                 + eps ||M_q - mean||_{E_q} + eta ||V||_{E_q},
 
 ``eps = max_r ||e^r||`` and ``eta = max_r ||(1 - P) T^r||`` (template only;
-``sum e^r = 0`` when the template is centred, so ``M`` may be centred on
-``E_q``). The window's norm is at least that of the ``(h//b - 1) x (w//b - 1)``
+``sum e^r = 0``: ``S^r`` and ``L^r`` both hold the template's sum, so ``M``
+may be centred on ``E_q``). The window's norm is at least that of the ``(h//b - 1) x (w//b - 1)``
 blocks every window of the cell contains (the mean minimises the sum of
 squares), so dividing gives a bound on ``ncc`` and ``ccorr_normed``; for
 ``ssd_normed = x + 1/x - 2 ccorr_normed`` (``x = ||W|| / ||T||``, which lies
@@ -67,6 +67,7 @@ class TemplateTerms:
 
     ``t``: block sums (float32, ``ceil(h/b) x ceil(w/b) x C``); ``eps``, ``eta``:
     per channel, the largest norms of the remainders over the ``b**2`` offsets;
+    ``tau``: per block of ``E_q`` (``nb`` x C, float32), the largest norm of ``(1 - P) T^r`` in it;
     ``norm2``: the template's (centred, for ``ncc``) energy per channel;
     ``nb``: blocks per side of the region ``E_q``; ``core``: blocks per side
     every window of a cell contains; ``centred``: ``ncc`` (means removed).
@@ -77,6 +78,7 @@ class TemplateTerms:
     t: np.ndarray
     eps: np.ndarray
     eta: np.ndarray
+    tau: np.ndarray
     norm2: np.ndarray
     nb: tuple
     core: tuple
@@ -108,8 +110,10 @@ def template_terms(template, b, centred):
     e = S - _bilinear_spread(t, b)
     eps = np.sqrt((e**2).sum(axis=(2, 3))).max(axis=(0, 1))
     norm2 = (T**2).sum(axis=(0, 1))
+    detail = np.maximum(_shifted_block_sums(T * T, b, nby, nbx) - S**2 / b**2, 0.0)  # per offset and block
     eta = np.sqrt(np.maximum(norm2 - (S**2).sum(axis=(2, 3)) / b**2, 0.0)).max(axis=(0, 1))
-    return TemplateTerms(b, (h, w), np.ascontiguousarray(t[:kby, :kbx], np.float32), eps, eta, norm2,
+    tau = np.ascontiguousarray(np.sqrt(detail).max(axis=(0, 1)), np.float32)
+    return TemplateTerms(b, (h, w), np.ascontiguousarray(t[:kby, :kbx], np.float32), eps, eta, tau, norm2,
                          (nby, nbx), (h // b - 1, w // b - 1), centred)
 
 
@@ -154,128 +158,131 @@ def cell_bounds(image, terms, method):
 
     Returns
     -------
-    ndarray of float64, shape ``((H - h) // b + 1, (W - w) // b + 1)``
+    bound : ndarray of float64, shape ``((H - h) // b + 1, (W - w) // b + 1)``
         Cell ``(i, j)`` holds positions ``y in [b i, b i + b)``, ``x in [b j, b j + b)``
         (those inside the score map): none of them scores better.
+    estimate : ndarray of float64, same shape
+        The coarse correlation's share of the bound: a guess of the cell's best
+        score, to decide which cells to look at first (not a bound).
     """
     b, (h, w) = terms.b, terms.shape
     H, W = image.shape[:2]
     ncy, ncx = (H - h) // b + 1, (W - w) // b + 1
     nby, nbx = terms.nb
     M, A2 = _block_stats(image, b, ncy + nby, ncx + nbx, terms.centred)
-    num = _numerator_bound(M, A2, terms, ncy, ncx)
-    core2, ext2 = _window_energy_bounds(M, A2, terms, ncy, ncx)
+    corner, rest, core2, ext2 = _cell_sums(M, A2, terms, ncy, ncx)
     tnorm = np.sqrt(terms.norm2.sum())
     with np.errstate(divide="ignore", invalid="ignore"):
+        den = np.where(core2 > 0, tnorm * np.sqrt(core2), np.inf)
+        estimate = np.where(core2 > 0, corner / den, 0.0)
+        cn = np.where(core2 > 0, np.maximum(corner + rest, 0.0) / den, 1.0)
         if method == "ssd_normed":
-            cn = np.where(core2 > 0, num / (tnorm * np.sqrt(core2)), 1.0)
-            cn = np.minimum(cn, 1.0)
             x = np.clip(1.0, np.sqrt(core2) / tnorm, np.sqrt(ext2) / tnorm)
-            lower = np.minimum(x + 1.0 / x - 2.0 * cn, 1.0)
-            return -np.maximum(lower, 0.0)
-        ub = np.where(core2 > 0, np.maximum(num, 0.0) / (tnorm * np.sqrt(core2)), 1.0)
-    return np.minimum(ub, 1.0)
+            lower = np.minimum(x + 1.0 / x - 2.0 * np.minimum(cn, 1.0), 1.0)
+            return -np.maximum(lower, 0.0), estimate
+    return np.minimum(cn, 1.0), estimate
 
 
 def _block_stats(image, b, gy, gx, centred):
     """Block means ``M`` and block sums of squares ``A2``, ``(gy, gx, C)`` float64, zero past the image.
 
-    For ``ncc`` the image's mean is removed first (the scores do not change;
-    the sums of squares keep their digits).
+    For ``ncc`` the image's mean is removed (the scores do not change; the sums
+    of squares keep their digits). 8-bit images: sums from the integer
+    integral image, squares reduced in float32 (exact: integers below 2**24);
+    others in float64.
     """
     img = image[:, :, None] if image.ndim == 2 else image
     H, W, C = img.shape
+    ys, xs = np.minimum(np.arange(gy + 1) * b, H), np.minimum(np.arange(gx + 1) * b, W)
+    if img.dtype == np.uint8 and b <= 16:
+        depth = cv2.CV_32S if H * W * 255 < 2**31 else cv2.CV_64F
+        S1 = _block_sums(cv2.integral(image, sdepth=depth), ys, xs)
+        A2 = _square_sums(img, b, gy, gx)
+        if centred:  # remove the mean on the sums, in float64 (exact: integers times 2**-k)
+            n = _pixels_per_block(ys, xs)
+            mu = S1.sum(axis=(0, 1)) / (H * W)
+            A2 += -2.0 * mu * S1 + n * mu * mu
+            S1 -= n * mu
+    else:
+        f = img.astype(np.float64)
+        if centred:
+            f -= f.mean(axis=(0, 1))
+        S1 = _block_sums(cv2.integral(f, sdepth=cv2.CV_64F), ys, xs)
+        A2 = _block_sums(cv2.integral(f * f, sdepth=cv2.CV_64F), ys, xs)
+    return S1 / (b * b), A2
+
+
+def _block_sums(Z, ys, xs):
+    """Sums over blocks whose corners are ``ys x xs``, from an integral image ``Z``: ``(len(ys) - 1, len(xs) - 1, C)``."""
+    Z = Z[:, :, None] if Z.ndim == 2 else Z
+    Zc = Z[ys][:, xs].astype(np.float64)
+    return Zc[1:, 1:] - Zc[:-1, 1:] - Zc[1:, :-1] + Zc[:-1, :-1]
+
+
+def _square_sums(img, b, gy, gx):
+    """Block sums of the squares of an 8-bit image, ``(gy, gx, C)``: full blocks by area reduction, cut ones by numpy."""
+    H, W, C = img.shape
     hb, wb = min(H // b, gy), min(W // b, gx)
-    M = np.zeros((gy, gx, C))
-    A2 = np.zeros((gy, gx, C))
-    exact32 = img.dtype == np.uint8 and b <= 16  # block sums of 8-bit values and squares are exact in float32
-    for c in range(C):
-        plane = img[:, :, c]
-        if exact32:
-            f = plane.astype(np.float32)
-            sq = f * f
-        else:
-            f = plane.astype(np.float64)
-            if centred:
-                f -= f.mean()
-            sq = f * f
-        M[:hb, :wb, c] = _block_mean(f[: hb * b, : wb * b], b)
-        A2[:hb, :wb, c] = _block_mean(sq[: hb * b, : wb * b], b) * (b * b)
-        _partial_blocks(M[:, :, c], A2[:, :, c], f, sq, b, hb, wb)
-        if exact32 and centred:  # remove the mean on the coarse sums, in float64 (exact: integers / 2**k)
-            mu = float(M[:hb, :wb, c].mean())
-            inside = _pixels_per_block(H, W, b, gy, gx)
-            A2[:, :, c] += -2.0 * mu * M[:, :, c] * (b * b) + mu * mu * inside
-            M[:, :, c] -= mu * inside / (b * b)
-    return M, A2
-
-
-def _block_mean(a, b):
-    if a.size == 0:
-        return np.zeros((a.shape[0] // b, a.shape[1] // b))
-    return cv2.resize(a, (a.shape[1] // b, a.shape[0] // b), interpolation=cv2.INTER_AREA).astype(np.float64)
-
-
-def _partial_blocks(M, A2, f, sq, b, hb, wb):
-    """Blocks cut by the image's bottom and right edges (the rest of the block counts as zeros)."""
-    H, W = f.shape
-    gy, gx = M.shape
-    if hb < gy and H > hb * b:
-        rows = slice(hb * b, H)
+    out = np.zeros((gy, gx, C))
+    sq = cv2.multiply(img, img, dtype=cv2.CV_32F)
+    sq = sq[:, :, None] if sq.ndim == 2 else sq
+    if hb and wb:
+        red = cv2.resize(sq[: hb * b, : wb * b], (wb, hb), interpolation=cv2.INTER_AREA)
+        out[:hb, :wb] = (red[:, :, None] if red.ndim == 2 else red) * float(b * b)
+    for i in range(hb, min(-(-H // b), gy)):  # the bottom row of blocks cut by the image's edge
         for j in range(min(-(-W // b), gx)):
-            cols = slice(j * b, min(j * b + b, W))
-            M[hb, j] = f[rows, cols].astype(np.float64).sum() / (b * b)
-            A2[hb, j] = sq[rows, cols].astype(np.float64).sum()
-    if wb < gx and W > wb * b:
-        cols = slice(wb * b, W)
-        for i in range(min(hb, gy)):
-            rows = slice(i * b, i * b + b)
-            M[i, wb] = f[rows, cols].astype(np.float64).sum() / (b * b)
-            A2[i, wb] = sq[rows, cols].astype(np.float64).sum()
+            out[i, j] = sq[i * b : i * b + b, j * b : j * b + b].astype(np.float64).sum(axis=(0, 1))
+    for j in range(wb, min(-(-W // b), gx)):  # the right column
+        for i in range(hb):
+            out[i, j] = sq[i * b : i * b + b, j * b : j * b + b].astype(np.float64).sum(axis=(0, 1))
+    return out
 
 
-def _pixels_per_block(H, W, b, gy, gx):
-    """How many image pixels each block of the ``gy x gx`` grid holds."""
-    ny = np.clip(H - b * np.arange(gy), 0, b)
-    nx = np.clip(W - b * np.arange(gx), 0, b)
-    return (ny[:, None] * nx[None, :]).astype(np.float64)
+def _pixels_per_block(ys, xs):
+    """How many image pixels each block holds, ``(gy, gx, 1)``."""
+    return (np.diff(ys)[:, None] * np.diff(xs)[None, :]).astype(np.float64)[:, :, None]
 
 
-def _box(a, ky, kx, y0, x0, ny, nx):
-    """Sums of ``a`` (``(gy, gx, C)``) over ``ky x kx`` blocks starting at ``(y0 + i, x0 + j)``, ``i < ny``, ``j < nx``."""
-    Z = np.zeros((a.shape[0] + 1, a.shape[1] + 1, a.shape[2]))
-    Z[1:, 1:] = a.cumsum(0).cumsum(1)
+def _box(Z, ky, kx, y0, x0, ny, nx):
+    """Sums over ``ky x kx`` blocks starting at ``(y0 + i, x0 + j)``, ``i < ny``, ``j < nx``, from the integral image ``Z``."""
     ys, xs = slice(y0, y0 + ny), slice(x0, x0 + nx)
     ye, xe = slice(y0 + ky, y0 + ky + ny), slice(x0 + kx, x0 + kx + nx)
     return Z[ye, xe] - Z[ys, xe] - Z[ye, xs] + Z[ys, xs]
 
 
-def _numerator_bound(M, A2, terms, ncy, ncx):
-    """Upper bound of ``<T, W_p>`` (summed over channels) for every position of each cell."""
-    b = terms.b
-    nby, nbx = terms.nb
-    m32 = np.ascontiguousarray(M, np.float32)
-    t32 = terms.t
+def _integral(a):
+    Z = cv2.integral(np.ascontiguousarray(a), sdepth=cv2.CV_64F)
+    return Z[:, :, None] if Z.ndim == 2 else Z
+
+
+def _cell_sums(M, A2, terms, ncy, ncx):
+    """Per cell: the coarse correlation's part of the numerator bound (rounding included), the
+    remainders' part, and the window energy's lower (core) and upper (``E_q``) bounds."""
+    b, (nby, nbx), (ky, kx) = terms.b, terms.nb, terms.core
+    m32, t32 = np.ascontiguousarray(M, np.float32), terms.t
     C = cv2.matchTemplate(m32 if m32.shape[2] > 1 else m32[:, :, 0],
-                          t32 if t32.shape[2] > 1 else t32[:, :, 0], cv2.TM_CCORR).astype(np.float64)
+                          t32 if t32.shape[2] > 1 else t32[:, :, 0], cv2.TM_CCORR)
     corner = np.maximum(np.maximum(C[:ncy, :ncx], C[1 : ncy + 1, :ncx]),
-                        np.maximum(C[:ncy, 1 : ncx + 1], C[1 : ncy + 1, 1 : ncx + 1]))
+                        np.maximum(C[:ncy, 1 : ncx + 1], C[1 : ncy + 1, 1 : ncx + 1])).astype(np.float64)
     corner += ROUNDING * float(np.abs(t32).sum()) * float(np.abs(M).max())
-    blocks = nby * nbx
-    sm, sm2 = _box(M, nby, nbx, 0, 0, ncy, ncx), _box(M * M, nby, nbx, 0, 0, ncy, ncx)
-    m_energy = np.maximum(sm2 - sm**2 / blocks, 0.0) if terms.centred else sm2
-    detail = np.maximum(A2 - (b * b) * M * M, 0.0)
-    v_energy = _box(detail, nby, nbx, 0, 0, ncy, ncx)
-    return corner + (np.sqrt(m_energy) * terms.eps).sum(axis=2) + (np.sqrt(v_energy) * terms.eta).sum(axis=2)
+    ZM, ZM2, ZA2 = _integral(M), _integral(M * M), _integral(A2)
+    sm, sm2, ext = (_box(Z, nby, nbx, 0, 0, ncy, ncx) for Z in (ZM, ZM2, ZA2))
+    m_energy = np.maximum(sm2 - sm**2 / (nby * nbx), 0.0)  # sum(e^r) = 0: M may be centred on E_q
+    v_energy = np.maximum(ext - (b * b) * sm2, 0.0) + 1e-12 * ext  # the detail's energy in E_q; float64 rounding
+    detail = np.minimum(np.sqrt(v_energy) @ terms.eta, _blockwise_detail(M, A2, terms, ncy, ncx))
+    rest = np.sqrt(m_energy) @ terms.eps + detail
+    s1 = _box(ZM, ky, kx, 1, 1, ncy, ncx) * (b * b)
+    s2 = _box(ZA2, ky, kx, 1, 1, ncy, ncx)
+    core = np.maximum(s2 - s1**2 / (ky * kx * b * b), 0.0) if terms.centred else s2
+    return corner, rest, core.sum(axis=2), ext.sum(axis=2)
 
 
-def _window_energy_bounds(M, A2, terms, ncy, ncx):
-    """Per cell: a lower bound of every window's energy (its core blocks'), and an upper bound (``E_q``'s)."""
+def _blockwise_detail(M, A2, terms, ncy, ncx):
+    """``sum_Q tau(Q) ||V||_Q`` over the blocks of ``E_q``: Cauchy-Schwarz block by block (tighter where the
+    template's detail and the image's lie in different blocks), float32 rounding included."""
     b = terms.b
-    ky, kx = terms.core
-    n = ky * kx * b * b
-    s1 = _box(M, ky, kx, 1, 1, ncy, ncx) * (b * b)
-    s2 = _box(A2, ky, kx, 1, 1, ncy, ncx)
-    core = np.maximum(s2 - s1**2 / n, 0.0) if terms.centred else s2
-    ext = _box(A2, terms.nb[0], terms.nb[1], 0, 0, ncy, ncx)
-    return core.sum(axis=2), ext.sum(axis=2)
+    nu = np.sqrt(np.maximum(A2 - (b * b) * M * M, 0.0)).astype(np.float32)
+    tau = terms.tau
+    out = cv2.matchTemplate(nu if nu.shape[2] > 1 else nu[:, :, 0], tau if tau.shape[2] > 1 else tau[:, :, 0],
+                            cv2.TM_CCORR)[:ncy, :ncx].astype(np.float64)
+    return out * (1 + ROUNDING) + ROUNDING * float(tau.sum()) * float(nu.max())
