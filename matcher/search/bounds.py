@@ -162,19 +162,20 @@ def cell_bounds(image, terms, method):
         Cell ``(i, j)`` holds positions ``y in [b i, b i + b)``, ``x in [b j, b j + b)``
         (those inside the score map): none of them scores better.
     estimate : ndarray of float64, same shape
-        The coarse correlation's share of the bound: a guess of the cell's best
-        score, to decide which cells to look at first (not a bound).
+        The coarse correlation at ``b q`` over the norms of the template and of
+        the window there: a guess of the cell's best score, to decide which
+        cells to look at first (not a bound).
     """
     b, (h, w) = terms.b, terms.shape
     H, W = image.shape[:2]
     ncy, ncx = (H - h) // b + 1, (W - w) // b + 1
     nby, nbx = terms.nb
     M, A2 = _block_stats(image, b, ncy + nby, ncx + nbx, terms.centred)
-    corner, rest, core2, ext2 = _cell_sums(M, A2, terms, ncy, ncx)
+    corner, at_q, rest, core2, ext2, aligned2 = _cell_sums(M, A2, terms, ncy, ncx)
     tnorm = np.sqrt(terms.norm2.sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         den = np.where(core2 > 0, tnorm * np.sqrt(core2), np.inf)
-        estimate = np.where(core2 > 0, corner / den, 0.0)
+        estimate = np.where(aligned2 > 0, at_q / (tnorm * np.sqrt(aligned2)), 0.0)
         cn = np.where(core2 > 0, np.maximum(corner + rest, 0.0) / den, 1.0)
         if method == "ssd_normed":
             x = np.clip(1.0, np.sqrt(core2) / tnorm, np.sqrt(ext2) / tnorm)
@@ -256,25 +257,29 @@ def _integral(a):
 
 
 def _cell_sums(M, A2, terms, ncy, ncx):
-    """Per cell: the coarse correlation's part of the numerator bound (rounding included), the
-    remainders' part, and the window energy's lower (core) and upper (``E_q``) bounds."""
+    """Per cell: the coarse correlation's part of the numerator bound, the coarse correlation at ``q``, the
+    remainders' part (and the coarse correlation's rounding), the window energy's lower (core) and upper
+    (``E_q``) bounds, and the energy of the window at ``b q``."""
     b, (nby, nbx), (ky, kx) = terms.b, terms.nb, terms.core
     m32, t32 = np.ascontiguousarray(M, np.float32), terms.t
     C = cv2.matchTemplate(m32 if m32.shape[2] > 1 else m32[:, :, 0],
                           t32 if t32.shape[2] > 1 else t32[:, :, 0], cv2.TM_CCORR)
     corner = np.maximum(np.maximum(C[:ncy, :ncx], C[1 : ncy + 1, :ncx]),
                         np.maximum(C[:ncy, 1 : ncx + 1], C[1 : ncy + 1, 1 : ncx + 1])).astype(np.float64)
-    corner += ROUNDING * float(np.abs(t32).sum()) * float(np.abs(M).max())
+    rounding = ROUNDING * float(np.abs(t32).sum()) * float(np.abs(M).max())
     ZM, ZM2, ZA2 = _integral(M), _integral(M * M), _integral(A2)
     sm, sm2, ext = (_box(Z, nby, nbx, 0, 0, ncy, ncx) for Z in (ZM, ZM2, ZA2))
     m_energy = np.maximum(sm2 - sm**2 / (nby * nbx), 0.0)  # sum(e^r) = 0: M may be centred on E_q
     v_energy = np.maximum(ext - (b * b) * sm2, 0.0) + 1e-12 * ext  # the detail's energy in E_q; float64 rounding
     detail = np.minimum(np.sqrt(v_energy) @ terms.eta, _blockwise_detail(M, A2, terms, ncy, ncx))
-    rest = np.sqrt(m_energy) @ terms.eps + detail
+    rest = np.sqrt(m_energy) @ terms.eps + detail + rounding
     s1 = _box(ZM, ky, kx, 1, 1, ncy, ncx) * (b * b)
     s2 = _box(ZA2, ky, kx, 1, 1, ncy, ncx)
     core = np.maximum(s2 - s1**2 / (ky * kx * b * b), 0.0) if terms.centred else s2
-    return corner, rest, core.sum(axis=2), ext.sum(axis=2)
+    ty, tx = terms.t.shape[:2]  # the window at b q, for the estimate
+    a1, a2 = _box(ZM, ty, tx, 0, 0, ncy, ncx) * (b * b), _box(ZA2, ty, tx, 0, 0, ncy, ncx)
+    aligned = np.maximum(a2 - a1**2 / (ty * tx * b * b), 0.0) if terms.centred else a2
+    return corner, C[:ncy, :ncx].astype(np.float64), rest, core.sum(axis=2), ext.sum(axis=2), aligned.sum(axis=2)
 
 
 def _blockwise_detail(M, A2, terms, ncy, ncx):

@@ -77,8 +77,9 @@ MIN_SCORED = 1024
 """Cells the search may always score (small images: a few matches' neighbourhoods are a large fraction)."""
 SLACK = 1e-3
 """Local peaks of the float32 ranking maps within this of the bar are climbed and scored exactly."""
-_MERGE = 1  # cells within this many of each other are scored in one rectangle (fewer, larger calls)
+_MERGE = 0  # cells within this many of each other are scored in one rectangle (fewer, larger calls)
 _MAX_CLIMB = 8  # full-resolution re-centring steps per candidate
+_DIRECT_VALUES = 1 << 21  # boxes of at most this many window values are ranked by numpy products
 _PARALLEL_OUTPUTS = 1 << 16  # ranking maps at least this large are scored in bands, one per thread
 
 
@@ -228,13 +229,13 @@ class _Cells:
             todo = np.flatnonzero(~self.scored & (self.bounds >= bar - 1e-9))
             if todo.size == 0:
                 return self.report()
-            if self.scored_count + todo.size > limit and np.isfinite(bar):
-                return (f"the bounds left more than {limit:.0f} of {self.bounds.size} cells that may reach "
-                        f"{self.sign * bar:.4f}: detail finer than {self.b} px dominates")
-            if k is not None and todo.size > chunk:
-                todo = todo[np.argpartition(-self.estimate.flat[todo], chunk)[:chunk]]
-            if self.scored_count + todo.size > limit:
-                return f"more than {limit:.0f} of {self.bounds.size} cells to score before the bar is known"
+            if self.scored_count + todo.size <= limit and (k is None or todo.size <= chunk):
+                pass  # all of them
+            elif k is not None and self.scored_count + chunk <= limit:  # the next best guesses: the bar may rise
+                todo = todo[np.argpartition(-self.estimate.flat[todo], chunk - 1)[:chunk]]
+            else:
+                return (f"the bounds left {todo.size} of {self.bounds.size} cells that may reach "
+                        f"{self.sign * bar:.4f}, more than {limit:.0f}: detail finer than {self.b} px dominates")
             self.score(todo)
             chunk *= 4
 
@@ -326,6 +327,8 @@ def _ranking(img, tpl, method, sign, y0, y1, x0, x1):
     For ncc both sides are centred first (the score does not change; float32 keeps more digits).
     """
     th, tw = tpl.shape[:2]
+    if (y1 - y0 + 1) * (x1 - x0 + 1) * tpl.size <= _DIRECT_VALUES:
+        return sign * _direct_scores(img[y0 : y1 + th, x0 : x1 + tw], tpl, method)
     crop = _float32(img[y0 : y1 + th, x0 : x1 + tw])
     t = _float32(tpl)
     if crop.ndim == 3 and crop.shape[2] == 1:
@@ -337,6 +340,29 @@ def _ranking(img, tpl, method, sign, y0, y1, x0, x1):
     g = _match_in_bands(crop, t, _CV_METHODS[method]).astype(np.float64)
     np.nan_to_num(g, copy=False, nan=0.0 if method != "ssd_normed" else 1.0)
     return sign * g
+
+
+def _direct_scores(crop, tpl, method):
+    """Every position's score in ``crop``, by products with the template in float64 (few positions:
+    cheaper than OpenCV's transforms, whose cost follows the template's size)."""
+    h, w = tpl.shape[:2]
+    c = crop.astype(np.float64)
+    c = c[:, :, None] if c.ndim == 2 else c
+    t = channels_first("template", tpl)  # (C, h, w)
+    if method == "ncc":
+        t = t - t.mean(axis=(1, 2), keepdims=True)  # then <W, t> = <W - mean, t>
+    view = sliding_window_view(c, (h, w), axis=(0, 1))  # (ny, nx, C, h, w), no copy
+    num = np.einsum("yxchw,chw->yx", view, t)
+    Z1, Z2 = (cv2.integral(a, sdepth=cv2.CV_64F) for a in (c, c * c))
+    Z1, Z2 = (Z[:, :, None] if Z.ndim == 2 else Z for Z in (Z1, Z2))
+    s1, s2 = ((Z[h:, w:] - Z[:-h, w:] - Z[h:, :-w] + Z[:-h, :-w]) for Z in (Z1, Z2))
+    wn2 = (np.maximum(s2 - s1**2 / (h * w), 0.0) if method == "ncc" else s2).sum(axis=2)
+    tn2 = float((t**2).sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "ssd_normed":
+            g = np.minimum((tn2 + wn2 - 2 * num) / np.sqrt(tn2 * wn2), 1.0)
+            return np.where(np.isfinite(g), g, 1.0)
+        return np.where(wn2 * tn2 > 0, num / np.sqrt(tn2 * wn2), 0.0)
 
 
 def _match_in_bands(image, templ, cv_method):
