@@ -10,19 +10,24 @@ windows can be reported, so the result is the exhaustive search's.
 
 Rules (the constants below):
 
-- **Levels.** ``b = 2**L``, ``L`` the largest number of halvings (at most
-  :data:`MAX_LEVELS`) that leaves the template at least :data:`MIN_COARSE_SIZE`
-  blocks in both dimensions (:func:`pyramid_levels`). ``L = 0`` (a template side
-  under 31 px) means the exhaustive search.
-- **Cells.** Cells are taken best bound first, in rounds (the first
-  ``max(8, 4 * max_matches)`` cells, then four times as many each round): each
-  round's cells are grouped into rectangles (8-connected), scored there by
-  ``cv2.matchTemplate`` in float32 (centred for ``ncc``) to rank, and every
-  local peak within :data:`SLACK` of the bar is climbed to a local peak of the
-  exact scores (by definition, float64). The bar is the ``max_matches``-th
-  exact score after suppression, or the threshold, whichever is higher
-  (the threshold alone with ``max_matches=None``). Rounds stop when no unscored
-  cell's bound reaches the bar.
+- **Blocks.** ``b = 2**L``: ``L`` the largest number of halvings (at most
+  :data:`MAX_LEVELS`) that leaves the template at least :data:`BOUND_BLOCKS`
+  blocks a side, but at least 2 (blocks of 4 px) when that leaves
+  :data:`MIN_COARSE_SIZE` (:func:`pyramid_levels`): finer blocks give tighter
+  bounds, coarser ones cheaper. ``L = 0`` (a template side under 31 px) means
+  the exhaustive search.
+- **Cells.** While the bar is unknown, the cells that may reach it are taken
+  in rounds, the best guesses first (the coarse score at the cell's corner;
+  ``max(8, 4 * max_matches)`` cells, then four times as many each round); once
+  it is known, every cell whose bound reaches it. A round's cells are grouped
+  into rectangles (8-connected) and ranked there (products in numpy for small
+  rectangles, ``cv2.matchTemplate`` in float32, centred for ``ncc``, for large
+  ones); every local peak within :data:`SLACK` of the bar is climbed to a
+  local peak of the exact scores (by definition, float64), best first. The bar
+  is the ``max_matches``-th exact score after suppression, or the threshold,
+  whichever is higher (the threshold alone with ``max_matches=None``). The
+  search stops when every cell whose bound reaches the bar is scored and every
+  candidate within :data:`SLACK` of it climbed.
 - **Why it is the exhaustive answer.** Every window scoring at least the bar
   lies in a scored cell, so every local peak of the full score map at or
   above the bar was climbed to (its ranking score is within :data:`SLACK` of
@@ -33,9 +38,10 @@ Rules (the constants below):
 - **Fallback** to the exhaustive search (``fell_back=True``, ``reason`` says
   which): no coarse level (``levels=0``); a 1-D image; a mask (no bound yet);
   ``max_matches=None`` without a threshold (every peak is wanted); a constant
-  template; or the bounds leave more than :data:`MAX_SCORED` of the cells to
-  score (the texture has most of its energy in detail finer than ``b``: the
-  exhaustive search is cheaper then).
+  template; or more cells than :data:`MAX_SCORED` of them (at least
+  :data:`MIN_SCORED`) would have to be scored (most of the texture's energy
+  is in detail finer than ``b``, where the bound assumes the worst: scattered
+  cells would cost more than the exhaustive search).
 
 Only the normalised methods (:data:`matcher.methods.NORMALIZED_METHODS`) are
 supported: the other scores grow with the template's area and the image's
