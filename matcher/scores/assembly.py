@@ -96,9 +96,8 @@ def assemble(p, algorithm, out, *, work="float64", precision="fast", channels=No
     else:
         x, model = job.correlate32(algorithm == "direct")
     if p.method in ("ccorr", "ccoeff"):
-        job.finish_unnormalised(x)
-        lo, hi, _, _ = cv2.minMaxLoc(out)
-        return settle_global(job, out, job.global_bound(model), contract, (lo, hi), float64)
+        extremes = job.finish_unnormalised(x)
+        return settle_global(job, out, job.global_bound(model), contract, extremes, float64)
     for a, b in chunks:
         job.chunk(a, b, x[a:b], model, scratch)
     if not job.normalised:
@@ -142,10 +141,10 @@ class _Assembly:
         self.template_degenerate = False
         self.zero_mean = get_method(method).zero_mean
         # ncc and ccoeff correlate the centred image with a zero-mean kernel (the
-        # centre cancels, and errors shrink with it); in float64 the others do
-        # too (ssd with the template shifted alike, ccorr plus the centre's
-        # share), in float32 they correlate the raw image, whose error stays
-        # relative to the window's own energy.
+        # centre cancels, and errors shrink with it); in float64 the others
+        # correlate the image minus its terms' offset (ssd with the template
+        # shifted alike, ccorr plus the shift's share: see plane_shifts); in
+        # float32 the raw image, whose error stays relative to the window's energy.
         self.centred = self.zero_mean or self.float64
         self._kernels(p, channels)
         self.feasible = self.float64 or self._fits_float32(channels)
@@ -178,6 +177,14 @@ class _Assembly:
         self.den_scale = self.sw[0] if common else 1.0  # ncc's denominators are kept times this
         self.den_factors = [self.den_scale / s if s > 0 else 0.0 for s in self.sw]
         self.t_sq = 0.0
+        # the value each channel is shifted by before it is correlated: its centre for ncc and ccoeff;
+        # in float64 or with a mask, the offset its window terms sum from (its centre where a DC offset
+        # would cost precision, 0 otherwise: no shift, no extra pass); 0 in unmasked float32
+        offsets = [ch.centre if self.masked else ch.offset for ch in channels]
+        if self.zero_mean:
+            self.plane_shifts = [ch.centre for ch in channels]
+        else:
+            self.plane_shifts = offsets if self.centred else [0.0] * C
         if self.zero_mean:
             devs = []
             for c in range(C):
@@ -193,8 +200,8 @@ class _Assembly:
             t_total = float(sum((k * t).sum() for k, t in zip(raw, T)))  # sum((T M)^2)
             kernels = raw
             if method in ("ssd", "ssd_normed"):
-                if self.centred:  # ssd is unchanged when image and template shift together
-                    shifted = [T[c] - channels[c].centre for c in range(C)]
+                if any(self.plane_shifts):  # ssd is unchanged when image and template shift together
+                    shifted = [T[c] - self.plane_shifts[c] for c in range(C)]
                     kernels = [s if m2[c] is None else m2[c] * s for c, s in enumerate(shifted)]
                     self.t_sq = float(sum((k * s).sum() for k, s in zip(kernels, shifted)))
                 else:
@@ -212,21 +219,21 @@ class _Assembly:
             t_total = 1.0
         self.kernels, self.t_total = kernels, t_total
         self.norms = [float(np.sqrt((k * k).sum())) for k in kernels]
-        sums = [math.fsum(k.ravel()) for k in kernels]
+        ccorr_shifted = method in ("ccorr", "ccorr_normed") and any(self.plane_shifts)
+        sums = [math.fsum(k.ravel()) for k in kernels] if self.zero_mean or ccorr_shifted else [0.0] * C
         # An unmasked centred kernel sums to a few rounding errors, not to 0: its
         # sum s adds s * (the window's mean of the centred channel) to the
         # correlation, which the bound covers. A masked one's weighted sum is
         # subtracted (Padfield): sum(M^2 T' (I - mean_M(I))) = x - s mean_M(I).
         self.corrections = [s / sw if sw > 0 else 0.0 for s, sw in zip(sums, self.sw)] if self.masked and self.zero_mean else None
         self.residuals = [abs(s) if self.zero_mean and not self.masked else 0.0 for s in sums]
-        # ccorr of the centred image: plus the centre's share, sum_c centre_c sum(k_c)
-        self.shift = (math.fsum(ch.centre * s for ch, s in zip(channels, sums))
-                      if self.centred and not self.zero_mean and method in ("ccorr", "ccorr_normed") else 0.0)
-        self.peaks = [ch.peak if self.centred else ch.magnitude for ch in channels]
+        # ccorr of a shifted image: plus the shift's share, sum_c shift_c sum(k_c)
+        self.shift = math.fsum(g * s for g, s in zip(self.plane_shifts, sums)) if ccorr_shifted else 0.0
+        self.planes = ["centred" if g != 0.0 else "raw" for g in self.plane_shifts]
+        self.peaks = [ch.peak if plane == "centred" else ch.magnitude for ch, plane in zip(channels, self.planes)]
         # the window energies: raw ones (denominators) and those of the plane ssd's numerator uses
-        offsets = [ch.centre if self.masked else ch.offset for ch in channels]
         self.raw_shifts = offsets
-        self.num_shifts = [o - ch.centre for o, ch in zip(offsets, channels)] if self.centred else offsets
+        self.num_shifts = [o - g for o, g in zip(offsets, self.plane_shifts)]
 
     def _fits_float32(self, channels):
         """Whether float32 holds the centred values and the products without overflow or underflow."""
@@ -266,9 +273,8 @@ class _Assembly:
 
     def correlate64(self, algorithm, rows=None, cols=None):
         """Float64 correlation of every channel (output ``rows``, ``cols``, default all), summed; and its bound."""
-        plane = "centred" if self.centred else "raw"
         x, err = None, 0.0
-        for ch, k, pk in zip(self.channels, self.kernels, self.peaks):
+        for ch, k, pk, plane in zip(self.channels, self.kernels, self.peaks, self.planes):
             exact = (self.p.integer_valued and algorithm == "direct" and np.array_equal(k, np.round(k))
                      and self.n * pk * float(np.abs(k).max()) < _EXACT)
             xc, e = ch.correlate64(k, algorithm, plane=plane, rows=rows, cols=cols, exact=exact,
@@ -291,14 +297,20 @@ class _Assembly:
     # -- assembly ----------------------------------------------------------------
 
     def finish_unnormalised(self, x):
-        """ccorr and ccoeff: the correlation is the score (plus the centre's share, minus the masked mean's)."""
+        """ccorr and ccoeff: the correlation is the score (plus the shift's share, minus the masked mean's).
+        Returns the scores' (minimum, maximum)."""
         out = self.out
+        if not self.shift and self.corrections is None:
+            lo, hi, _, _ = cv2.minMaxLoc(x)  # on float32 x: half the bytes to read
+            np.copyto(out, x)
+            return lo, hi
         np.copyto(out, x)
         if self.shift:
             out += self.shift
         if self.corrections is not None:
             for r, t, ch in zip(self.corrections, self.terms, self.channels):
                 out -= r * (t.s1 - t.sw * (ch.centre - t.offset))
+        return cv2.minMaxLoc(out)[:2]
 
     def global_bound(self, model):
         """One bound for every ssd, ccorr or ccoeff score of the band."""
