@@ -33,6 +33,7 @@ import numpy as np
 
 from .inputs import PRECISIONS, check_choice, prepare, prepare_image, scale_back
 from .plan import band_bounds, choose_plan
+from .. import deadline
 from ..errors import MatcherError
 from .assembly import assemble
 
@@ -147,6 +148,7 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
     results = [np.empty(p.out_shape) for p in problems]
     bounds = _band_bounds(problems)
     workers = 1 if len(bounds) > 2 else _CORES  # threads share the cores, or the FFT does
+    expires = deadline.current()  # the pool's threads do not see this thread's context
 
     def score_band(k):
         # Band k computes output rows bounds[k]:bounds[k+1] of every map, from
@@ -157,6 +159,7 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
         band_end = problems[0].image.shape[1] if last else r1 + h_max - 1
         channels = {}  # the band's channels: centred planes, spectra and window sums shared by the templates
         for i in sorted(range(len(problems)), key=lambda i: problems[i].template.shape[1:]):
+            deadline.check(expires)  # between bands and templates (matcher.deadline)
             p, plan, out = problems[i], plans[i], results[i]
             whole = r0 == 0 and band_end == p.image.shape[1]
             band = p if whole else replace(p, image=p.image[:, r0:band_end])
