@@ -1,0 +1,103 @@
+"""The work budget's estimates (matcher.budget) against the peak memory and time measured.
+
+Each case runs in a fresh subprocess, as a service request does: the image and
+template are PNG bytes (not counted: the request body), decoded with
+``load_image`` (a mask is a separate gray PNG, as a request's ``mask`` part) and searched with ``find_with_scores`` (one template) or
+``find_many`` (several); the peak RSS above the baseline (after imports and
+after the PNGs were made) is compared with ``search_cost(...).memory``, and
+the time with ``work``::
+
+    python bench/bench_budget.py            # the default grid, ~2 minutes on 2 cores
+    python bench/bench_budget.py --quick    # 6 cases, for a smoke run
+
+A ``ratio`` (measured / estimated memory) above 1 means the estimate is too
+low for that case and the constants of matcher/budget.py must grow.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_CHILD = r"""
+import json, resource, sys, time
+import cv2, numpy as np
+sys.path.insert(0, ROOT)
+import matcher
+from matcher import find_many, find_with_scores, load_image, set_num_threads
+from matcher.budget import search_cost
+from matcher.headers import read_header
+
+size, channels, nbytes, side, masked, n, threads = ARGS
+set_num_threads(threads)
+rng = np.random.default_rng(0)
+dtype = np.uint8 if nbytes == 1 else np.uint16
+shape = (size, size) if channels == 1 else (size, size, channels)
+img = rng.integers(0, 200, shape).astype(dtype)
+tpl = img[10:10 + side, 20:20 + side]
+image_png = cv2.imencode(".png", img)[1].tobytes()
+tpl_png = cv2.imencode(".png", tpl)[1].tobytes()
+mask_png = cv2.imencode(".png", ((rng.random((side, side)) > 0.3) * 255).astype(np.uint8))[1].tobytes()
+find_with_scores(np.zeros((40, 40)), np.zeros((5, 5)))  # warm up: the engine's pool, FFT plans
+
+def rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+head, thead = read_header(image_png), read_header(tpl_png)
+cost = search_cost((head.height, head.width), channels=channels, bytes_per_sample=head.bytes_per_sample,
+                   file_channels=head.channels, templates=[(thead.height, thead.width, masked)] * n)
+base = rss()
+start = time.perf_counter()
+image = load_image(image_png)
+template = load_image(tpl_png)
+mask = load_image(mask_png).pixels if masked else None
+if n == 1:
+    find_with_scores(image.pixels, template.pixels, mask=mask)
+else:
+    find_many(image.pixels, {str(i): template.pixels for i in range(n)},
+              masks={str(i): mask for i in range(n)} if masked else None)
+seconds = time.perf_counter() - start
+print(json.dumps({"peak": rss() - base, "memory": cost.memory, "work": cost.work, "seconds": seconds}))
+"""
+
+
+def run(case):
+    code = _CHILD.replace("ROOT", repr(ROOT)).replace("ARGS", repr(tuple(case)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    if args.quick:
+        cases = [(512, 1, 1, 16, False, 1, 1), (512, 3, 2, 16, True, 1, 2), (512, 1, 1, 16, True, 4, 1),
+                 (1024, 3, 1, 32, False, 1, 2), (1024, 1, 2, 8, True, 1, 1), (1024, 3, 1, 16, False, 4, 1)]
+    else:
+        cases = [c for c in itertools.product((512, 1024, 2048), (1, 3), (1, 2), (8, 32, 128), (False, True), (1,), (1, 2))
+                 if c[2] == 1 or c[3] == 32]
+        cases += [(s, c, 1, 16, m, n, 2) for s in (1024, 2048) for c in (1, 3) for m in (False, True) for n in (4, 16)]
+    worst, per_unit = 0.0, []
+    print(f"{'size':>5} {'ch':>2} {'B':>1} {'tpl':>4} {'mask':>4} {'n':>2} {'thr':>3} {'peak MiB':>9} "
+          f"{'est MiB':>8} {'ratio':>5} {'s':>6} {'ns/unit':>7}")
+    for case in cases:
+        r = run(case)
+        ratio = r["peak"] / r["memory"]
+        worst = max(worst, ratio)
+        ns = r["seconds"] * 1e9 / r["work"]
+        per_unit.append(ns)
+        size, ch, nb, side, masked, n, threads = case
+        print(f"{size:>5} {ch:>2} {nb:>1} {side:>4} {str(masked):>4} {n:>2} {threads:>3} {r['peak'] / 2**20:>9.0f} "
+              f"{r['memory'] / 2**20:>8.0f} {ratio:>5.2f} {r['seconds']:>6.2f} {ns:>7.1f}", flush=True)
+    print(f"worst measured/estimated memory: {worst:.2f}; ns per work unit: "
+          f"{min(per_unit):.1f} to {max(per_unit):.1f}")
+    return 0 if worst <= 1.0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
