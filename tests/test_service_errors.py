@@ -330,6 +330,22 @@ def test_busy_worker_answers_503_with_retry_after(make_client, openapi):
     assert post(client, form()).status_code == 200
 
 
+def test_a_request_past_its_deadline_is_a_504_and_stops(make_client, openapi):
+    from matcher.scores import engine
+
+    client = make_client(MATCHER_REQUEST_TIMEOUT=1e-9, MATCHER_MAX_CONCURRENT=1)
+    for data, path in ((form(), "/v1/match"), ({"image": b64(CAMERA), "templates": {"a": b64(CAMCORDER)}},
+                                                "/v1/match/batch")):
+        response = post(client, data, path=path)
+        openapi.check(response, path, "post", 504)
+        body = assert_problem(response, 504, slug="timeout")
+        assert "1e-09 s (MATCHER_REQUEST_TIMEOUT)" in body["detail"] and "Retry-After" not in response.headers
+    # nothing left running: the engine's pool has no queued work and the match slot is free again
+    assert engine.thread_pool()._work_queue.qsize() == 0
+    client.application.config["MATCHER_REQUEST_TIMEOUT"] = 60.0
+    assert post(client, form()).status_code == 200
+
+
 def test_unexpected_error_is_a_logged_500_without_traceback(client, openapi, monkeypatch, caplog):
     import service.views
 
