@@ -7,8 +7,10 @@ template are PNG bytes (not counted: the request body), decoded with
 after the PNGs were made) is compared with ``search_cost(...).memory``, and
 the time with ``work``::
 
-    python bench/bench_budget.py            # the default grid, ~2 minutes on 2 cores
+    python bench/bench_budget.py            # the default grid, ~10 minutes on 2 cores
     python bench/bench_budget.py --quick    # 6 cases, for a smoke run
+    python bench/bench_budget.py --server   # a real worker: its peak RSS (VmHWM) over the
+                                            # largest requests the default budget accepts
 
 A ``ratio`` (measured / estimated memory) above 1 means the estimate is too
 low for that case and the constants of matcher/budget.py must grow.
@@ -71,10 +73,100 @@ def run(case):
     return json.loads(out.stdout)
 
 
+def _worst_accepted():
+    """The largest requests the default budget accepts, one per shape of cost (name, JSON body, path)."""
+    import base64
+
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def b64(a):
+        return base64.b64encode(cv2.imencode(".png", a)[1].tobytes()).decode()
+
+    rgb = rng.integers(0, 256, (2160, 3840, 3), dtype=np.uint8)
+    gray = rng.integers(0, 256, (3700, 3700), dtype=np.uint8)
+    rgb16 = rng.integers(0, 65536, (1900, 1900, 3), dtype=np.uint16)
+    mask = (rng.random((24, 24)) > 0.3).astype(np.uint8) * 255
+    gray14 = gray[:1400, :1400]
+    return [
+        ("3840x2160 RGB, 32x32 template", {"image": b64(rgb), "template": b64(rgb[100:132, 200:232])}, "/v1/match"),
+        ("3700x3700 gray, 32x32 template", {"image": b64(gray), "template": b64(gray[50:82, 60:92])}, "/v1/match"),
+        ("1900x1900 RGB 16-bit, masked 24x24", {"image": b64(rgb16), "template": b64(rgb16[10:34, 10:34]),
+                                                "mask": b64(mask)}, "/v1/match"),
+        ("1400x1400 gray, 16 templates", {"image": b64(gray14), "templates": {
+            f"t{i}": b64(gray14[i * 20:i * 20 + 24, 30:54]) for i in range(16)}}, "/v1/match/batch"),
+    ]
+
+
+def server_run():
+    """Peak RSS of one gunicorn worker (default settings, one worker) over the worst accepted requests,
+    one at a time and then two at once (MATCHER_MAX_CONCURRENT)."""
+    import concurrent.futures
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = os.environ | {"MATCHER_BIND": f"127.0.0.1:{port}", "MATCHER_WORKERS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "service.wsgi:app"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        worker = int(open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()[0])
+
+        def hwm():
+            for line in open(f"/proc/{worker}/status"):
+                if line.startswith("VmHWM"):
+                    return int(line.split()[1]) * 1024
+            return 0
+
+        def post(body, path):
+            req = urllib.request.Request(url + path, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+            start = time.perf_counter()
+            try:
+                with urllib.request.urlopen(req, timeout=120) as r:
+                    status = r.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            return status, time.perf_counter() - start
+
+        requests = _worst_accepted()
+        print(f"worker {worker}, after start-up: peak RSS {hwm() / 2**20:.0f} MiB")
+        for name, body, path in requests:
+            status, seconds = post(body, path)
+            print(f"{name:<40} {status}  {seconds:5.2f} s  worker peak RSS so far {hwm() / 2**20:6.0f} MiB",
+                  flush=True)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            pairs = [(requests[i], requests[j]) for i, j in ((0, 2), (1, 3), (0, 1))]
+            for a, b in pairs:
+                got = list(pool.map(lambda r: post(r[1], r[2]), (a, b)))
+                print(f"two at once: {a[0]} + {b[0]}: {[g[0] for g in got]}, "
+                      f"worker peak RSS so far {hwm() / 2**20:.0f} MiB", flush=True)
+        print(f"worker peak RSS: {hwm() / 2**20:.0f} MiB")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--server", action="store_true")
     args = p.parse_args(argv)
+    if args.server:
+        return server_run()
     if args.quick:
         cases = [(512, 1, 1, 16, False, 1, 1), (512, 3, 2, 16, True, 1, 2), (512, 1, 1, 16, True, 4, 1),
                  (1024, 3, 1, 32, False, 1, 2), (1024, 1, 2, 8, True, 1, 1), (1024, 3, 1, 16, False, 4, 1)]

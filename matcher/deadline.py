@@ -7,8 +7,9 @@ search strategies call :func:`check` between pieces of work (bands of a score
 map, templates, tiles, pyramid candidates, turned poses) and get a
 :class:`~matcher.errors.SearchTimeout` once it has passed. Nothing is
 interrupted in the middle of a piece: how late the exception comes is the
-length of one piece, which the callers keep bounded (the service with its
-work budget, :mod:`matcher.budget`).
+length of one piece: a large score map is cut into at least 8 bands when a
+deadline is in force (about an eighth of the map's time each), and callers
+keep the rest bounded (the service with its work budget, :mod:`matcher.budget`).
 
 Why a context variable rather than a deadline object passed down: the
 deadline crosses every layer (find, strategies, engine) and several

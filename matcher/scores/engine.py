@@ -43,6 +43,7 @@ _USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
 _CORES = _USABLE_CORES  # threads for bands and FFTs; set_num_threads changes it
 _POOL = None  # (executor, its size, the process that made it): see thread_pool
 _POOL_LOCK = threading.Lock()
+_DEADLINE_BANDS = 8  # bands of a large map scored under a deadline: it is checked before each
 
 
 def match_template(image, template, method="ncc", *, mask=None, mode="correlate", precision="fast", algorithm="auto"):
@@ -236,6 +237,8 @@ def thread_pool():
 
 
 def _band_bounds(problems):
-    """:func:`matcher.scores.plan.band_bounds` for problems scored together."""
+    """:func:`matcher.scores.plan.band_bounds` for problems scored together; under a deadline, at least
+    :data:`_DEADLINE_BANDS` bands (large maps only), so that it is checked during the map, not only before."""
     out_shape = (min(p.out_shape[0] for p in problems), min(p.out_shape[1] for p in problems))
-    return band_bounds(out_shape, max(p.template.shape[1] for p in problems), _CORES)
+    threads = _CORES if deadline.current() is None else max(_CORES, _DEADLINE_BANDS)
+    return band_bounds(out_shape, max(p.template.shape[1] for p in problems), threads)
