@@ -135,13 +135,15 @@ def test_cli_timeout_flag(tmp_path, capsys):
 
 def test_under_a_deadline_a_large_map_is_checked_band_by_band(clock):
     # One template, one engine thread: without the deadline's bands the map would be scored in one piece
-    # and checked once; under it, eight bands: the checks read 1, 2, 3, then 4 is past the deadline of 3.5.
+    # and checked once, and pass; under it, eight bands each check: 1, 2, 3 pass, 4 is past the deadline
+    # of 3.5, and the bands already queued (5-8) stop at their check without scoring.
     previous = engine.set_num_threads(1)
     try:
         image = np.random.default_rng(1).random((1200, 600))
         with deadline.within(3.5), pytest.raises(SearchTimeout):
             engine.match_template(image, TEMPLATE)
-        assert clock.now == 4.0
-        engine.match_template(image, TEMPLATE)  # no deadline: no band is refused
+        assert clock.now == 8.0
+        engine.match_template(image, TEMPLATE)  # no deadline: nothing is checked
+        assert clock.now == 8.0
     finally:
         engine.set_num_threads(previous)
