@@ -11,6 +11,7 @@ the time with ``work``::
     python bench/bench_budget.py --quick    # 6 cases, for a smoke run
     python bench/bench_budget.py --server   # a real worker: its peak RSS (VmHWM) over the
                                             # largest requests the default budget accepts
+    python bench/bench_budget.py --attacks  # the issue's two attacks against a real server
 
 A ``ratio`` (measured / estimated memory) above 1 means the estimate is too
 low for that case and the constants of matcher/budget.py must grow.
@@ -85,9 +86,10 @@ def _worst_accepted():
     def b64(a):
         return base64.b64encode(cv2.imencode(".png", a)[1].tobytes()).decode()
 
-    rgb = rng.integers(0, 256, (2160, 3840, 3), dtype=np.uint8)
+    # few distinct values, so that the PNGs stay under MATCHER_MAX_UPLOAD_BYTES (16 MiB)
+    rgb = rng.integers(0, 8, (2160, 3840, 3), dtype=np.uint8)
     gray = rng.integers(0, 256, (3700, 3700), dtype=np.uint8)
-    rgb16 = rng.integers(0, 65536, (1900, 1900, 3), dtype=np.uint16)
+    rgb16 = rng.integers(0, 8, (1900, 1900, 3), dtype=np.uint16) * 4000
     mask = (rng.random((24, 24)) > 0.3).astype(np.uint8) * 255
     gray14 = gray[:1400, :1400]
     return [
@@ -100,10 +102,7 @@ def _worst_accepted():
     ]
 
 
-def server_run():
-    """Peak RSS of one gunicorn worker (default settings, one worker) over the worst accepted requests,
-    one at a time and then two at once (MATCHER_MAX_CONCURRENT)."""
-    import concurrent.futures
+def _start_server(**env):
     import socket
     import time
     import urllib.request
@@ -111,17 +110,73 @@ def server_run():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = os.environ | {"MATCHER_BIND": f"127.0.0.1:{port}", "MATCHER_WORKERS": "1"}
+    env = os.environ | {"MATCHER_BIND": f"127.0.0.1:{port}"} | env
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "service.wsgi:app"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.2)
+    return proc, port
+
+
+def attacks_run():
+    """The issue's attacks, with default settings: status and time of each."""
+    import struct
+    import time
+    import zlib
+
+    import cv2
+    import numpy as np
+
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from attack_cases import _multipart, request, send
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    image = cv2.imencode(".png", np.zeros((4096, 4096, 4), np.uint16), [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes()
+    tpl = np.zeros((16, 16, 4), np.uint16)
+    tpl[..., 3], tpl[4:8, 4:8, 3], tpl[2:9, 3:12, :3] = 65535, 0, 9000
+    template = cv2.imencode(".png", tpl)[1].tobytes()
+    z = zlib.compressobj(9)
+    parts, total, block = [z.compress(b"\0" * (64 * 65))], 0, b"\0" * (64 << 20)
+    while total < 15 << 20:  # 15 MiB of compressed zeros: ~15.5 GB inflated
+        parts.append(z.compress(block))
+        total += len(parts[-1])
+    parts.append(z.flush())
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+    small = cv2.imencode(".png", np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8))[1].tobytes()
+    proc, port = _start_server()
+    try:
+        for name, image_bytes, template_bytes in (
+                (f"{len(image) // 1000} KB 4096x4096 RGBA16 zero PNG, masked 16x16 template", image, template),
+                (f"64x64 PNG + {len(bomb) >> 20} MiB of compressed zero IDAT", bomb, small)):
+            body, ctype = _multipart([], [("image", "i.png", image_bytes), ("template", "t.png", template_bytes)])
+            start = time.perf_counter()
+            status, _, answer = send("127.0.0.1", port, request("POST", "/v1/match", body, ctype))
+            seconds = time.perf_counter() - start
+            print(f"{name}: {status} in {seconds:.3f} s: {json.loads(answer).get('detail', '')[:160]}")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return 0
+
+
+def server_run():
+    """Peak RSS of one gunicorn worker (default settings, one worker) over the worst accepted requests,
+    one at a time and then two at once (MATCHER_MAX_CONCURRENT)."""
+    import concurrent.futures
+    import time
+    import urllib.error
+    import urllib.request
+
+    proc, port = _start_server(MATCHER_WORKERS="1")
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.2)
         worker = int(open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()[0])
 
         def hwm():
@@ -164,9 +219,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--server", action="store_true")
+    p.add_argument("--attacks", action="store_true")
     args = p.parse_args(argv)
     if args.server:
         return server_run()
+    if args.attacks:
+        return attacks_run()
     if args.quick:
         cases = [(512, 1, 1, 16, False, 1, 1), (512, 3, 2, 16, True, 1, 2), (512, 1, 1, 16, True, 4, 1),
                  (1024, 3, 1, 32, False, 1, 2), (1024, 1, 2, 8, True, 1, 1), (1024, 3, 1, 16, False, 4, 1)]

@@ -33,7 +33,7 @@ after another).
 
 >>> cost = search_cost((2048, 2048), channels=3, bytes_per_sample=2, file_channels=4, templates=[(16, 16, True)])
 >>> round(cost.memory / 2**20), cost.work
-(1080, 49597068)
+(1160, 49597068)
 """
 
 from dataclasses import dataclass
@@ -41,9 +41,9 @@ from dataclasses import dataclass
 __all__ = ["SearchCost", "search_cost", "template_work", "PER_CHANNEL", "PER_POSITION", "PER_EXTRA_MAP",
            "MASKED_KERNELS"]
 
-PER_CHANNEL = {False: 24, True: 60}
+PER_CHANNEL = {False: 24, True: 64}
 """Engine bytes per searched position and channel, unmasked / masked (float64 copies, spectra, window sums)."""
-PER_POSITION = {False: 48, True: 72}
+PER_POSITION = {False: 48, True: 80}
 """Engine bytes per searched position whatever the channels (the score map, goodness, peaks), unmasked / masked."""
 PER_EXTRA_MAP = 24
 """Engine bytes per searched position for each template after the first (its kept score map and sums)."""

@@ -104,7 +104,7 @@ at once, as the development server does, that many times the last two). What fit
 image with an unmasked template, a 3700 x 3700 gray one, a 1900 x 1900 RGB
 one (8- or 16-bit) with a masked template, 16 templates on a 1400 x 1400 gray
 one; the issue's 4096 x 4096 16-bit RGBA image with a masked template is
-estimated at 4.2 GiB (4.08 GB measured) and refused. Within the memory
+estimated at 4.5 GiB (4.08 GB measured) and refused. Within the memory
 budget the work stays under about 50 million units, about 2.5 s on one core
 of the reference machine (50-90 ns a unit); MATCHER_MAX_WORK is the bound
 for searches that score the image many times (the work multiplier,
