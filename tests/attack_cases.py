@@ -316,6 +316,11 @@ def cases():
     ]
     for name, body in chunked:
         out.append(Case(f"chunked-{name}", _chunked("/v1/match", body), (400,)))
+    # the 65 MiB chunked JSON (one long string): 413 over MATCHER_MAX_REQUEST_BYTES, not "invalid JSON"
+    big = b'{"image": "' + b"A" * (65 << 20) + b'"}'
+    body = b"".join(b"%x\r\n" % len(big[i:i + (1 << 20)]) + big[i:i + (1 << 20)] + b"\r\n"
+                    for i in range(0, len(big), 1 << 20)) + b"0\r\n\r\n"
+    out.append(Case("chunked-65-MiB-json", _chunked("/v1/match", body), (413,)))
     out.append(Case("chunked-and-content-length", _chunked("/v1/match", b"2\r\n{}\r\n0\r\n\r\n",
                                                           extra_headers="Content-Length: 4\r\n"), (400,),
                     problem=False))
