@@ -81,9 +81,11 @@ def _run_batch(inp, config):
 def search_factor(opts, templates):
     """How many plain searches one template's search costs: the work multiplier of :func:`request_cost`.
 
-    1 for every option the service offers today. The hook for searches that
-    score the image several times (a turned or scaled search: its number of
-    poses, from ``opts`` and the template headers ``templates``).
+    1 for every request today: a turned or scaled search (``angles``,
+    ``scales``) has its own limit, MATCHER_MAX_TURN_WORK (:func:`_check_turn_cost`,
+    after decoding). This is the hook to fold it into MATCHER_MAX_WORK before
+    decoding: return the turned search's cost relative to one plain search,
+    from ``opts`` and the template headers ``templates``.
     """
     return 1.0
 
