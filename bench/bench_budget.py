@@ -1,11 +1,12 @@
 """The work budget's estimates (matcher.budget) against the peak memory and time measured.
 
-Each case runs in a fresh subprocess, as a service request does: the image and
-template are PNG bytes (not counted: the request body), decoded with
-``load_image`` (a mask is a separate gray PNG, as a request's ``mask`` part) and searched with ``find_with_scores`` (one template) or
-``find_many`` (several); the peak RSS above the baseline (after imports and
-after the PNGs were made) is compared with ``search_cost(...).memory``, and
-the time with ``work``::
+Each case runs in a fresh subprocess, as a service request does: the image
+and template are PNG bytes (not counted: the request body), decoded with
+``load_image`` (a mask is a separate gray PNG, as a request's ``mask`` part)
+and searched with ``find_with_scores`` (one template) or ``find_many``
+(several); the peak RSS above the RSS just before decoding (Linux: the peak is
+reset there through ``/proc/self/clear_refs``) is compared with
+``search_cost(...).memory``, and the time with ``work``::
 
     python bench/bench_budget.py            # the default grid, ~10 minutes on 2 cores
     python bench/bench_budget.py --quick    # 6 cases, for a smoke run
@@ -27,7 +28,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import cv2, numpy as np
 sys.path.insert(0, ROOT)
 import matcher
@@ -47,13 +48,20 @@ tpl_png = cv2.imencode(".png", tpl)[1].tobytes()
 mask_png = cv2.imencode(".png", ((rng.random((side, side)) > 0.3) * 255).astype(np.uint8))[1].tobytes()
 find_with_scores(np.zeros((40, 40)), np.zeros((5, 5)))  # warm up: the engine's pool, FFT plans
 
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+
 def rss():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return status("VmHWM")
 
 head, thead = read_header(image_png), read_header(tpl_png)
 cost = search_cost((head.height, head.width), channels=channels, bytes_per_sample=head.bytes_per_sample,
                    file_channels=head.channels, templates=[(thead.height, thead.width, masked)] * n)
-base = rss()
+with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS (Linux)
+    f.write("5")
+base = status("VmRSS")
 start = time.perf_counter()
 image = load_image(image_png)
 template = load_image(tpl_png)
