@@ -22,8 +22,9 @@ bytes per sample) and what is asked (templates, masks, region) and returns a
     ``positions * channels * kernels``, ``kernels`` 1 unmasked and
     :data:`MASKED_KERNELS` masked (a masked score needs that many more
     correlations), times ``search_factor``. Bits per sample do not change the
-    time (the engine works in float64 either way). On the reference machine a
-    unit costs about 50-90 ns of one core (``bench/bench_budget.py`` prints it).
+    time (the engine works in float64 either way). On the 2-core reference
+    machine a unit cost 50-90 ns at a quiet moment, 115-1500 ns at a load
+    average of 8-14 (``bench/bench_budget.py`` prints it).
 
 ``search_factor`` is the hook for strategies that search the image more than
 once: a turned or scaled search scores every pose of its grid, so its caller

@@ -35,7 +35,8 @@ _MAGIC = (  # formats outside PARSED_FORMATS are sniffed only to name them in er
     (b"v/1\x01", "exr"), (b"#?RADIANCE", "hdr"), (b"#?RGBE", "hdr"), (b"\x59\xa6\x6a\x95", "sunraster"),
 )
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> samples per pixel (palette: RGB)
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> channels decoded (palette: RGB)
+_PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # IHDR colour type -> samples per pixel stored (palette: an index)
 _INFLATE_CHUNK = 1 << 20
 
 
@@ -133,7 +134,7 @@ def check_inflation(data, header):
     if header.format != "png":
         return
     bits = data[24]
-    row = (header.width * _PNG_CHANNELS.get(data[25], 4) * bits + 7) // 8 + 1  # a filter byte per row
+    row = (header.width * _PNG_SAMPLES.get(data[25], 4) * bits + 7) // 8 + 1  # a filter byte per row
     needed = header.height * row + (8 * (header.height + 8) if data[28] else 0)  # Adam7: 7 passes' filter bytes
     limit = needed + INFLATION_SLACK
     pieces, total, pos = [], 0, 8

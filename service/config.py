@@ -105,8 +105,10 @@ image with an unmasked template, a 3700 x 3700 gray one, a 1900 x 1900 RGB
 one (8- or 16-bit) with a masked template, 16 templates on a 1400 x 1400 gray
 one; the issue's 4096 x 4096 16-bit RGBA image with a masked template is
 estimated at 4.5 GiB (4.08 GB measured) and refused. Within the memory
-budget the work stays under about 50 million units, about 2.5 s on one core
-of the reference machine (50-90 ns a unit); MATCHER_MAX_WORK is the bound
+budget the work stays under about 50 million units: 2.5-4.5 s on the
+2-core reference machine at a quiet moment (50-90 ns a unit), several times
+that under heavy load (115-1500 ns a unit measured at a load average of 8-14,
+``bench/bench_budget.py``); MATCHER_MAX_WORK is the bound
 for searches that score the image many times (the work multiplier,
 :func:`service.matching.search_factor`). MATCHER_REQUEST_TIMEOUT is the
 backstop for a machine slowed by other load: the engine checks the deadline

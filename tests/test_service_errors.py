@@ -248,7 +248,7 @@ def test_too_many_parts_or_templates(make_client):
     client = make_client(MATCHER_MAX_TEMPLATES=2)
     body = {"image": b64(CAMERA), "templates": {k: b64(TINY) for k in "abc"}}
     # more templates than the schema's maxItems/maxProperties: a malformed request (400), not a size limit
-    detail = assert_problem(post(client, body, path="/v1/match/batch"), 400, field="template")["detail"]
+    detail = assert_problem(post(client, body, path="/v1/match/batch"), 400, field="templates")["detail"]
     assert detail == "at most 2 templates per request, got 3 (MATCHER_MAX_TEMPLATES)"
 
 
