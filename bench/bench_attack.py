@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from attack_cases import cases, send  # noqa: E402
-from bench_budget import _start_server  # noqa: E402
+from bench_budget import _start_server, _stop_server  # noqa: E402
 
 
 def main(argv=None):
@@ -66,8 +66,7 @@ def main(argv=None):
         print(run.stdout[-2500:])
         print(f"schemathesis: exit {run.returncode}, seed {seed}, {time.perf_counter() - start:.0f} s")
     finally:
-        proc.terminate()
-        proc.wait(30)
+        _stop_server(proc)
     return 0 if not failures and run.returncode == 0 else 1
 
 

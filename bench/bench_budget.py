@@ -130,6 +130,16 @@ def _start_server(**env):
     return proc, port
 
 
+def _stop_server(proc):
+    """SIGTERM (graceful: up to gunicorn's graceful_timeout), then SIGKILL."""
+    proc.terminate()
+    try:
+        proc.wait(45)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def attacks_run():
     """The issue's attacks, with default settings: status and time of each."""
     import struct
@@ -169,8 +179,7 @@ def attacks_run():
             seconds = time.perf_counter() - start
             print(f"{name}: {status} in {seconds:.3f} s: {json.loads(answer).get('detail', '')[:160]}")
     finally:
-        proc.terminate()
-        proc.wait(30)
+        _stop_server(proc)
     return 0
 
 
@@ -218,8 +227,7 @@ def server_run():
                       f"worker peak RSS so far {hwm() / 2**20:.0f} MiB", flush=True)
         print(f"worker peak RSS: {hwm() / 2**20:.0f} MiB")
     finally:
-        proc.terminate()
-        proc.wait(30)
+        _stop_server(proc)
     return 0
 
 
