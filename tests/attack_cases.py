@@ -386,9 +386,12 @@ def cases():
     return out
 
 
-def send(host, port, raw, timeout=60):
-    """Send ``raw`` on a new connection, half-close it, read the whole answer: (status, headers, body).
+def send(host, port, raw, timeout=60, patience=5):
+    """Send ``raw`` on a new connection and read the whole answer: (status, headers, body).
 
+    A request whose body is cut short leaves the server waiting for the rest:
+    after ``patience`` seconds without an answer the connection is half-closed
+    (the client is done sending), as a client that gives up would.
     ``status`` is None when the server closed the connection without an answer.
     """
     import socket
@@ -396,17 +399,24 @@ def send(host, port, raw, timeout=60):
     with socket.create_connection((host, port), timeout=timeout) as s:
         try:
             s.sendall(raw)
-            s.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered early (e.g. 413 from Content-Length) and closed: read what it said
         chunks = []
+        s.settimeout(patience)
         try:
             while True:
-                data = s.recv(65536)
+                try:
+                    data = s.recv(65536)
+                except socket.timeout:
+                    if chunks or s.gettimeout() == timeout:
+                        raise
+                    s.shutdown(socket.SHUT_WR)
+                    s.settimeout(timeout)
+                    continue
                 if not data:
                     break
                 chunks.append(data)
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):
             pass
     answer = b"".join(chunks)
     if not answer:
