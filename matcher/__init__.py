@@ -19,6 +19,7 @@ from .errors import (
     ImageTooLargeError,
     MatcherError,
     ParameterTypeError,
+    SearchTimeout,
     TemplateTooLargeError,
     UnsupportedFormatError,
 )
@@ -49,5 +50,6 @@ __all__ = [
     "UnsupportedFormatError",
     "ImageTooLargeError",
     "TemplateTooLargeError",
+    "SearchTimeout",
     "__version__",
 ]

@@ -7,7 +7,8 @@ Exit status, as grep's: 0 a match was found; 1 nothing was found (only
 possible with ``--threshold``: without one the best window is always
 reported); 2 a usage or input error (bad flag value, missing, unreadable or
 corrupt file, template larger than the image or the region, region outside
-the image, ...), reported as one line on stderr naming the file or flag; 130
+the image, ...), reported as one line on stderr naming the file or flag; 124
+the search ran past ``--timeout`` (the exit status of GNU ``timeout``); 130
 interrupted. ``--traceback`` adds the Python traceback to errors. For
 ``batch``: 0 if any image has a match (or nothing was left to do with
 ``--resume``), 1 if none has; an image that cannot be read is recorded in
@@ -37,7 +38,7 @@ import time
 import traceback
 
 from . import __version__
-from .errors import MatcherError, ParameterTypeError
+from .errors import MatcherError, ParameterTypeError, SearchTimeout
 from .io import load_image
 from .methods import LOWER_IS_BETTER, NORMALIZED_METHODS
 from .options import OPTIONS, FindOptions, OptionSyntaxError
@@ -45,7 +46,7 @@ from .options import OPTIONS, FindOptions, OptionSyntaxError
 __all__ = ["main", "build_parser"]
 
 PROG = "matcher"
-FIND_FLAGS = ("method", "threshold", "max_matches", "max_overlap", "region", "subpixel", "precision")
+FIND_FLAGS = ("method", "threshold", "max_matches", "max_overlap", "region", "subpixel", "precision", "timeout")
 TURN_FLAGS = ("angles", "scales", "angle_step", "scale_step")
 """Options of the turned and scaled search: flags of ``match`` and ``batch`` (which prepares each template
 once per worker for them)."""
@@ -155,7 +156,7 @@ def build_parser():
     parser = _Parser(
         prog=PROG,
         description="Find a template image in other images.",
-        epilog="Exit status: 0 found, 1 not found, 2 usage or input error. "
+        epilog="Exit status: 0 found, 1 not found, 2 usage or input error, 124 --timeout passed. "
                "Run 'matcher COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -226,7 +227,8 @@ def main(argv=None):
     Returns
     -------
     int
-        The exit status: 0 found, 1 not found, 2 usage or input error, 130 interrupted.
+        The exit status: 0 found, 1 not found, 2 usage or input error, 124 the search ran past
+        ``--timeout`` (as GNU ``timeout``), 130 interrupted.
     """
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
@@ -246,6 +248,9 @@ def main(argv=None):
             traceback.print_exc()
         print(f"{where}: error: {exc}", file=sys.stderr)
         return 2
+    except SearchTimeout as exc:
+        print(f"{where}: error: {exc} (--timeout)", file=sys.stderr)
+        return 124
     except KeyboardInterrupt as exc:
         print(f"{where}: {exc or 'interrupted'}", file=sys.stderr)
         return 130

@@ -1,7 +1,9 @@
 """Exceptions raised by matcher.
 
 Every error a caller can cause is a ``MatcherError``, which subclasses
-``ValueError`` so that plain ``except ValueError`` keeps working. The service
+``ValueError`` so that plain ``except ValueError`` keeps working. A search
+that runs out of time raises :class:`SearchTimeout`, a ``TimeoutError``: the
+input was valid, the time allowed was not enough. The service
 maps these classes to HTTP statuses in one place (``service/errors.py``).
 """
 
@@ -12,6 +14,7 @@ __all__ = [
     "UnsupportedFormatError",
     "ImageTooLargeError",
     "TemplateTooLargeError",
+    "SearchTimeout",
 ]
 
 
@@ -61,3 +64,22 @@ class ImageTooLargeError(MatcherError):
 
 class TemplateTooLargeError(MatcherError):
     """The template is larger than the image in at least one dimension."""
+
+
+class SearchTimeout(TimeoutError):
+    """A search ran past its ``timeout`` (:mod:`matcher.deadline`) and was abandoned.
+
+    A ``TimeoutError``, not a :class:`MatcherError`: nothing was wrong with
+    the input (so ``except ValueError`` does not swallow it), and the same
+    call may succeed with more time or on a less busy machine. ``param`` is
+    always ``"timeout"``; ``timeout`` is the limit in seconds and ``elapsed``
+    the seconds spent when the engine noticed.
+
+    >>> exc = SearchTimeout("too slow", timeout=2.0, elapsed=2.1)
+    >>> isinstance(exc, TimeoutError), isinstance(exc, ValueError), exc.param
+    (True, False, 'timeout')
+    """
+
+    def __init__(self, message="", *, timeout=None, elapsed=None):
+        super().__init__(message)
+        self.param, self.timeout, self.elapsed = "timeout", timeout, elapsed

@@ -2,8 +2,10 @@
 
 One public function, :func:`load_image`. The format is sniffed from the magic
 bytes (never from a file name) and checked against an allowlist; the size is
-read from the header and checked against a pixel limit *before* decoding, so a
-small file claiming a huge image costs nothing; OpenCV decodes the pixels.
+read from the header (:mod:`matcher.headers`) and checked against a pixel
+limit *before* decoding, so a small file claiming a huge image costs nothing,
+and so is a PNG's compressed data against what that size needs; OpenCV
+decodes the pixels.
 """
 
 import contextlib
@@ -18,6 +20,7 @@ import numpy as np
 from .scores.inputs import check_choice
 from .image import LoadedImage
 from .errors import ImageDecodeError, ImageTooLargeError, MatcherError, UnsupportedFormatError
+from .headers import check_inflation, read_header, sniff, tiff_ifd0
 
 __all__ = ["load_image", "LoadedImage", "FORMATS", "COLORS", "DEFAULT_MAX_PIXELS"]
 
@@ -28,13 +31,6 @@ DEFAULT_MAX_PIXELS = 100_000_000
 """Default limit on width x height: 100 megapixels (300 MB as 8-bit RGB)."""
 
 _OPENCV_MAX_PIXELS = 1 << 30  # default of OpenCV's own limit, env OPENCV_IO_MAX_IMAGE_PIXELS
-_MAGIC = (  # formats outside FORMATS are sniffed only to name them in the error
-    (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"BM", "bmp"), (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"), (b"II+\x00", "bigtiff"), (b"MM\x00+", "bigtiff"), (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"), (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "jpeg2000"), (b"\xffO\xffQ", "jpeg2000"),
-    (b"v/1\x01", "exr"), (b"#?RADIANCE", "hdr"), (b"#?RGBE", "hdr"), (b"\x59\xa6\x6a\x95", "sunraster"),
-)
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 def load_image(source, *, color="auto", max_pixels=DEFAULT_MAX_PIXELS, formats=FORMATS):
@@ -76,7 +72,8 @@ def load_image(source, *, color="auto", max_pixels=DEFAULT_MAX_PIXELS, formats=F
     ImageTooLargeError
         The header declares more than ``max_pixels`` pixels.
     ImageDecodeError
-        The data is empty, truncated or corrupt.
+        The data is empty, truncated or corrupt, or a PNG's compressed data
+        inflates past what its header needs (:func:`matcher.headers.check_inflation`).
 
     Examples
     --------
@@ -102,22 +99,19 @@ def load_image(source, *, color="auto", max_pixels=DEFAULT_MAX_PIXELS, formats=F
     data = _read(source)
     if not data:
         raise ImageDecodeError("the image data is empty (0 bytes)")
-    fmt = _sniff(data)
+    fmt = sniff(data)
     if fmt not in formats:
         raise UnsupportedFormatError(f"unsupported image format {fmt!r} (detected from the magic bytes); "
                                      f"allowed formats: {', '.join(formats)}")
-    try:
-        width, height, problem = _HEADERS[fmt](data)
-    except (struct.error, IndexError):
-        raise ImageDecodeError(f"truncated or corrupt {fmt.upper()} header") from None
-    if width <= 0 or height <= 0:
-        raise ImageDecodeError(f"corrupt {fmt.upper()} header: it declares a {width}x{height} image")
+    header = read_header(data)
+    width, height = header.width, header.height
     for limit, name in ((max_pixels, "max_pixels"), (_opencv_limit(), "OpenCV's OPENCV_IO_MAX_IMAGE_PIXELS")):
         if width * height > limit:
             raise ImageTooLargeError(f"image is {width}x{height} = {width * height:,} pixels, "
                                      f"over the limit of {limit:,} pixels ({name})")
-    if problem:
-        raise ImageDecodeError(problem)
+    if header.problem:
+        raise ImageDecodeError(header.problem)
+    check_inflation(data, header)
     pixels, mask = _decode(data, fmt)
     if color == "gray" and pixels.ndim == 3:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
@@ -136,19 +130,6 @@ def _read(source):
                     f"memoryview), got {type(source).__name__}")
 
 
-def _sniff(data):
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    for magic, name in _MAGIC:
-        if data.startswith(magic):
-            return name
-    if data[4:8] == b"ftyp":
-        return "avif" if data[8:12] in (b"avif", b"avis") else "heif/mp4"
-    if len(data) > 2 and data[:1] == b"P" and data[1:2] in b"1234567Ff":
-        return "pnm"
-    return "unknown"
-
-
 def _opencv_limit():
     try:
         return int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", _OPENCV_MAX_PIXELS))
@@ -156,98 +137,12 @@ def _opencv_limit():
         return _OPENCV_MAX_PIXELS
 
 
-# Header parsers: data -> (width, height, problem); problem is None or the message of a
-# truncation seen without decoding. struct.error / IndexError mean the header is cut short.
-
-def _png(data):
-    length, ctype, width, height = struct.unpack_from(">I4sII", data, 8)
-    if ctype != b"IHDR" or length != 13:
-        raise ImageDecodeError("corrupt PNG: the first chunk is not a valid IHDR")
-    pos = 8
-    while pos + 12 <= len(data):  # walk the chunks (their lengths only) to a complete IEND
-        length, ctype = struct.unpack_from(">I4s", data, pos)
-        pos += 12 + length
-        if ctype == b"IEND" and pos <= len(data):
-            return width, height, None
-    return width, height, "truncated PNG: the data ends before the IEND chunk"
-
-
-def _jpeg(data):
-    pos, size = 2, None
-    while True:
-        if data[pos] != 0xFF:
-            raise ImageDecodeError(f"corrupt JPEG: no marker at byte {pos}")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
-            pos += 2
-        elif marker == 0xDA:  # start of scan; EOI must follow it (not just an EXIF thumbnail's)
-            if size is None:
-                raise ImageDecodeError("corrupt JPEG: no SOF marker before the scan data")
-            complete = data.rfind(b"\xff\xd9") > pos
-            return size[1], size[0], None if complete else "truncated JPEG: no end-of-image marker"
-        else:
-            if marker in _JPEG_SOF and size is None:
-                size = struct.unpack_from(">HH", data, pos + 5)  # height, width
-            pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]
-
-
-def _webp(data):
-    if len(data) < 30:
-        raise struct.error("short WebP header")
-    riff_size, chunk = struct.unpack_from("<I4x4s", data, 4)
-    if chunk == b"VP8X":  # extended: canvas size, 24 bits each, minus one
-        width, height = (1 + int.from_bytes(data[i:i + 3], "little") for i in (24, 27))
-    elif chunk == b"VP8L" and data[20] == 0x2F:  # lossless: 14 bits each, minus one
-        bits = struct.unpack_from("<I", data, 21)[0]
-        width, height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    elif chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":  # lossy: 14 bits each
-        width, height = (v & 0x3FFF for v in struct.unpack_from("<HH", data, 26))
-    else:
-        raise ImageDecodeError(f"corrupt WebP: unknown or damaged first chunk {chunk!r}")
-    if len(data) < 8 + riff_size:
-        return width, height, f"truncated WebP: the header declares {8 + riff_size} bytes, got {len(data)}"
-    return width, height, None
-
-
-def _bmp(data):
-    if struct.unpack_from("<I", data, 14)[0] == 12:  # OS/2 core header: unsigned 16-bit
-        width, height = struct.unpack_from("<HH", data, 18)
-    else:  # signed 32-bit; a negative height means rows stored top-down
-        width, height = struct.unpack_from("<ii", data, 18)
-    return width, abs(height), None
-
-
-def _tiff_ifd0(buf):
-    """Byte order and the SHORT/LONG entries of a TIFF structure's first IFD:
-    {tag: (count, first value, offset of the value field)}."""
-    order = "<" if buf[:2] == b"II" else ">"
-    ifd = struct.unpack_from(order + "I", buf, 4)[0]
-    entries = {}
-    for pos in range(ifd + 2, ifd + 2 + 12 * struct.unpack_from(order + "H", buf, ifd)[0], 12):
-        tag, typ, count = struct.unpack_from(order + "HHI", buf, pos)
-        if typ in (3, 4):  # SHORT, LONG
-            entries[tag] = (count, struct.unpack_from(order + "HI"[typ - 3], buf, pos + 8)[0], pos + 8)
-    return order, entries
-
-
-def _tiff(data):
-    entries = _tiff_ifd0(data)[1]
-    if 256 not in entries or 257 not in entries:
-        raise ImageDecodeError("corrupt TIFF: the first IFD has no ImageWidth/ImageLength")
-    return entries[256][1], entries[257][1], None
-
-
-_HEADERS = {"png": _png, "jpeg": _jpeg, "webp": _webp, "bmp": _bmp, "tiff": _tiff}
-
-
 def _decode(data, fmt):
     """Decode with IMREAD_UNCHANGED (keeps alpha and 16 bits) -> (gray or RGB, alpha or None)."""
     if fmt == "tiff":
         # libtiff premultiplies "unassociated" alpha (ExtraSamples = 2) when OpenCV reads
         # 8-bit TIFF through its RGBA interface; relabel it "unspecified" to get the stored values.
-        order, entries = _tiff_ifd0(data)
+        order, entries = tiff_ifd0(data)
         if entries.get(338, (0, 0))[:2] == (1, 2):
             data = bytearray(data)
             struct.pack_into(order + "H", data, entries[338][2], 0)
@@ -279,7 +174,7 @@ def _decode(data, fmt):
             block = bytes(block.ravel())
             block = block[6:] if block.startswith(b"Exif\x00\x00") else block
             try:
-                orientation = _tiff_ifd0(block)[1].get(0x0112, (1, 1))[1]
+                orientation = tiff_ifd0(block)[1].get(0x0112, (1, 1))[1]
             except (struct.error, IndexError):
                 pass  # unreadable EXIF is ignored, as OpenCV does
     img = np.ascontiguousarray(_orient(img, orientation))

@@ -30,19 +30,22 @@ FALSE_WORDS = ("false", "0", "no", "off")
 """The string forms of False."""
 BOOLEAN_WORDS = TRUE_WORDS + FALSE_WORDS
 
-NUMBER_PATTERN = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-"""The string form of a number (``threshold``): decimal, optional exponent; no ``_``, spaces, inf or nan."""
-FRACTION_PATTERN = r"0*1(?:\.0*)?|0*0(?:\.\d*)?|0*\.\d+"
+NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+"""The string form of a number (``threshold``): decimal, optional exponent; no ``_``, spaces, inf or nan.
+
+Digits are ASCII ``[0-9]`` (Python's ``\\d`` would also take ``\u0661`` and the like, which ``float``
+reads but a JSON Schema pattern does not)."""
+FRACTION_PATTERN = r"0*1(?:\.0*)?|0*0(?:\.[0-9]*)?|0*\.[0-9]+"
 """The string form of a number in [0, 1] (``max_overlap``): a plain decimal such as ``0.3``, ``1``, ``.25``."""
-POSITIVE_PATTERN = r"\+?(?:\d*[1-9]\d*(?:\.\d*)?|\d*\.\d*[1-9]\d*)(?:[eE][+-]?\d+)?"
+POSITIVE_PATTERN = r"\+?(?:[0-9]*[1-9][0-9]*(?:\.[0-9]*)?|[0-9]*\.[0-9]*[1-9][0-9]*)(?:[eE][+-]?[0-9]+)?"
 """The string form of a positive number (``angle_step``, ``scale_step``): a number with a non-zero digit
 before any exponent, no sign but ``+``."""
-COUNT_PATTERN = r"0*[1-9]\d*"
+COUNT_PATTERN = r"0*[1-9][0-9]*"
 """The string form of a positive integer (``max_matches``)."""
-REGION_PATTERN = r"\d+,\d+,0*[1-9]\d*,0*[1-9]\d*"
+REGION_PATTERN = r"[0-9]+,[0-9]+,0*[1-9][0-9]*,0*[1-9][0-9]*"
 """The string form of a region ``x,y,w,h``: four integers, x and y >= 0, w and h >= 1."""
 
-INTEGER_PATTERN = r"-?\d+"
+INTEGER_PATTERN = r"-?[0-9]+"
 """The string form of an integer (no ``+``, ``_`` or spaces); ``max_matches`` must then be >= 1."""
 _INTEGER = re.compile(INTEGER_PATTERN)
 _DBL_MAX = sys.float_info.max  # a JSON Schema bound that excludes inf (and integers too big for a float)

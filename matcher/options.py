@@ -24,7 +24,7 @@ The command line (:mod:`matcher.cli`) builds its flags from these records, and
 the HTTP service its parser and OpenAPI document.
 
 >>> FindOptions.check(method="TM_SQDIFF", threshold=3)
-FindOptions(method='ssd', threshold=3.0, max_matches=1, max_overlap=0.3, region=None, subpixel=False, precision='fast', pyramid=False, angles=None, scales=None, angle_step=None, scale_step=None)
+FindOptions(method='ssd', threshold=3.0, max_matches=1, max_overlap=0.3, region=None, subpixel=False, precision='fast', pyramid=False, angles=None, scales=None, angle_step=None, scale_step=None, timeout=None)
 >>> parse_option("angles", "-180,180"), parse_option("scales", "0.9,1.1")
 ((-180.0, 180.0), (0.9, 1.1))
 >>> parse_option("region", "10,20,30,40"), parse_option("subpixel", "yes")
@@ -108,6 +108,9 @@ OPTIONS = {o.name: o for o in (
     Option("scale_step", "step", float, None,
            "the scaled search's scale step; none: the template's farthest pixel moves half a pixel",
            nullable=True, metavar="S"),
+    Option("timeout", "step", float, None,
+           "give up after this many seconds (a SearchTimeout, checked between pieces of the search); "
+           "none: no limit", nullable=True, metavar="SECONDS"),
 )}
 """Every option of :func:`matcher.find`, by name, in its signature's order."""
 
@@ -201,6 +204,7 @@ class FindOptions:
     scales: "tuple | None" = OPTIONS["scales"].default
     angle_step: "float | None" = OPTIONS["angle_step"].default
     scale_step: "float | None" = OPTIONS["scale_step"].default
+    timeout: "float | None" = OPTIONS["timeout"].default
 
     @property
     def turned(self):
@@ -212,13 +216,13 @@ class FindOptions:
               max_matches=OPTIONS["max_matches"].default, max_overlap=OPTIONS["max_overlap"].default,
               region=OPTIONS["region"].default, subpixel=OPTIONS["subpixel"].default,
               precision=OPTIONS["precision"].default, pyramid=OPTIONS["pyramid"].default,
-              angles=None, scales=None, angle_step=None, scale_step=None):
+              angles=None, scales=None, angle_step=None, scale_step=None, timeout=None):
         """Check every option (:meth:`Option.check`), the first bad one raising; return them normalised.
 
         Parameters
         ----------
         method, threshold, max_matches, max_overlap, region, subpixel, precision, pyramid, angles, scales,
-        angle_step, scale_step
+        angle_step, scale_step, timeout
             As :func:`matcher.find` takes them (keyword-only; defaults as there). The turned search
             (``angles`` or ``scales``) needs a normalised method and is not a pyramid search.
 
@@ -244,7 +248,8 @@ class FindOptions:
         """
         given = {"method": method, "threshold": threshold, "max_matches": max_matches, "max_overlap": max_overlap,
                  "region": region, "subpixel": subpixel, "precision": precision, "pyramid": pyramid,
-                 "angles": angles, "scales": scales, "angle_step": angle_step, "scale_step": scale_step}
+                 "angles": angles, "scales": scales, "angle_step": angle_step, "scale_step": scale_step,
+                 "timeout": timeout}
         key = _plain_key(given)
         known = _CHECKED.get(key) if key is not None else None
         if known is not None:
@@ -268,7 +273,7 @@ class FindOptions:
         ``find_many``, which has neither the pyramid nor the turned search).
 
         >>> sorted(FindOptions().kwargs(pyramid=False))
-        ['max_matches', 'max_overlap', 'method', 'precision', 'region', 'subpixel', 'threshold']
+        ['max_matches', 'max_overlap', 'method', 'precision', 'region', 'subpixel', 'threshold', 'timeout']
         """
         values = asdict(self)
         if not pyramid:

@@ -19,15 +19,23 @@ MATCHER_MAX_REQUEST_BYTES      64 MiB              largest request body (Flask's
 MATCHER_MAX_PIXELS             16,777,216          largest ``width * height`` of an image or
                                                    template (4096 x 4096), read from the file
                                                    header before decoding: 413 above it
-MATCHER_MAX_WORK               100,000,000,000     largest ``searched pixels * template
-                                                   pixels`` per request (summed over the
-                                                   templates of a batch): 413 above it
+MATCHER_MAX_MEMORY             1,073,741,824       largest estimated peak working memory of
+                                                   one request's match, bytes (1 GiB; see
+                                                   "Work budget" below): 413 above it
+MATCHER_MAX_WORK               50,000,000          largest estimated work of one request,
+                                                   units of :mod:`matcher.budget` (searched
+                                                   positions x channels x 4 if masked, summed
+                                                   over templates): 413 above it
+MATCHER_REQUEST_TIMEOUT        10                  seconds a request's decoding and matching
+                                                   may take; past it the search stops at its
+                                                   next check and the answer is 504
 MATCHER_MAX_TURN_WORK          20,000,000,000      largest estimated work of a turned or
                                                    scaled search (``angles``, ``scales``):
                                                    :func:`matcher.search.rotated.search_cost`,
-                                                   in the same unit (pixel products, summed
-                                                   over its poses, candidates and templates;
-                                                   times channels); 413 above it. A search
+                                                   in pixel products (positions x template
+                                                   pixels, summed over its poses, candidates
+                                                   and templates; times channels); 413 above
+                                                   it. A search
                                                    at the limit took 2 to 9 s on one core of
                                                    a quiet machine, 6 to 26 s under load
                                                    (``bench/bench_turn_cost.py``)
@@ -67,13 +75,46 @@ MATCHER_MAX_FORM_MEMORY        524,288             largest non-file multipart fi
                                                    to its 64 KiB read buffer
 =============================  ==================  ===========================================
 
-Integers accept underscores (``16_000_000``). Memory: each compute worker
-runs one match at a time, bounded by about ``MATCHER_MAX_REQUEST_BYTES + 24 *
-MATCHER_MAX_PIXELS`` bytes (the engine works in float64, three channels):
-about 0.5 GB per compute worker with the defaults. The front holds the bodies
-it is reading, queueing or waiting on at most MATCHER_FRONT_MEMORY bytes in
-all (1 GiB), plus about 150 MB for itself (the app, NumPy, OpenCV). Lower
-MATCHER_MAX_PIXELS and MATCHER_FRONT_MEMORY on small machines.
+Integers accept underscores (``16_000_000``); MATCHER_REQUEST_TIMEOUT is a
+number of seconds (``2.5``). Memory: each compute worker runs one match at a
+time, within the work budget below; the front holds the bodies it is reading,
+queueing or waiting on at most MATCHER_FRONT_MEMORY bytes in all (1 GiB),
+plus about 150 MB for itself (the app, NumPy, OpenCV). Lower
+MATCHER_MAX_MEMORY and MATCHER_FRONT_MEMORY on small machines.
+
+Work budget
+-----------
+
+Every match request is costed from its file headers *before* anything is
+decoded (:func:`matcher.budget.search_cost`: the image's size, the channels
+matched, bits per sample, each template's size and whether it is masked by a
+``mask`` part or an alpha channel, the ``region``) and refused with 413
+(``too-large``, with ``estimate`` and ``limit`` members) when its memory is
+over MATCHER_MAX_MEMORY or its work over MATCHER_MAX_WORK. The memory
+estimate is the measured peak of the engine rounded up
+(``bench/bench_budget.py`` checks that measured / estimated stays under 1).
+So one request's match peaks at MATCHER_MAX_MEMORY at most, plus its body
+(up to about 3 x MATCHER_MAX_REQUEST_BYTES while a JSON body, its text and
+its decoded base64 are held), and a compute worker process at about::
+
+    150 MB + MATCHER_MAX_MEMORY + 3 * MATCHER_MAX_REQUEST_BYTES
+
+1.3 GiB with the defaults (a process running MATCHER_MAX_CONCURRENT matches
+at once, as the development server does, that many times the last two). What fits in the default 1 GiB: a 3840 x 2160 RGB
+image with an unmasked template, a 3700 x 3700 gray one, a 1900 x 1900 RGB
+one (8- or 16-bit) with a masked template, 16 templates on a 1400 x 1400 gray
+one; the issue's 4096 x 4096 16-bit RGBA image with a masked template is
+estimated at 4.5 GiB (4.08 GB measured) and refused. Within the memory
+budget the work stays under about 50 million units: 2.5-4.5 s on the
+2-core reference machine at a quiet moment (50-90 ns a unit), several times
+that under heavy load (115-1500 ns a unit measured at a load average of 8-14,
+``bench/bench_budget.py``); MATCHER_MAX_WORK is the bound
+for searches that score the image many times (the work multiplier,
+:func:`service.matching.search_factor`). MATCHER_REQUEST_TIMEOUT is the
+backstop for a machine slowed by other load: the engine checks the deadline
+between pieces of work (bands, templates, tiles, candidates) and the answer
+is 504 ``timeout``, with no work left running. Lower MATCHER_MAX_MEMORY on
+small machines.
 
 Server settings (read by ``gunicorn.conf.py`` only)
 ---------------------------------------------------
@@ -125,6 +166,16 @@ def _positive_int(name, value):
     return number
 
 
+def _positive_seconds(name, value):
+    try:
+        number = float(value.strip()) if isinstance(value, str) else value
+    except ValueError:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}") from None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 < number < float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(number)
+
+
 def _form_memory(name, value):
     number = _positive_int(name, value)
     if number < 256 * 1024:  # Werkzeug's multipart decoder checks it against its read buffer (64 KiB chunks)
@@ -170,7 +221,9 @@ SETTINGS = (
     Setting("MATCHER_MAX_UPLOAD_BYTES", 16 * MiB, _positive_int, "largest image file per part, bytes"),
     Setting("MATCHER_MAX_REQUEST_BYTES", 64 * MiB, _positive_int, "largest request body, bytes"),
     Setting("MATCHER_MAX_PIXELS", 4096 * 4096, _positive_int, "largest width * height of an image"),
-    Setting("MATCHER_MAX_WORK", 100_000_000_000, _positive_int, "largest searched pixels * template pixels"),
+    Setting("MATCHER_MAX_MEMORY", 1 << 30, _positive_int, "largest estimated peak memory of a match, bytes"),
+    Setting("MATCHER_MAX_WORK", 50_000_000, _positive_int, "largest estimated work of a match, matcher.budget units"),
+    Setting("MATCHER_REQUEST_TIMEOUT", 10.0, _positive_seconds, "seconds a request's matching may take"),
     Setting("MATCHER_MAX_TURN_WORK", 20_000_000_000, _positive_int, "largest estimated work of a turned search"),
     Setting("MATCHER_MAX_CONCURRENT", 2, _positive_int, "matches at once per worker process"),
     Setting("MATCHER_RETRY_AFTER", 1, _positive_int, "Retry-After seconds of a 503"),

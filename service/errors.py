@@ -9,7 +9,14 @@ Bodies are RFC 9457 problem details (``application/problem+json``)::
 ``type`` is ``urn:matcher:problem:<slug>`` for the service's own problems and
 ``about:blank`` for plain HTTP ones (404, 405, ...), whose ``title`` is the
 status phrase. ``field`` names the request part or option at fault when there
-is one. Views raise; :func:`register_error_handlers` turns the exception into
+is one. A request over the work budget (413 ``too-large``) also has
+``estimate`` and ``limit``: ``{"memory": bytes, "work": units}`` each.
+
+A request that runs past MATCHER_REQUEST_TIMEOUT gets 504 ``timeout``: the
+gateway-timeout status that gRPC's DEADLINE_EXCEEDED maps to, rather than
+503, which this service keeps for "busy, retry after ``Retry-After``": a
+request that timed out is likely to time out again and should be made
+smaller (a region, fewer templates), not retried at once. Views raise; :func:`register_error_handlers` turns the exception into
 the response:
 
 ===========================================  ======  ===========================
@@ -19,7 +26,7 @@ InvalidRequest (missing part, bad JSON...)   400     invalid-request
 InvalidOption, matcher.MatcherError          400     invalid-option
 matcher.ImageDecodeError                     400     undecodable-image
 Unauthorized                                 401     unauthorized
-TooLarge (per-file bytes, MATCHER_MAX_WORK,  413     too-large
+TooLarge (per-file bytes, work budget,      413     too-large
   MATCHER_MAX_TURN_WORK)
 matcher.ImageTooLargeError                   413     image-too-large
 werkzeug RequestEntityTooLarge               413     request-too-large
@@ -35,6 +42,8 @@ Busy (MATCHER_MAX_CONCURRENT reached; or     503     busy
   the front's queue full, MATCHER_QUEUE)
 ComputeUnavailable (the compute worker died  503     compute-unavailable
   twice, or did not answer in time)
+matcher.SearchTimeout (past                  504     timeout
+  MATCHER_REQUEST_TIMEOUT)
 the server's own body errors (gunicorn:      400     malformed-body
   bad chunk sizes or terminators, body cut)
 the front's HTTP parsing errors (request     414,    about:blank
@@ -58,6 +67,7 @@ from matcher.errors import (
     ImageDecodeError,
     ImageTooLargeError,
     MatcherError,
+    SearchTimeout,
     TemplateTooLargeError,
     UnsupportedFormatError,
 )
@@ -215,6 +225,14 @@ def _matcher_error(exc):
     return problem_response(status, title, str(exc), slug=slug, field=getattr(exc, "field", None))
 
 
+def _timeout(exc):
+    limit = current_app.config["MATCHER_REQUEST_TIMEOUT"]
+    return problem_response(504, "Deadline exceeded",
+                            f"the request took longer than the limit of {limit:g} s (MATCHER_REQUEST_TIMEOUT) and "
+                            "was stopped; send a smaller image or region, fewer templates or no mask",
+                            slug="timeout")
+
+
 def _http_error(exc):
     if exc.code is None or exc.code < 400:  # not an error (e.g. a redirect): Werkzeug's own response
         return exc
@@ -284,5 +302,6 @@ def register_error_handlers(app):
     app.register_error_handler(ServiceError, _service_error)
     for cls in _MATCHER_ERRORS:
         app.register_error_handler(cls, _matcher_error)
+    app.register_error_handler(SearchTimeout, _timeout)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

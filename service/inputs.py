@@ -115,14 +115,14 @@ def _refuse_unknown(names, allowed, kind):
         raise InvalidRequest(f"unknown {kind} {unknown[0]!r}; allowed: {', '.join(allowed)}", field=unknown[0])
 
 
-def _check_count(templates, batch, config):
+def _check_count(templates, batch, config, field="template"):
     if not templates:
         raise InvalidRequest("the 'template' part is missing", field="template")
     if not batch and len(templates) > 1:
         raise InvalidRequest("send exactly one 'template' here; use /v1/match/batch for several", field="template")
     if len(templates) > config["MATCHER_MAX_TEMPLATES"]:  # the schema's maxItems: a malformed request, 400
         raise InvalidRequest(f"at most {config['MATCHER_MAX_TEMPLATES']} templates per request, got "
-                             f"{len(templates)} (MATCHER_MAX_TEMPLATES)", field="template")
+                             f"{len(templates)} (MATCHER_MAX_TEMPLATES)", field=field)
 
 
 def _read_file(storage, field, config):
@@ -177,7 +177,7 @@ def _from_json(request, config, batch):
         if not isinstance(templates, dict) or not templates:
             raise InvalidRequest("'templates' must be a non-empty object of label: base64 image",
                                  field="templates")
-        _check_count(list(templates), batch, config)
+        _check_count(list(templates), batch, config, field="templates")
         labels = _check_labels(list(templates), "templates")
         pairs = [(label, _b64(templates, label, config, field=f"templates.{label}")) for label in labels]
         mask = None

@@ -1,8 +1,12 @@
-"""From a parsed request to the response body: decode, check limits, call matcher, format.
+"""From a parsed request to the response body: cost, decode, check limits, call matcher, format.
 
-Where requests meet matcher: the only module that matches for a request. Checks that need
-the decoded sizes (region, template and mask against the image, the work
-limit) are made here, before any matching starts.
+Where requests meet matcher: the only module that matches for a request. The
+request is costed from its file headers before anything is decoded
+(:func:`matcher.budget.search_cost` against MATCHER_MAX_MEMORY and
+MATCHER_MAX_WORK); checks that need the decoded sizes (region, template and
+mask against the image) are made before any matching starts; decoding and
+matching run under the request's deadline (MATCHER_REQUEST_TIMEOUT,
+:mod:`matcher.deadline`).
 """
 
 import base64
@@ -12,22 +16,38 @@ import cv2
 import numpy as np
 
 import matcher
-from matcher import LOWER_IS_BETTER, find_many, find_with_scores, load_image, match_template
+from matcher import LOWER_IS_BETTER, deadline, find_many, find_with_scores, load_image, match_template
+from matcher.budget import search_cost
 from matcher.errors import MatcherError, TemplateTooLargeError
+from matcher.headers import read_header
 from matcher.options import format_option
-from matcher.search.rotated import search_cost
+from matcher.search.rotated import search_cost as turned_search_cost
 from matcher.render import draw_matches, encode_png, score_heatmap
 
 from .errors import InvalidOption, TooLarge, Unprocessable
 from .options import TURN_OPTION_NAMES
 
-__all__ = ["run_match", "run_batch"]
+__all__ = ["run_match", "run_batch", "request_cost", "search_factor"]
+
+MiB = 1 << 20
 
 
 def run_match(inp, config):
     """Answer /v1/match: ``inp`` is a :class:`service.inputs.MatchInput` with one template."""
+    with deadline.within(config["MATCHER_REQUEST_TIMEOUT"]):
+        return _run_match(inp, config)
+
+
+def run_batch(inp, config):
+    """Answer /v1/match/batch: several labelled templates against one image (:func:`matcher.find_many`)."""
+    with deadline.within(config["MATCHER_REQUEST_TIMEOUT"]):
+        return _run_batch(inp, config)
+
+
+def _run_match(inp, config):
     start = time.perf_counter()
     opts = inp.options
+    _check_budget(inp, config)
     image = _load(inp.image, opts, config)
     (_, upload), = inp.templates
     template = _load(upload, opts, config)
@@ -42,10 +62,10 @@ def run_match(inp, config):
     return _finish(body, image, found, opts, start)
 
 
-def run_batch(inp, config):
-    """Answer /v1/match/batch: several labelled templates against one image (:func:`matcher.find_many`)."""
+def _run_batch(inp, config):
     start = time.perf_counter()
     opts = inp.options
+    _check_budget(inp, config)
     image = _load(inp.image, opts, config)
     templates = {label: _load(upload, opts, config) for label, upload in inp.templates}
     masks = {label: t.matching_mask for label, t in templates.items()}
@@ -56,6 +76,72 @@ def run_batch(inp, config):
     body = _body(image, opts, found)
     body["templates"] = [{"label": label} | _info(t, masks[label] is not None) for label, t in templates.items()]
     return _finish(body, image, found, opts, start)
+
+
+def search_factor(opts, templates):
+    """How many plain searches one template's search costs: the work multiplier of :func:`request_cost`.
+
+    1 for every request today: a turned or scaled search (``angles``,
+    ``scales``) has its own limit, MATCHER_MAX_TURN_WORK (:func:`_check_turn_cost`,
+    after decoding). This is the hook to fold it into MATCHER_MAX_WORK before
+    decoding: return the turned search's cost relative to one plain search,
+    from ``opts`` and the template headers ``templates``.
+    """
+    return 1.0
+
+
+def request_cost(inp, image, templates):
+    """The estimated :class:`matcher.budget.SearchCost` of a request, from its file headers.
+
+    ``image`` and ``templates`` are :class:`matcher.headers.ImageHeader` (one
+    per template of ``inp.templates``, in order). Channels matched: 1 for
+    gray files or ``gray=true``, else 3 (alpha is a mask, not matched). A
+    template is masked when a ``mask`` part is sent or its file has an alpha
+    channel (even one that turns out fully opaque).
+    """
+    opts = inp.options
+    channels = 1 if opts.gray or image.channels <= 2 else 3
+    shapes = [(t.height, t.width, inp.mask is not None or t.channels in (2, 4)) for t in templates]
+    region = opts.region
+    if region is not None:  # a region reaching outside the image is refused later (422); cost what is inside
+        x, y, w, h = region
+        region = (x, y, max(min(w, image.width - x), 1), max(min(h, image.height - y), 1))
+    return search_cost((image.height, image.width), channels=channels, bytes_per_sample=image.bytes_per_sample,
+                       file_channels=image.channels, templates=shapes, region=region,
+                       search_factor=search_factor(opts, templates))
+
+
+def _check_budget(inp, config):
+    """Refuse (413) a request whose estimated memory or work is over budget, before decoding anything.
+
+    A file whose header cannot be read, or that is of a refused format or
+    over MATCHER_MAX_PIXELS, is left to :func:`_load`, which says exactly that.
+    """
+    headers = []
+    for upload in [inp.image] + [u for _, u in inp.templates]:
+        try:
+            header = read_header(upload.data)
+        except MatcherError:
+            return
+        if header.format not in config["MATCHER_FORMATS"] or header.pixels > config["MATCHER_MAX_PIXELS"]:
+            return
+        headers.append(header)
+    image, templates = headers[0], headers[1:]
+    cost = request_cost(inp, image, templates)
+    memory, work = config["MATCHER_MAX_MEMORY"], config["MATCHER_MAX_WORK"]
+    if cost.memory <= memory and cost.work <= work:
+        return
+    what = (f"a {image.width}x{image.height} image, {image.channels} channel(s) of {8 * image.bytes_per_sample} "
+            f"bits, {len(inp.templates)} template(s){' with a mask' if inp.mask is not None else ''}")
+    if cost.memory > memory:
+        over = (f"needs an estimated {cost.memory / MiB:,.0f} MiB of working memory, over the limit of "
+                f"{memory / MiB:,.0f} MiB (MATCHER_MAX_MEMORY)")
+    else:
+        over = (f"needs an estimated {cost.work:,} units of work, over the limit of {work:,} "
+                "(MATCHER_MAX_WORK)")
+    raise TooLarge(f"this request ({what}) {over}; send a smaller image or region, gray=true, smaller or "
+                   "fewer templates, or no mask", field="image",
+                   estimate={"memory": cost.memory, "work": cost.work}, limit={"memory": memory, "work": work})
 
 
 def _load(upload, opts, config):
@@ -80,7 +166,7 @@ def _mask(upload, template, opts, config):
 
 
 def _check_fit(image, templates, opts, config):
-    """Check region, sizes, channels and the work limit; return the searched area ``(x, y, w, h)``."""
+    """Check region, sizes and channels; return the searched area ``(x, y, w, h)``."""
     if opts.region is not None:
         x, y, w, h = opts.region
         if x + w > image.width or y + h > image.height:
@@ -99,11 +185,6 @@ def _check_fit(image, templates, opts, config):
         if t.channels != image.channels:
             raise Unprocessable(f"the image has {image.channels} channel(s) and the template {t.channels}; "
                                 "send gray=true to match both in gray", field="template")
-    work = area[2] * area[3] * sum(t.width * t.height for t in templates)
-    if work > config["MATCHER_MAX_WORK"]:
-        raise TooLarge(f"searched pixels x template pixels = {work:,}, over the limit of "
-                       f"{config['MATCHER_MAX_WORK']:,} (MATCHER_MAX_WORK); use a smaller region or template",
-                       field="template")
     return area
 
 
@@ -114,7 +195,7 @@ def _check_turn_cost(area, templates, opts, config):
         return
     limit = config["MATCHER_MAX_TURN_WORK"]
     turn = {name: getattr(opts, name) for name in TURN_OPTION_NAMES}
-    cost = sum(search_cost((area[3], area[2], t.channels), (t.height, t.width), max_matches=opts.max_matches, **turn)
+    cost = sum(turned_search_cost((area[3], area[2], t.channels), (t.height, t.width), max_matches=opts.max_matches, **turn)
                for t in templates)
     if cost > limit:
         asked = ", ".join(f"{name}={format_option(name, value)}" for name, value in turn.items() if value is not None)

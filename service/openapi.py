@@ -75,7 +75,7 @@ def _match_operation(config, *, batch, secured):
         "summary": "Find several labelled templates in one image" if batch else "Find a template in an image",
         "requestBody": _request_body(config, batch=batch),
         "responses": {"200": _json_response("matches, best first", _ref("schemas", name))}
-        | {code: _ref("responses", code) for code in ("400", "401", "413", "415", "422", "500", "503")
+        | {code: _ref("responses", code) for code in ("400", "401", "413", "415", "422", "500", "503", "504")
            if code != "401" or secured},
     }
     return operation
@@ -118,7 +118,14 @@ def _schemas(config):
             "field": {"type": "string", "description": "the request part or option at fault"},
             "errors": {"type": "array", "items": {"type": "object", "required": ["detail"], "properties": {
                 "field": nullable_str, "detail": {"type": "string"}}}},
-            "instance": {"type": "string"}}},
+            "instance": {"type": "string"},
+            "estimate": {"$ref": "#/components/schemas/Cost", "description": "413 over the work budget: the "
+                         "request's estimated cost (matcher.budget), from its file headers"},
+            "limit": {"$ref": "#/components/schemas/Cost", "description": "413 over the work budget: the "
+                      "limits (MATCHER_MAX_MEMORY, MATCHER_MAX_WORK)"}}},
+        "Cost": {"type": "object", "required": ["memory", "work"], "properties": {
+            "memory": {"type": "integer", "minimum": 0, "description": "peak working memory, bytes"},
+            "work": {"type": "integer", "minimum": 0, "description": "work units (matcher.budget)"}}},
         "Methods": {"type": "object", "required": ["methods", "default"], "properties": {
             "default": {"type": "string"}, "methods": {"type": "array", "items": {
                 "type": "object", "required": ["name", "opencv", "range", "better", "threshold", "description"],
@@ -149,8 +156,9 @@ def _responses():
         "401": problem("no API key or a wrong one", **{"WWW-Authenticate": header("Bearer realm=\"matcher\"")}),
         "404": problem("no such endpoint"),
         "405": problem("method not allowed", Allow=header("the allowed methods")),
-        "413": problem("request, file part, image (pixels, from the header) or work over its limit (the "
-                       "turned search's estimated work: MATCHER_MAX_TURN_WORK)"),
+        "413": problem("request, file part or image (pixels, from the header) over its limit, or the request's "
+                       "estimated memory or work (from the file headers, before decoding) over the budget, or "
+                       "the turned search's estimated work over MATCHER_MAX_TURN_WORK"),
         "415": problem("image format outside the allowlist (sniffed from its bytes), or an unsupported "
                        "request Content-Type"),
         "422": problem("template larger than the image or region, region outside the image, mask or "
@@ -158,6 +166,8 @@ def _responses():
         "500": problem("unexpected error (logged; no details leak)"),
         "503": problem("this worker runs its maximum of concurrent matches; retry later",
                        **{"Retry-After": header("seconds")}),
+        "504": problem("the request ran past MATCHER_REQUEST_TIMEOUT and was stopped (type "
+                       "urn:matcher:problem:timeout); make it smaller rather than retry it as it is"),
     }
 
 

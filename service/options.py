@@ -105,7 +105,7 @@ def _max_matches(value, form, cap):
 
 
 def _returns(values, form, allowed):
-    values = [values] if isinstance(values, str) else values
+    values = [values] if form and isinstance(values, str) else values  # JSON: a list, as the schema says
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise _Bad(f"return must be a list of {', '.join(allowed)}, got {_shown(values)}")
     names = [n.strip() for v in values for n in (v.split(",") if form else [v]) if n.strip()]

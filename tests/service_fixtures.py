@@ -50,11 +50,12 @@ def png(array):
     return cv2.imencode(".png", a)[1].tobytes()
 
 
-def huge_png_header(width=100_000, height=100_000):
-    """A ~60-byte PNG that claims ``width x height`` pixels (a decompression bomb's header)."""
+def huge_png_header(width=100_000, height=100_000, *, bits=8, colour=0):
+    """A ~60-byte PNG that claims ``width x height`` pixels (a decompression bomb's header); ``colour`` is
+    the IHDR colour type (0 gray, 2 RGB, 4 gray + alpha, 6 RGBA)."""
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, height, bits, colour, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
 

@@ -171,7 +171,7 @@ def test_match_json_reports_the_options(capsys):
     assert check_schema(doc, DOCUMENT_SCHEMA) == []
     assert doc["method"] == "ccorr_normed"
     assert doc["options"] == {"threshold": 0.9, "max_matches": 3, "max_overlap": 0.1, "region": [200, 200, 184, 103],
-                              "subpixel": False, "precision": "exact", "gray": False}
+                              "subpixel": False, "precision": "exact", "timeout": None, "gray": False}
     assert 1 <= len(doc["matches"]) <= 3
     for m in doc["matches"]:  # inside the region, above the threshold, best first
         assert 200 <= m["x"] and m["x"] + m["width"] <= 384 and 200 <= m["y"] and m["y"] + m["height"] <= 303

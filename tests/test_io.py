@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 
 import matcher.io as mio
 from matcher.errors import ImageDecodeError, ImageTooLargeError, MatcherError, UnsupportedFormatError
+from matcher.headers import read_header, sniff, tiff_ifd0
 from matcher.io import COLORS, DEFAULT_MAX_PIXELS, FORMATS, LoadedImage, load_image
 
 SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "samples"
@@ -352,10 +353,14 @@ def test_header_size_equals_decoded_size(case):
     fmt = case.split("-")[0]
     if fmt == "webp":
         assert data[12:16].strip() == case.split("-")[1].encode()
-    width, height, problem = mio._HEADERS[fmt](data)
-    assert (width, height, problem) == (W, H, None)
+    header = read_header(data)
+    assert (header.width, header.height, header.problem, header.format) == (W, H, None, fmt)
     img = load_image(data)
     assert (img.width, img.height, img.format) == (W, H, fmt)
+    # channels and sample size: what the decoder returns (alpha included), never fewer
+    decoded = img.channels + (img.mask is not None)
+    assert header.bytes_per_sample == img.pixels.itemsize
+    assert decoded <= header.channels <= max(decoded, 3) + (img.mask is not None)
 
 
 @pytest.mark.parametrize("case", list(header_cases()))
@@ -528,7 +533,7 @@ def test_truncated_webp():
 @pytest.mark.parametrize("data", [enc(".bmp", rand((H, W, 3))), pil(Image.fromarray(rand((H, W, 3))), "TIFF")],
                          ids=["bmp", "tiff"])
 def test_truncated_bmp_tiff_body(data):
-    name = mio._sniff(data).upper()
+    name = sniff(data).upper()
     with pytest.raises(ImageDecodeError, match=rf"^could not decode the {name} data \(corrupt or truncated\)(: .+)?$"):
         load_image(data[: len(data) - 50])
 
@@ -542,7 +547,7 @@ def test_tiff_with_ifd_at_the_end_truncated():
 def test_tiff_unassociated_alpha_is_not_premultiplied():
     rgba = rand((H, W, 4))
     data = pil(Image.fromarray(rgba, "RGBA"), "TIFF")  # Pillow writes ExtraSamples = 2 (unassociated)
-    assert mio._tiff_ifd0(data)[1][338][:2] == (1, 2)
+    assert tiff_ifd0(data)[1][338][:2] == (1, 2)
     img = load_image(data)
     np.testing.assert_array_equal(img.pixels, rgba[:, :, :3])
     np.testing.assert_array_equal(img.mask, rgba[:, :, 3])

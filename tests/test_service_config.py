@@ -38,12 +38,15 @@ def test_environment_overrides_defaults_and_config_overrides_both(monkeypatch):
     assert app.config["MATCHER_FORMATS"] == ("png", "jpeg")
     assert app.extensions["matcher"].gate.limit == 5
     assert create_app({"MATCHER_MAX_PIXELS": "77"}).config["MATCHER_MAX_PIXELS"] == 77
+    assert load_config(environ={"MATCHER_REQUEST_TIMEOUT": " 2.5 "})["MATCHER_REQUEST_TIMEOUT"] == 2.5
 
 
 @pytest.mark.parametrize("name, value", [
     ("MATCHER_MAX_PIXELS", "lots"), ("MATCHER_MAX_WORK", "0"), ("MATCHER_MAX_CONCURRENT", "-1"),
     ("MATCHER_FORMATS", "png,gif"), ("MATCHER_FORMATS", ""), ("MATCHER_MAX_FORM_MEMORY", "1000"),
     ("MATCHER_API_KEYS", "caf\u00e9"), ("MATCHER_API_KEYS_FILE", "/nonexistent/keys"),
+    ("MATCHER_MAX_MEMORY", "1.5"), ("MATCHER_REQUEST_TIMEOUT", "0"), ("MATCHER_REQUEST_TIMEOUT", "nan"),
+    ("MATCHER_REQUEST_TIMEOUT", "soon"), ("MATCHER_REQUEST_TIMEOUT", "inf"),
 ])
 def test_malformed_settings_stop_the_app_naming_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from matcher.budget import search_cost
 from service.options import OPTION_NAMES
 from service_fixtures import assert_problem, b64, client, huge_png_header, make_client, openapi, png, sample  # noqa: F401
 
@@ -188,11 +189,57 @@ def test_image_over_the_pixel_limit_is_refused_from_its_header(client, make_clie
     assert_problem(post(make_client(MATCHER_MAX_PIXELS=4000), form(image=big, template=TINY)), 413, field="image")
 
 
-def test_work_limit(make_client):
-    client = make_client(MATCHER_MAX_WORK=512 * 512 * 84 * 60 - 1)
-    body = assert_problem(post(client, form()), 413, field="template", slug="too-large")
-    assert "MATCHER_MAX_WORK" in body["detail"]
-    assert post(client, form(region="0,0,400,400")).status_code == 200  # a region is less work
+def test_work_budget(make_client, openapi):
+    # camera 512x512 gray, camcorder 84x60, unmasked: the estimate from the headers, at the limit and one below
+    cost = search_cost((512, 512), channels=1, templates=[(60, 84, False)])
+    assert cost.work == (512 - 60 + 1) * (512 - 84 + 1)
+    assert post(make_client(MATCHER_MAX_WORK=cost.work, MATCHER_MAX_MEMORY=cost.memory), form()).status_code == 200
+    response = post(make_client(MATCHER_MAX_WORK=cost.work - 1), form())
+    openapi.check(response, "/v1/match", "post", 413)
+    body = assert_problem(response, 413, field="image", slug="too-large")
+    assert "MATCHER_MAX_WORK" in body["detail"] and "a 512x512 image, 1 channel(s) of 8 bits" in body["detail"]
+    assert body["estimate"] == {"memory": cost.memory, "work": cost.work}
+    assert body["limit"]["work"] == cost.work - 1
+    client = make_client(MATCHER_MAX_MEMORY=cost.memory - 1)
+    body = assert_problem(post(client, as_json()), 413, field="image", slug="too-large")
+    assert "MATCHER_MAX_MEMORY" in body["detail"]
+    assert post(client, form(region="0,0,400,400")).status_code == 200  # a region costs less
+    assert post(client, form(template=TINY)).status_code == 200  # so does a smaller template (less work, and
+    # a second one is not needed)
+
+
+def test_budget_counts_masks_channels_and_bit_depth(make_client):
+    # the issue's attack, small: 16-bit RGBA image, a 16x16 template with alpha (counted as masked from the
+    # header, though this one is opaque); constant, so tiny files
+    image = png(np.zeros((600, 600, 4), np.uint16))
+    template = png(np.full((16, 16, 4), 65535, np.uint16))
+    assert len(image) < 10_000
+    cost = search_cost((600, 600), channels=3, bytes_per_sample=2, file_channels=4, templates=[(16, 16, True)])
+    plain = search_cost((600, 600), channels=1, templates=[(16, 16, False)])
+    assert cost.memory > 3 * plain.memory and cost.work == 12 * plain.work
+    client = make_client(MATCHER_MAX_MEMORY=cost.memory - 1, MATCHER_MAX_WORK=10**12)
+    body = assert_problem(post(client, form(image=image, template=template)), 413, field="image", slug="too-large")
+    assert body["estimate"] == {"memory": cost.memory, "work": cost.work}
+    # gray=true matches one channel: cheaper, and then within the limit
+    assert post(client, form(image=image, template=template, gray="true")).status_code == 200
+    # a batch of 16 templates costs more than one
+    batch = {"image": b64(image), "templates": {f"t{i}": b64(template) for i in range(16)}}
+    one = {"image": b64(image), "templates": {"t": b64(template)}}
+    client = make_client(MATCHER_MAX_MEMORY=cost.memory, MATCHER_MAX_WORK=10**12)
+    assert post(client, one, path="/v1/match/batch").status_code == 200
+    assert_problem(post(client, batch, path="/v1/match/batch"), 413, field="image", slug="too-large")
+
+
+def test_defaults_refuse_the_issues_attack_from_the_headers(client):
+    # 4096x4096 16-bit RGBA all zero (a 130 KB PNG) with a masked 16x16 template took 6-10 s and 4 GB
+    image = huge_png_header(4096, 4096, bits=16, colour=6)
+    template = png(np.zeros((16, 16, 4), np.uint8))
+    tracemalloc.start()
+    response = post(client, form(image=image, template=template))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    body = assert_problem(response, 413, field="image", slug="too-large")
+    assert "MATCHER_MAX_MEMORY" in body["detail"] and peak < 20_000_000
 
 
 def test_too_many_parts_or_templates(make_client):
@@ -201,7 +248,7 @@ def test_too_many_parts_or_templates(make_client):
     client = make_client(MATCHER_MAX_TEMPLATES=2)
     body = {"image": b64(CAMERA), "templates": {k: b64(TINY) for k in "abc"}}
     # more templates than the schema's maxItems/maxProperties: a malformed request (400), not a size limit
-    detail = assert_problem(post(client, body, path="/v1/match/batch"), 400, field="template")["detail"]
+    detail = assert_problem(post(client, body, path="/v1/match/batch"), 400, field="templates")["detail"]
     assert detail == "at most 2 templates per request, got 3 (MATCHER_MAX_TEMPLATES)"
 
 
@@ -280,6 +327,22 @@ def test_busy_worker_answers_503_with_retry_after(make_client, openapi):
         assert client.get("/healthz").status_code == 200  # health checks are never refused
     finally:
         gate.leave()
+    assert post(client, form()).status_code == 200
+
+
+def test_a_request_past_its_deadline_is_a_504_and_stops(make_client, openapi):
+    from matcher.scores import engine
+
+    client = make_client(MATCHER_REQUEST_TIMEOUT=1e-9, MATCHER_MAX_CONCURRENT=1)
+    for data, path in ((form(), "/v1/match"), ({"image": b64(CAMERA), "templates": {"a": b64(CAMCORDER)}},
+                                                "/v1/match/batch")):
+        response = post(client, data, path=path)
+        openapi.check(response, path, "post", 504)
+        body = assert_problem(response, 504, slug="timeout")
+        assert "1e-09 s (MATCHER_REQUEST_TIMEOUT)" in body["detail"] and "Retry-After" not in response.headers
+    # nothing left running: the engine's pool has no queued work and the match slot is free again
+    assert engine.thread_pool()._work_queue.qsize() == 0
+    client.application.config["MATCHER_REQUEST_TIMEOUT"] = 60.0
     assert post(client, form()).status_code == 200
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from .inputs import PRECISIONS, check_choice, prepare, prepare_image, scale_back
 from .plan import band_bounds, choose_plan
+from .. import deadline
 from ..errors import MatcherError
 from .assembly import assemble
 
@@ -42,6 +43,7 @@ _USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
 _CORES = _USABLE_CORES  # threads for bands and FFTs; set_num_threads changes it
 _POOL = None  # (executor, its size, the process that made it): see thread_pool
 _POOL_LOCK = threading.Lock()
+_DEADLINE_BANDS = 8  # bands of a large map scored under a deadline: it is checked before each
 
 
 def match_template(image, template, method="ncc", *, mask=None, mode="correlate", precision="fast", algorithm="auto"):
@@ -147,6 +149,7 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
     results = [np.empty(p.out_shape) for p in problems]
     bounds = _band_bounds(problems)
     workers = 1 if len(bounds) > 2 else _CORES  # threads share the cores, or the FFT does
+    expires = deadline.current()  # the pool's threads do not see this thread's context
 
     def score_band(k):
         # Band k computes output rows bounds[k]:bounds[k+1] of every map, from
@@ -157,6 +160,7 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
         band_end = problems[0].image.shape[1] if last else r1 + h_max - 1
         channels = {}  # the band's channels: centred planes, spectra and window sums shared by the templates
         for i in sorted(range(len(problems)), key=lambda i: problems[i].template.shape[1:]):
+            deadline.check(expires)  # between bands and templates (matcher.deadline)
             p, plan, out = problems[i], plans[i], results[i]
             whole = r0 == 0 and band_end == p.image.shape[1]
             band = p if whole else replace(p, image=p.image[:, r0:band_end])
@@ -233,6 +237,8 @@ def thread_pool():
 
 
 def _band_bounds(problems):
-    """:func:`matcher.scores.plan.band_bounds` for problems scored together."""
+    """:func:`matcher.scores.plan.band_bounds` for problems scored together; under a deadline, at least
+    :data:`_DEADLINE_BANDS` bands (large maps only), so that it is checked during the map, not only before."""
     out_shape = (min(p.out_shape[0] for p in problems), min(p.out_shape[1] for p in problems))
-    return band_bounds(out_shape, max(p.template.shape[1] for p in problems), _CORES)
+    threads = _CORES if deadline.current() is None else max(_CORES, _DEADLINE_BANDS)
+    return band_bounds(out_shape, max(p.template.shape[1] for p in problems), threads)

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .. import deadline
 from ..errors import MatcherError
 from .exhaustive import matches_in, score_maps, search_exhaustive
 from ..image import LoadedImage
@@ -31,7 +32,7 @@ _SEARCHES = {"exhaustive": search_exhaustive, "tiled": search_tiled,
 
 def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_overlap=0.3,
          region=None, subpixel=False, mask=None, precision="fast", pyramid=False, angles=None, scales=None,
-         angle_step=None, scale_step=None):
+         angle_step=None, scale_step=None, timeout=None):
     """Find ``template`` in ``image``: the best matches, best first.
 
     The score map is :func:`matcher.match_template`'s. A match is a local peak
@@ -112,6 +113,15 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
         also reports the path taken): much faster on large images, the same
         matches as the exhaustive search in all but rare cases, falling back
         to it when the coarse evidence is weak. Normalised methods only.
+    timeout : float, optional, keyword-only
+        Seconds (positive) the search may take, from the call; None: no
+        limit. Checked between pieces of work (bands and templates of a score
+        map, tiles, pyramid candidates, turned poses: :mod:`matcher.deadline`),
+        so the exception comes at most one piece late; under a deadline a large
+        score map is cut into at least 8 bands for that (the same matches;
+        scores within the precision's tolerance of the unbanded ones). An
+        enclosing deadline (:func:`matcher.deadline.within`) that expires
+        earlier wins.
 
     Returns
     -------
@@ -128,6 +138,8 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
     TypeError
         An option of the wrong type (``max_matches`` a bool or float,
         ``subpixel`` not a bool, ...).
+    SearchTimeout (a TimeoutError)
+        The search ran past ``timeout``.
 
     Examples
     --------
@@ -145,12 +157,12 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
     return find_with_scores(image, template, method, threshold=threshold, max_matches=max_matches,
                             max_overlap=max_overlap, region=region, subpixel=subpixel, mask=mask,
                             precision=precision, pyramid=pyramid, angles=angles, scales=scales,
-                            angle_step=angle_step, scale_step=scale_step)[0]
+                            angle_step=angle_step, scale_step=scale_step, timeout=timeout)[0]
 
 
 def find_with_scores(image, template, method="ncc", *, threshold=None, max_matches=1, max_overlap=0.3,
                      region=None, subpixel=False, mask=None, precision="fast", pyramid=False, angles=None,
-                     scales=None, angle_step=None, scale_step=None):
+                     scales=None, angle_step=None, scale_step=None, timeout=None):
     """:func:`find`, and the score map it searched: ``(matches, scores)``.
 
     ``scores`` is :func:`matcher.match_template`'s map over the searched area
@@ -171,20 +183,21 @@ def find_with_scores(image, template, method="ncc", *, threshold=None, max_match
     options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
                                 max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision,
                                 pyramid=pyramid, angles=angles, scales=scales, angle_step=angle_step,
-                                scale_step=scale_step)
+                                scale_step=scale_step, timeout=timeout)
     template, mask = _template_and_mask(template, mask)
     job = make_job(_pixels(image), [template], [mask], [None], options)
     strategy = choose_strategy(np.shape(job.image), pyramid=options.pyramid, turned=options.turned)
-    if strategy != "exhaustive":
-        return job.to_image(_SEARCHES[strategy](job)), None
-    maps = score_maps(job)
-    scores = maps[0][0] if np.ndim(job.image) == 1 else maps[0]
-    return job.to_image(matches_in(job, maps)), scores
+    with deadline.within(options.timeout):
+        if strategy != "exhaustive":
+            return job.to_image(_SEARCHES[strategy](job)), None
+        maps = score_maps(job)
+        scores = maps[0][0] if np.ndim(job.image) == 1 else maps[0]
+        return job.to_image(matches_in(job, maps)), scores
 
 
 def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max_matches=1,
               max_overlap=0.3, region=None, subpixel=False, precision="fast", angles=None, scales=None,
-              angle_step=None, scale_step=None):
+              angle_step=None, scale_step=None, timeout=None):
     """Find several labelled templates in one image, in one call.
 
     As :func:`find`, with the image-side work (validation, centring, Fourier
@@ -247,13 +260,15 @@ def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max
     """
     options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
                                 max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision,
-                                angles=angles, scales=scales, angle_step=angle_step, scale_step=scale_step)
+                                angles=angles, scales=scales, angle_step=angle_step, scale_step=scale_step,
+                                timeout=timeout)
     labels, templates, masks = _labelled(templates, masks)
     templates, masks = (list(t) for t in zip(*(_template_and_mask(t, m) for t, m in zip(templates, masks))))
     job = make_job(_pixels(image), templates, masks, labels, options)
-    if options.turned:
-        return job.to_image(_turned_many(job))
-    return job.to_image(search_exhaustive(job))
+    with deadline.within(options.timeout):
+        if options.turned:
+            return job.to_image(_turned_many(job))
+        return job.to_image(search_exhaustive(job))
 
 
 def _turned_many(job):

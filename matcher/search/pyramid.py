@@ -55,6 +55,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
+from .. import deadline
 from ..errors import MatcherError
 from ..methods import NORMALIZED_METHODS
 from ..options import FindOptions
@@ -229,6 +230,7 @@ class _Cells:
         chunk = max(8, 4 * (k or 1))
         limit = max(MAX_SCORED * self.bounds.size, MIN_SCORED)
         while True:
+            deadline.check()  # between rounds of cells (matcher.deadline)
             bar = self.bar()
             if self.climb(bar):
                 continue
@@ -271,6 +273,7 @@ class _Cells:
         if self.job.max_matches is not None:  # the best few first: the bar rises
             todo = todo[np.argsort(-self.pool_g[todo], kind="stable")[: 2 * self.job.max_matches]]
         for i in todo.tolist():
+            deadline.check()  # between candidates
             py, px, local, cy, cx = self.exact_scores.peak(int(self.pool_y[i]), int(self.pool_x[i]))
             self.exact[py, px] = float(local[cy, cx])
         self.pool_done[todo] = True

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 from scipy.optimize import minimize
 
+from .. import deadline
 from ..errors import MatcherError
 from ..methods import NORMALIZED_METHODS, get_method
 from ..options import OPTIONS
@@ -386,6 +387,7 @@ def _near(image, pose, method, cy, cx):
 
 def _scores(image, pose, method):
     """Goodness (higher is better) of ``pose`` at every position of ``image``, by OpenCV in float32: for ranking."""
+    deadline.check()  # between poses and candidates (matcher.deadline)
     g = cv2.matchTemplate(image, pose.pixels, _CV_METHODS[method.name], mask=pose.mask)
     g = np.nan_to_num(g, nan=1.0 if method.lower_is_better else 0.0, posinf=0.0, neginf=0.0)
     return -g if method.lower_is_better else g
@@ -416,6 +418,7 @@ def _refine(prepared, image, cand):
     the nearest whole pixel is tried too and kept if it scores at least as
     well (an exact copy lands exactly on its pixels).
     """
+    deadline.check()  # between refined candidates
     _, cy, cx, angle, scale = cand
     method = prepared.method
     free = [True, True, prepared.angles[1] > prepared.angles[0], prepared.scales[1] > prepared.scales[0]]

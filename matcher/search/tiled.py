@@ -37,6 +37,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .. import deadline
 from ..errors import MatcherError
 from ..scores.engine import match_template
 from .exhaustive import search_exhaustive
@@ -157,6 +158,7 @@ def _tiled(job, arr, th, tw, rows, cols):
         r1 = min(r0 + rows, out_h)
         m0, m1 = max(r0 - 1, 0), min(r1 + 1, out_h)
         for c0 in range(0, out_w, cols):
+            deadline.check()  # between tiles (matcher.deadline)
             c1 = min(c0 + cols, out_w)
             n0, n1 = max(c0 - 1, 0), min(c1 + 1, out_w)
             if arr.ndim == 2:
