@@ -132,7 +132,7 @@ def _goodness(prepared, image, pose):
 
 def _gauss_newton(prepared, image, start, free):
     """Levenberg-Marquardt on ``|a/|a| - t/|t||**2`` over the free parameters: the improved pose."""
-    used = prepared.used
+    used = None if prepared.used.all() else prepared.used
     n_used = prepared.reference.shape[0]
     t_hat = prepared.reference / prepared.reference_norm
     centre = prepared.method.name == "ncc"
@@ -141,32 +141,43 @@ def _gauss_newton(prepared, image, start, free):
 
     def values(p):
         seen = _seen(prepared, image, p)
-        return None if seen is None else seen.astype(np.float64)[used].reshape(n_used, -1)
+        if seen is None:
+            return None
+        return (seen if used is None else seen[used]).reshape(n_used, -1)
 
     def correlation(p):
-        """(r, a / |a|) at pose p, or None (outside the image, or a flat window)."""
+        """(r, a / |a|, |a|) at pose p, or None (outside the image, or a flat window)."""
         a = values(p)
         if a is None:
             return None
+        a = a.astype(np.float64)
         if centre:
             a = a - a.mean(axis=0)
         norm = float(np.sqrt((a * a).sum()))
-        return None if norm == 0 else (float((a * t_hat).sum()) / norm, a.reshape(-1) / norm, norm)
+        return None if norm == 0 else (float((a * t_hat).sum()) / norm, a / norm, norm)
 
     def linearise(p, seen):
-        """(r, J^T J, J^T residual) at pose p, or None; ``seen`` is :func:`correlation`'s answer there."""
-        sides = [(values(p + d), values(p - d)) for d in moves]
-        if seen is None or any(v is None for pair in sides for v in pair):
+        """(r, J^T J, J^T residual) of the normalised residual at pose p, or None; ``seen`` is
+        :func:`correlation`'s answer there."""
+        if seen is None:
             return None
-        # d seen / d parameter (per unit) by central differences of the resampled image itself
-        jac = np.stack([(plus - minus) / (2.0 * _JACOBIAN_STEP) for plus, minus in sides], axis=-1)
+        corr, a_hat, norm = seen
+        # d seen / d parameter (per unit) by central differences of the resampled image itself (float32)
+        jac = np.empty(a_hat.shape + (len(moves),), np.float32)
+        for i, d in enumerate(moves):
+            plus, minus = values(p + d), values(p - d)
+            if plus is None or minus is None:
+                return None
+            np.subtract(plus, minus, out=jac[..., i])
+        jac *= np.float32(0.5 / _JACOBIAN_STEP)
         if centre:
-            jac = jac - jac.mean(axis=0)
-        corr, a_flat, norm = seen
-        jac = jac.reshape(-1, jac.shape[-1])
-        jn = (jac - np.outer(a_flat, a_flat @ jac)) / norm  # d (a / |a|) / d p
-        r = a_flat - t_hat.reshape(-1)
-        return corr, jn.T @ jn, jn.T @ r
+            jac -= jac.mean(axis=0)
+        jac = jac.reshape(-1, len(moves))
+        # with P = I - a_hat a_hat^T the Jacobian of a / |a| is P J / |a|, and P (a_hat - t_hat) = r a_hat - t_hat
+        j_a = jac.T @ a_hat.reshape(-1).astype(np.float32)
+        jtj = (jac.T @ jac).astype(np.float64) - np.outer(j_a, j_a)
+        jtr = jac.T @ (corr * a_hat - t_hat).reshape(-1).astype(np.float32)
+        return corr, jtj / norm**2, jtr.astype(np.float64) / norm
 
     p = start.copy()
     state = linearise(p, correlation(p))
@@ -183,12 +194,12 @@ def _gauss_newton(prepared, image, start, free):
         q = p.copy()
         q[free] += step * unit[free]
         seen = correlation(q)
+        if seen is not None and seen[0] >= corr and np.abs(step).max() < _GN_DONE:
+            return q  # converged: no need for the Jacobian there
         trial = None if seen is None or seen[0] < corr else linearise(q, seen)
         if trial is not None:
             p, state = q, trial
             lam = max(lam / 4.0, 1e-6)
-            if np.abs(step).max() < _GN_DONE:
-                break
         else:
             lam *= 8.0
             if lam > 1e6:

@@ -27,7 +27,7 @@ from ..scores.inputs import as_array, channels_first
 from .poses import auto_steps, grid_points, level_matrix
 from .pyramid import pyr_down, pyramid_levels
 
-__all__ = ["PreparedTemplate", "Pose"]
+__all__ = ["PreparedTemplate", "Pose", "CoarsePlan"]
 
 MIN_COARSE = 12  # smallest coarse template side (pixels)
 MAX_COARSE_ANGLE_STEP = 12.0  # degrees: coarser grids miss elongated templates
@@ -43,6 +43,16 @@ class Pose:
     scale: float
     pixels: np.ndarray
     mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class CoarsePlan:
+    """The coarsest level's search of one image size: see :meth:`PreparedTemplate.coarse_plan`."""
+
+    poses: np.ndarray
+    matrices: np.ndarray
+    canvases: list
+    valid: list
 
 
 class PreparedTemplate:
@@ -116,6 +126,7 @@ class PreparedTemplate:
         masked = not self.mask.all()
         self.cv_masks = [(m >= 0.5).astype(np.uint8) if masked else None for m in self.masks]
         self._banks = {}
+        self._plans = {}
         self.pixel_grid = tuple(np.mgrid[0 : self.shape[0], 0 : self.shape[1]].astype(np.float64))
         self.channels = channels_first("template", self.template)
         self.weights = np.broadcast_to(self.mask[None], self.channels.shape).astype(np.float64)
@@ -147,6 +158,50 @@ class PreparedTemplate:
         """Where the template's centre ``((w - 1) / 2, (h - 1) / 2)`` lies in the level's template."""
         h, w = self.shape
         return (w - 1) / 2.0 ** (level + 1), (h - 1) / 2.0 ** (level + 1)
+
+    def coarse_plan(self, image_shape):
+        """What the coarsest level's search of an image of ``image_shape`` (at that level) needs, per
+        pose of :meth:`grid`: the maps that turn the image into the template's frame, and
+        where the template's window lies wholly inside the turned image. Cached per shape (an image
+        series of one size reuses it).
+
+        Returns
+        -------
+        CoarsePlan
+            ``poses`` (P, 2) angles and scales (those whose template fits somewhere); ``matrices``
+            (P, 2, 3) canvas-to-image maps (for ``cv2.warpAffine`` with ``WARP_INVERSE_MAP``);
+            ``canvases`` P (width, height), each the turned image's bounding box; ``valid`` P bool
+            arrays over the window positions (top-left corners) on the canvas.
+        """
+        key = tuple(image_shape[:2])
+        if key not in self._plans:
+            if len(self._plans) >= 4:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[key] = self._coarse_plan(*key)
+        return self._plans[key]
+
+    def _coarse_plan(self, height, width):
+        th, tw = self.templates[self.levels].shape[:2]
+        corners = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], float)
+        ones = np.ones((height, width), np.uint8)
+        kernel = np.ones((th, tw), np.uint8)
+        poses, matrices, canvases, valid = [], [], [], []
+        for angle, scale in self.grid(self.levels):
+            linear = level_matrix((0.0, 0.0), angle, scale, (0.0, 0.0))[:, :2]
+            q = corners @ np.linalg.inv(linear).T  # the image's corners in the template's frame
+            u0, v0 = np.floor(q.min(axis=0))
+            cw, ch = int(np.ceil(q[:, 0].max()) - u0) + 1, int(np.ceil(q[:, 1].max()) - v0) + 1
+            if cw < tw or ch < th:
+                continue
+            m = level_matrix((0.0, 0.0), angle, scale, (0.0, 0.0), shift=(u0, v0))
+            inside = cv2.warpAffine(ones, m, (cw, ch), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST)
+            inside = cv2.erode(inside, kernel, anchor=(0, 0), borderValue=0)[: ch - th + 1, : cw - tw + 1] > 0
+            if inside.any():
+                poses.append((angle, scale))
+                matrices.append(m)
+                canvases.append((cw, ch))
+                valid.append(inside)
+        return CoarsePlan(np.array(poses, float).reshape(-1, 2), np.array(matrices).reshape(-1, 2, 3), canvases, valid)
 
     def bank(self, level):
         """The turned, scaled copies of the level's template for :meth:`grid`'s poses (a list of :class:`Pose`)."""

@@ -159,9 +159,10 @@ def search_rotated(job):
 def coarse_candidates(prepared, image, k):
     """Every pose of the coarsest grid over the whole reduced ``image``: the best ``k`` apart.
 
-    For each pose the image is turned into the template's frame (its bounding
-    box there), the level's template matched at every position whose window the
-    turned image covers, and the best ``_PEAKS_PER_POSE`` local maxima kept.
+    For each pose the image is turned into the template's frame (one canvas
+    for all poses, :meth:`PreparedTemplate.coarse_plan`), the level's
+    template matched at every position whose window the turned image covers,
+    and the best ``_PEAKS_PER_POSE`` local maxima kept.
 
     Returns
     -------
@@ -170,39 +171,32 @@ def coarse_candidates(prepared, image, k):
     """
     level = prepared.levels
     tpl, cv_mask = prepared.templates[level], prepared.cv_masks[level]
-    th, tw = tpl.shape[:2]
-    tcx, tcy = prepared.level_center(level)
-    H, W = image.shape[:2]
-    image_corners = np.array([[0, 0], [W - 1, 0], [W - 1, H - 1], [0, H - 1]], float)
-    ones = np.ones((H, W), np.uint8)
-    factor = 2.0**level
-    found = []
-    for angle, scale in prepared.grid(level):
-        linear = level_matrix((0.0, 0.0), angle, scale, (0.0, 0.0))[:, :2]
-        q = image_corners @ np.linalg.inv(linear).T  # the image's corners in the template's frame
-        u0, v0 = np.floor(q.min(axis=0))
-        cw, ch = int(np.ceil(q[:, 0].max()) - u0) + 1, int(np.ceil(q[:, 1].max()) - v0) + 1
-        if cw < tw or ch < th:
-            continue
-        m = level_matrix((0.0, 0.0), angle, scale, (0.0, 0.0), shift=(u0, v0))
-        flags = cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR
-        turned = cv2.warpAffine(image, m, (cw, ch), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        inside = cv2.warpAffine(ones, m, (cw, ch), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_NEAREST)
-        g = _goodness_map(turned, tpl, cv_mask, prepared.method)
-        inside = cv2.erode(inside, np.ones((th, tw), np.uint8), anchor=(0, 0))[: g.shape[0], : g.shape[1]]
-        if not inside.any():
-            continue
-        g[inside == 0] = -np.inf
-        peak = (g >= cv2.dilate(g, np.ones((3, 3), np.uint8))) & (inside > 0)
-        ys, xs = np.nonzero(peak)
-        if ys.size > _PEAKS_PER_POSE:
-            top = np.argpartition(-g[ys, xs], _PEAKS_PER_POSE)[:_PEAKS_PER_POSE]
-            ys, xs = ys[top], xs[top]
-        for y, x in zip(ys, xs):
-            cx, cy = m @ (x + tcx, y + tcy, 1.0)
-            found.append((float(g[y, x]), cx * factor, cy * factor, angle, scale))
-    if not found:
+    plan = prepared.coarse_plan(image.shape)
+    if not len(plan.poses):
         raise MatcherError("the template (at every scale asked) is larger than the image", param="template")
+    flags = cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR
+    kernel = np.ones((3, 3), np.uint8)
+    values = np.full((len(plan.poses), _PEAKS_PER_POSE), -np.inf)
+    ys = np.zeros(values.shape, int)
+    xs = np.zeros(values.shape, int)
+    for i, (m, canvas, valid) in enumerate(zip(plan.matrices, plan.canvases, plan.valid)):
+        turned = cv2.warpAffine(image, m, canvas, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        g = _goodness_map(turned, tpl, cv_mask, prepared.method)
+        g[~valid] = -np.inf
+        g[g < cv2.dilate(g, kernel)] = -np.inf  # local maxima only
+        flat = g.reshape(-1)
+        n = min(_PEAKS_PER_POSE, flat.size)
+        top = np.argpartition(-flat, n - 1)[:n] if n < flat.size else np.arange(n)
+        values[i, :n] = flat[top]
+        ys[i, :n], xs[i, :n] = np.divmod(top, g.shape[1])
+    pose, j = np.nonzero(np.isfinite(values))
+    ys, xs = ys[pose, j], xs[pose, j]
+    tcx, tcy = prepared.level_center(level)
+    m = plan.matrices[pose]
+    cx = (m[:, 0, 0] * (xs + tcx) + m[:, 0, 1] * (ys + tcy) + m[:, 0, 2]) * 2.0**level
+    cy = (m[:, 1, 0] * (xs + tcx) + m[:, 1, 1] * (ys + tcy) + m[:, 1, 2]) * 2.0**level
+    found = [(float(v), float(x), float(y), float(a), float(s)) for v, x, y, a, s in
+             zip(values[pose, j], cx, cy, plan.poses[pose, 0], plan.poses[pose, 1])]
     found.sort(key=lambda f: -f[0])
     radius = 0.5 * min(prepared.shape) * prepared.scales[0]
     a_step, s_step = prepared.steps(level)
@@ -279,7 +273,8 @@ def _vertex(left, mid, right):
 def _goodness_map(seen, template, cv_mask, method):
     """Goodness (higher is better) of ``template`` at every position of ``seen``, by OpenCV in float32: for ranking."""
     g = cv2.matchTemplate(seen, template, _CV_METHODS[method.name], mask=cv_mask)
-    g = np.nan_to_num(g, nan=1.0 if method.lower_is_better else 0.0, posinf=0.0, neginf=0.0)
+    if cv_mask is not None:  # masked scores can be NaN or infinite over flat windows
+        g = np.nan_to_num(g, nan=1.0 if method.lower_is_better else 0.0, posinf=0.0, neginf=0.0)
     return -g if method.lower_is_better else g
 
 
