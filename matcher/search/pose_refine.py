@@ -30,6 +30,8 @@ References
    framework", IJCV 56(3), 2004 (forward additive algorithm, section 2).
 """
 
+import math
+
 import cv2
 import numpy as np
 
@@ -65,8 +67,9 @@ def refine_pose(prepared, image, pose):
 
     Notes
     -----
-    The pose with its corner on the nearest whole pixel is tried too and kept
-    if it scores at least as well: an exact copy lands exactly on its pixels.
+    Near a quarter turn at scale 1, the pose with its corner on the nearest
+    whole pixel is tried too and kept if it scores at least as well: an exact
+    copy lands exactly on its pixels.
     """
     free = np.array([True, True, prepared.angles[1] > prepared.angles[0], prepared.scales[1] > prepared.scales[0]])
     start = np.array([pose[0], pose[1], pose[2] if free[2] else prepared.angles[0],
@@ -85,7 +88,9 @@ def refine_pose(prepared, image, pose):
     h, w = prepared.shape
     x0, y0 = best[0] - (w - 1) / 2.0, best[1] - (h - 1) / 2.0  # the corner pixel's position
     snapped = np.array([round(x0) + (w - 1) / 2.0, round(y0) + (h - 1) / 2.0, best[2], best[3]])
-    if np.any(snapped != best) and _goodness(prepared, image, snapped) >= _goodness(prepared, image, best):
+    on_pixels = (abs((best[2] + 45.0) % 90.0 - 45.0) < 0.5 * prepared.angle_step
+                 and abs(best[3] - 1.0) < 0.5 * prepared.scale_step)  # a quarter turn, scale 1: pixels land on pixels
+    if on_pixels and np.any(snapped != best) and _goodness(prepared, image, snapped) >= _goodness(prepared, image, best):
         best = snapped
     best = tuple(float(v) for v in best)
     score = pose_score(prepared, image, best)
@@ -112,10 +117,13 @@ def _seen(prepared, image, pose, remap=False):
     reaches outside the image."""
     cx, cy, angle, scale = pose
     h, w = prepared.shape
-    m = pose_matrix((cx, cy), angle, scale, prepared.shape)
-    c = template_corners(m, prepared.shape)
-    if c.min() < 0 or c[:, 0].max() > image.shape[1] - 1 or c[:, 1].max() > image.shape[0] - 1:
+    # the turned box's half extents about the centre, in plain floats (called many times per search)
+    a, b = scale * math.cos(math.radians(angle)), scale * math.sin(math.radians(angle))
+    ex = 0.5 * ((w - 1) * abs(a) + (h - 1) * abs(b))
+    ey = 0.5 * ((w - 1) * abs(b) + (h - 1) * abs(a))
+    if cx - ex < 0 or cy - ey < 0 or cx + ex > image.shape[1] - 1 or cy + ey > image.shape[0] - 1:
         return None
+    m = pose_matrix((cx, cy), angle, scale, prepared.shape)
     if remap:  # the reported score: an explicit map per pixel
         yy, xx = prepared.pixel_grid
         map_x = (m[0, 0] * xx + m[0, 1] * yy + m[0, 2]).astype(np.float32)

@@ -67,6 +67,7 @@ _RADIUS = 4  # finer-level search radius (pixels of the level) around a coarser 
 _REFINE_WITHIN = 0.1  # candidates scoring more than this below the best at level 1 are not refined
 _KEEP_WITHIN = 0.2  # below full resolution, candidates scoring more than this below the level's best are dropped
 _CLIMBS = 6  # largest number of moves of a finer level's pose neighbourhood
+_LAST_GRID = 1  # the finest level searched on a grid (then the continuous refinement)
 
 
 def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scales=(1.0, 1.0), angle_step=None,
@@ -120,11 +121,12 @@ def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scale
         images.append(pyr_down(images[-1]))
     k = 32 if max_matches is None else max(16, 4 * max_matches)
     cands = coarse_candidates(prepared, images[-1], k)
-    for level in range(prepared.levels - 1, -1, -1):
+    for level in range(prepared.levels - 1, _LAST_GRID - 1, -1):
         if level == 0 and cands and max_matches is not None:  # only those that may still be among the best
             keep = max(2, 2 * max_matches)
             cands = [c for c in cands[:keep] if c[0] >= cands[0][0] - _REFINE_WITHIN]
-        cands = _distinct(_finer(prepared, images[level], level, cands), prepared, level)
+        within = None if max_matches is None else (_KEEP_WITHIN if level else _REFINE_WITHIN)
+        cands = _distinct(_finer(prepared, images[level], level, cands, within), prepared, level)
         if level and cands and max_matches is not None:  # the others cannot catch up with the best
             best = cands[0][0]
             cands = [c for c in cands if c[0] >= best - _KEEP_WITHIN]
@@ -214,35 +216,52 @@ def coarse_candidates(prepared, image, k):
     return kept
 
 
-def _finer(prepared, image, level, cands):
+def _finer(prepared, image, level, cands, within=None):
     """Each candidate at ``level``: around its centre, its pose and one step either side; while the best is
-    not the middle one, around that again (a ridge of poses scoring alike is followed, up to
-    ``_CLIMBS`` times). The best pose goes on."""
-    a_step, s_step = prepared.steps(level)
-    lo, hi = prepared.scales
-    ds_range = (-1, 0, 1) if hi > lo else (0,)
-    out = []
-    for _, cx, cy, angle, scale in cands:
-        seen = {}
-        centre = (0, 0)
-        best = None
-        for _ in range(_CLIMBS):
-            for da in (-1, 0, 1):
-                for ds in ds_range:
-                    key = (centre[0] + da, centre[1] + ds)
-                    s = scale + key[1] * s_step
-                    if key in seen or not lo - 1e-12 <= s <= hi + 1e-12:
-                        continue
-                    a = angle + key[0] * a_step
-                    at = best if best is not None else (None, cx, cy)
-                    seen[key] = _near(prepared, image, level, at[1], at[2], a, s) + (a, s)
-            top = max(seen, key=lambda k: seen[k][0])
-            best = seen[top]
-            if top == centre:
+    not the middle one, around that again (a ridge of poses scoring alike is followed, up to ``_CLIMBS``
+    moves). Only candidates within ``within`` of the best after the first round go on climbing (all
+    when None). The best pose of each goes on."""
+    climbs = [_Climb(prepared, image, level, c) for c in cands]
+    for c in climbs:
+        c.round()
+    if within is not None and climbs:
+        top = max(c.best[0] for c in climbs)
+        climbs = [c for c in climbs if c.best[0] >= top - within]
+    for c in climbs:
+        for _ in range(_CLIMBS - 1):
+            if not c.round():
                 break
-            centre = top
-        out.append(best)
-    return out
+    return [c.best for c in climbs]
+
+
+class _Climb:
+    """A candidate's neighbourhood of poses at one level, moved towards its best."""
+
+    def __init__(self, prepared, image, level, cand):
+        self.prepared, self.image, self.level = prepared, image, level
+        _, self.cx, self.cy, self.angle, self.scale = cand
+        self.steps = prepared.steps(level)
+        self.seen = {}
+        self.centre = (0, 0)
+        self.best = None
+
+    def round(self):
+        """Score the 3 x 3 (or 3) poses around the centre; False when the best is the centre (done)."""
+        lo, hi = self.prepared.scales
+        for da in (-1, 0, 1):
+            for ds in ((-1, 0, 1) if hi > lo else (0,)):
+                key = (self.centre[0] + da, self.centre[1] + ds)
+                s = self.scale + key[1] * self.steps[1]
+                if key in self.seen or not lo - 1e-12 <= s <= hi + 1e-12:
+                    continue
+                a = self.angle + key[0] * self.steps[0]
+                at = self.best if self.best is not None else (None, self.cx, self.cy)
+                self.seen[key] = _near(self.prepared, self.image, self.level, at[1], at[2], a, s) + (a, s)
+        top = max(self.seen, key=lambda k: self.seen[k][0])
+        self.best = self.seen[top]
+        moved = top != self.centre
+        self.centre = top
+        return moved
 
 
 def _near(prepared, image, level, cx, cy, angle, scale, radius=_RADIUS):
