@@ -41,7 +41,7 @@ from .poses import pose_matrix, template_corners
 
 __all__ = ["refine_pose", "pose_score", "newton_maximise"]
 
-_GN_ITERATIONS = 30
+_GN_ITERATIONS = 12
 _GN_DONE = 0.002  # stop when a step moves every parameter by less than this (units: half a pixel, one step)
 _JACOBIAN_STEP = 0.5  # units; finer differences see the resampling's 1/32-pixel quantisation
 _NEWTON_ITERATIONS = 3
@@ -145,6 +145,8 @@ def _gauss_newton(prepared, image, start, free):
     t_hat = prepared.reference / prepared.reference_norm
     centre = prepared.method.name == "ncc"
     unit = np.array([0.5, 0.5, prepared.angle_step, prepared.scale_step])
+    wide = 1e9 if prepared.full_circle else 0.0
+    bounds = ([prepared.angles[0] - wide, prepared.scales[0]], [prepared.angles[1] + wide, prepared.scales[1]])
     moves = [_JACOBIAN_STEP * unit[k] * np.eye(4)[k] for k in np.flatnonzero(free)]
 
     def values(p):
@@ -201,8 +203,10 @@ def _gauss_newton(prepared, image, start, free):
             break
         q = p.copy()
         q[free] += step * unit[free]
+        q[2:] = np.clip(q[2:], *bounds)  # within the ranges asked
+        moved = np.abs((q - p)[free] / unit[free]).max()
         seen = correlation(q)
-        if seen is not None and seen[0] >= corr and np.abs(step).max() < _GN_DONE:
+        if seen is not None and seen[0] >= corr and moved < _GN_DONE:
             return q  # converged: no need for the Jacobian there
         trial = None if seen is None or seen[0] < corr else linearise(q, seen)
         if trial is not None:

@@ -248,13 +248,15 @@ class _Climb:
     def round(self):
         """Score the 3 x 3 (or 3) poses around the centre; False when the best is the centre (done)."""
         lo, hi = self.prepared.scales
+        a_lo, a_hi = self.prepared.angles
         for da in (-1, 0, 1):
             for ds in ((-1, 0, 1) if hi > lo else (0,)):
                 key = (self.centre[0] + da, self.centre[1] + ds)
                 s = self.scale + key[1] * self.steps[1]
-                if key in self.seen or not lo - 1e-12 <= s <= hi + 1e-12:
-                    continue
                 a = self.angle + key[0] * self.steps[0]
+                if key in self.seen or not lo - 1e-9 <= s <= hi + 1e-9 or not (
+                        self.prepared.full_circle or a_lo - 1e-9 <= a <= a_hi + 1e-9):
+                    continue
                 at = self.best if self.best is not None else (None, self.cx, self.cy)
                 self.seen[key] = _near(self.prepared, self.image, self.level, at[1], at[2], a, s) + (a, s)
         top = max(self.seen, key=lambda k: self.seen[k][0])
