@@ -78,6 +78,8 @@ class PreparedTemplate:
         Pyramid levels above full resolution (the coarsest template's sides stay >= 12).
     templates, masks : list of ndarray
         The template (float32) and its mask (float32 in [0, 1]) at levels 0 .. ``levels``.
+    variances : list of float
+        The template's variance per level (summed over channels).
     cv_masks : list of ndarray or None
         Per level, the binary uint8 mask for ``cv2.matchTemplate`` (None without a user mask).
     used : ndarray of bool, shape (h, w)
@@ -123,6 +125,7 @@ class PreparedTemplate:
         for _ in range(self.levels):
             self.templates.append(pyr_down(self.templates[-1]))
             self.masks.append(np.clip(pyr_down(self.masks[-1]), 0.0, 1.0))
+        self.variances = [float(t.reshape(t.shape[0], t.shape[1], -1).var(axis=(0, 1)).sum()) for t in self.templates]
         masked = not self.mask.all()
         self.cv_masks = [(m >= 0.5).astype(np.uint8) if masked else None for m in self.masks]
         self._banks = {}

@@ -66,6 +66,7 @@ _PEAKS_PER_POSE = 4
 _RADIUS = 4  # finer-level search radius (pixels of the level) around a coarser candidate's position
 _REFINE_WITHIN = 0.1  # candidates scoring more than this below the best at level 1 are not refined
 _KEEP_WITHIN = 0.2  # below full resolution, candidates scoring more than this below the level's best are dropped
+_FLAT = 1e-4  # a window whose variance is below this fraction of the template's is flat
 _CLIMBS = 6  # largest number of moves of a finer level's pose neighbourhood
 _LAST_GRID = 1  # the finest level searched on a grid (then the continuous refinement)
 
@@ -178,6 +179,7 @@ def coarse_candidates(prepared, image, k):
         raise MatcherError("the template (at every scale asked) is larger than the image", param="template")
     flags = cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR
     kernel = np.ones((3, 3), np.uint8)
+    guard = cv_mask is None and prepared.method.name == "ncc"
     values = np.full((len(plan.poses), _PEAKS_PER_POSE), -np.inf)
     ys = np.zeros(values.shape, int)
     xs = np.zeros(values.shape, int)
@@ -191,14 +193,15 @@ def coarse_candidates(prepared, image, k):
         top = np.argpartition(-flat, n - 1)[:n] if n < flat.size else np.arange(n)
         values[i, :n] = flat[top]
         ys[i, :n], xs[i, :n] = np.divmod(top, g.shape[1])
+
     pose, j = np.nonzero(np.isfinite(values))
     ys, xs = ys[pose, j], xs[pose, j]
     tcx, tcy = prepared.level_center(level)
     m = plan.matrices[pose]
     cx = (m[:, 0, 0] * (xs + tcx) + m[:, 0, 1] * (ys + tcy) + m[:, 0, 2]) * 2.0**level
     cy = (m[:, 1, 0] * (xs + tcx) + m[:, 1, 1] * (ys + tcy) + m[:, 1, 2]) * 2.0**level
-    found = [(float(v), float(x), float(y), float(a), float(s)) for v, x, y, a, s in
-             zip(values[pose, j], cx, cy, plan.poses[pose, 0], plan.poses[pose, 1])]
+    found = [(float(v), float(x), float(y), float(a), float(s), (int(p), int(y0), int(x0))) for v, x, y, a, s, p, y0, x0
+             in zip(values[pose, j], cx, cy, plan.poses[pose, 0], plan.poses[pose, 1], pose, ys, xs)]
     found.sort(key=lambda f: -f[0])
     radius = 0.5 * min(prepared.shape) * prepared.scales[0]
     a_step, s_step = prepared.steps(level)
@@ -207,10 +210,15 @@ def coarse_candidates(prepared, image, k):
         return (math.hypot(f[1] - q[1], f[2] - q[2]) < radius and abs(f[4] - q[4]) <= 1.5 * s_step
                 and abs((f[3] - q[3] + 180.0) % 360.0 - 180.0) <= 1.5 * a_step)
 
+    def flat(f):  # checked only for the candidates kept: the rare flat window costs one more warp
+        i, y, x = f[5]
+        turned = cv2.warpAffine(image, plan.matrices[i], plan.canvases[i], flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        return _flat(turned, y, x, tpl.shape, prepared.variances[level])
+
     kept = []
     for f in found:
-        if not any(same(f, q) for q in kept):
-            kept.append(f)
+        if not any(same(f, q) for q in kept) and not (guard and flat(f)):
+            kept.append(f[:5])
             if len(kept) == k:
                 break
     return kept
@@ -279,6 +287,9 @@ def _near(prepared, image, level, cx, cy, angle, scale, radius=_RADIUS):
                           borderMode=cv2.BORDER_REPLICATE)
     g = _goodness_map(seen, tpl, prepared.cv_masks[level], prepared.method)
     iy, ix = np.unravel_index(int(np.argmax(g)), g.shape)
+    if (prepared.cv_masks[level] is None and prepared.method.name == "ncc"
+            and _flat(seen, iy, ix, tpl.shape, prepared.variances[level])):
+        return 0.0, cx, cy
     dx = _vertex(g[iy, ix - 1], g[iy, ix], g[iy, ix + 1]) if 0 < ix < g.shape[1] - 1 else 0.0
     dy = _vertex(g[iy - 1, ix], g[iy, ix], g[iy + 1, ix]) if 0 < iy < g.shape[0] - 1 else 0.0
     x, y = m @ (ix + dx + tcx, iy + dy + tcy, 1.0)
@@ -297,6 +308,15 @@ def _goodness_map(seen, template, cv_mask, method):
     if cv_mask is not None:  # masked scores can be NaN or infinite over flat windows
         g = np.nan_to_num(g, nan=1.0 if method.lower_is_better else 0.0, posinf=0.0, neginf=0.0)
     return -g if method.lower_is_better else g
+
+
+def _flat(seen, y, x, shape, t_var):
+    """Whether the window of ``shape`` at (y, x) of ``seen`` is nearly flat: OpenCV's unmasked ``ncc`` scores
+    such windows up to +-1 by rounding, where the definition scores them 0 (float64 here)."""
+    w = seen[y : y + shape[0], x : x + shape[1]].astype(np.float64)
+    mean = w.mean(axis=(0, 1))
+    var = float(((w - mean) ** 2).mean(axis=(0, 1)).sum())
+    return var <= max(_FLAT * t_var, 1e-5 * float((mean * mean).sum()))
 
 
 def _distinct(cands, prepared, level):
