@@ -9,19 +9,23 @@ with OpenCV's ``matchTemplate`` (float32, for ranking only):
 
 1. **Coarse level.** For every pose of the coarsest grid (angle and scale
    steps ``2 * 2**L`` times the fine ones, HALCON's ``'auto'`` rule at that
-   level [1]_) the whole reduced image is turned into the template's frame and
-   matched at every position; the best local peaks of all poses, apart from
+   level [1]_ [3]_) the whole reduced image is turned into the template's
+   frame and matched at every position; the best local peaks of all poses, apart from
    one another, become candidates.
 2. **Finer levels, down to level 1.** Each candidate is re-searched around its
    position, at its angle and scale and one step either side (the steps halve
-   with every level), by warping a small window of the level's image; the
-   best pose goes on with a sub-pixel position (a parabola through the peak).
-   Candidates that fall far below the level's best, or converge onto another,
-   are dropped.
+   with every level), by warping a small window of the level's image; while
+   the best of these is not the middle pose the neighbourhood moves there (a
+   ridge of poses scoring alike, a scale change compensated by a shift, is
+   followed). The best pose goes on with a sub-pixel position (a parabola
+   through the peak). After one neighbourhood, candidates far below the
+   level's best stop; those that converge onto a better one are dropped.
+   Nearly flat windows (which OpenCV's unmasked ``ncc`` scores up to 1 by
+   rounding) score 0, as by the definition.
 3. **Full resolution, continuous.** The best few candidates' centre, angle and
-   scale are refined jointly by Newton steps on the score (gradient and
-   Hessian from a small stencil of poses, the image resampled by cubic
-   interpolation at the template's pixels), so neither the angle nor the
+   scale are refined jointly (:func:`~matcher.search.pose_refine.refine_pose`:
+   Gauss-Newton on the normalised residual, the image resampled by cubic
+   interpolation at the template's pixels [2]_), so neither the angle nor the
    position is biased by a grid; the reported score is the method's score by
    definition (:func:`matcher.scores.reference.window_scores`) at the pose.
 
@@ -42,6 +46,10 @@ References
    ``'auto'``, ``NumLevels``) and ``find_ncc_model``.
 .. [2] S. Baker, I. Matthews, "Lucas-Kanade 20 years on: a unifying
    framework", IJCV 56(3), 2004 (joint refinement of a warp's parameters).
+.. [3] C. Steger, "Similarity measures for occlusion, clutter, and
+   illumination invariant object recognition", DAGM 2001, LNCS 2191 (the
+   model's pyramid of turned templates, candidates followed level by level);
+   the open source Fastest_Image_Pattern_Matching (BSD-2) does the same for NCC.
 """
 
 import math
