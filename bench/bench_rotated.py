@@ -192,7 +192,8 @@ def opencv_loop_ratio(angles, scales, part):
     find_rotated(image, template, angles=angles, scales=scales)
     ours = time.perf_counter() - t
     print(f"  loop of masked cv2.matchTemplate over the same grid ({len(grid_a) * len(grid_s)} poses, "
-          f"extrapolated from {len(sample) * len(grid_s)}) ~{loop * 1000:.0f} ms: find_rotated = {ours / loop:.4f}x of it")
+          f"extrapolated from {len(sample) * len(grid_s)}) ~{loop * 1000:.0f} ms: "
+          f"find_rotated = {ours / loop:.4f}x of it")
 
 
 def main(argv=None):

@@ -90,7 +90,8 @@ def refine_pose(prepared, image, pose):
     snapped = np.array([round(x0) + (w - 1) / 2.0, round(y0) + (h - 1) / 2.0, best[2], best[3]])
     on_pixels = (abs((best[2] + 45.0) % 90.0 - 45.0) < 0.5 * prepared.angle_step
                  and abs(best[3] - 1.0) < 0.5 * prepared.scale_step)  # a quarter turn, scale 1: pixels land on pixels
-    if on_pixels and np.any(snapped != best) and _goodness(prepared, image, snapped) >= _goodness(prepared, image, best):
+    if on_pixels and np.any(snapped != best) and (
+            _goodness(prepared, image, snapped) >= _goodness(prepared, image, best)):
         best = snapped
     best = tuple(float(v) for v in best)
     score = pose_score(prepared, image, best)
