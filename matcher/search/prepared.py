@@ -177,11 +177,13 @@ class PreparedTemplate:
             arrays over the window positions (top-left corners) on the canvas.
         """
         key = tuple(image_shape[:2])
-        if key not in self._plans:
+        plan = self._plans.get(key)
+        if plan is None:  # single dict operations only: safe when threads share the prepared template
+            plan = self._coarse_plan(*key)
             if len(self._plans) >= 4:
-                self._plans.pop(next(iter(self._plans)))
-            self._plans[key] = self._coarse_plan(*key)
-        return self._plans[key]
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
 
     def _coarse_plan(self, height, width):
         th, tw = self.templates[self.levels].shape[:2]
