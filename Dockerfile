@@ -1,4 +1,5 @@
-# matcher's HTTP service: gunicorn + Flask on a slim Python, as a non-root user.
+# matcher's HTTP service: gunicorn + Flask on a slim Python, as a non-root user: an asyncio front that
+# reads whole requests and queues matches for a pool of compute workers (gunicorn.conf.py starts both).
 #   docker build -t matcher-service .
 #   docker run --rm -p 127.0.0.1:8000:8000 matcher-service      (or: docker compose up -d)
 # Settings: MATCHER_* environment variables (service/config.py), e.g. -e MATCHER_API_KEYS=...
@@ -39,4 +40,4 @@ ENV MATCHER_BIND=0.0.0.0:8000
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request as u; port = os.environ['MATCHER_BIND'].rpartition(':')[2]; sys.exit(u.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status != 200)"]
-CMD ["python", "-m", "gunicorn", "-c", "gunicorn.conf.py", "service.wsgi:app"]
+CMD ["python", "-m", "gunicorn", "-c", "gunicorn.conf.py"]

@@ -12,8 +12,8 @@ concurrency C in ``--clients`` (default 1 and 2):
   with ``MATCHER_MALLOC_THRESHOLD=0`` in the environment to time both
   without that);
 - ``http multipart`` and ``http json``: POST /v1/match to gunicorn started
-  with the production command (``python -m gunicorn -c gunicorn.conf.py
-  service.wsgi:app``) on a free 127.0.0.1 port, from C client threads, each
+  with the production command (``python -m gunicorn -c gunicorn.conf.py``:
+  the front and its compute workers) on a free 127.0.0.1 port, from C client threads, each
   on its own keep-alive connection.
 
 Each of the six runs makes ``--requests`` requests, in ``--rounds`` slices
@@ -154,7 +154,7 @@ def start_server(workers, log_path):
     port = free_port()
     env = os.environ | {"MATCHER_BIND": f"127.0.0.1:{port}", "MATCHER_WORKERS": str(workers)}
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "service.wsgi:app"],
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:

@@ -7,11 +7,19 @@ Three steps, each usable on its own:
 - :func:`process_image` reads one image and finds every template in it,
   returning a JSON-ready record; it never raises for a bad image, the error
   goes into the record;
-- :func:`run` maps :func:`process_image` over the paths with Dask, either on
-  the local machine (``"threads"``, ``"processes"`` or ``"sync"``: no server
-  needed) or on an existing ``dask.distributed`` cluster (``"tcp://host:8786"``),
-  and hands each record to a callback *as soon as it is done*, in completion
-  order, so results can be streamed to a file.
+- :func:`run` maps :func:`process_image` over the paths, either on the local
+  machine (``"threads"``, ``"processes"`` or ``"sync"``: a pool of
+  :mod:`concurrent.futures`, no server needed) or on an existing
+  ``dask.distributed`` cluster (``"tcp://host:8786"``), and hands each record
+  to a callback *as soon as it is done*, in completion order, so results can
+  be streamed to a file.
+
+On the local machine every worker scores one image at a time on one core
+(:func:`matcher.set_num_threads` and OpenCV's threads set to the worker's
+share of the cores): many images in parallel use the cores better than one
+image split into bands, which small images cannot fill. A turned or scaled
+search (``angles``, ``scales``) prepares each template once per worker
+(:func:`matcher.search.rotated.turned_template`) and reuses it for every image.
 
 A record (one line of ``matcher batch``'s JSONL output) is::
 
@@ -28,12 +36,21 @@ is the time to read, decode and match that image.
 import glob
 import itertools
 import json
+import multiprocessing
 import os
+import threading
 import time
+import weakref
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+
+import cv2
 
 from .errors import MatcherError
 from .io import load_image
+from .options import FindOptions
+from .scores.engine import num_threads, set_num_threads
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -53,12 +70,18 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".webp", ".bmp", ".dib", ".
 
 LOCAL_SCHEDULERS = ("threads", "processes", "sync")
 DEFAULT_SCHEDULER = "threads"
-"""Measured fastest on the local machine (see ``bench/bench_batch.py``): the
-engine's FFTs, OpenCV's decoders and NumPy's loops release the GIL, and
-threads need no process start-up nor pickling of templates and results."""
+"""Measured with ``bench/bench_batch.py`` (see the README): the engine's FFTs,
+OpenCV's decoders and NumPy's loops release the GIL for about two thirds of
+an image's time, and threads need no process start-up nor pickling of
+templates and results."""
 
-_CHUNK = 4096  # tasks per local dask.compute call: bounds the graph's memory on huge runs
+_QUEUED_PER_WORKER = 4  # tasks waiting per worker: keeps every worker busy, bounds memory on huge runs
+_IMAGES_PER_PROCESS_TASK = 8  # at most; fewer round trips to worker processes
 _GLOB_CHARS = frozenset("*?[")
+_USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_PREPARED = weakref.WeakKeyDictionary()  # Template -> its PreparedTemplate, for turned searches
+_PREPARED_LOCK = threading.Lock()
+_WORKER_JOB = None  # the Job of a worker process (set once by _start_worker_process)
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,13 +193,33 @@ def process_image(path, job, source=None):
         img = load_image(source or path, color=job.color, **kwargs)
         matches = []
         for t in job.templates:
-            found = find(img.pixels, t.pixels, mask=t.mask, **job.find_options)
+            found = find(img.pixels, searched_template(t, job), mask=t.mask, **job.find_options)
             matches.extend(replace(m, label=t.label).to_dict() for m in found)
         record = {"path": path, "image": img.to_dict(), "matches": matches, "error": None, "error_type": None}
     except Exception as exc:  # noqa: BLE001 - a bad image must never stop the run
         record = error_record(path, exc)
     record["elapsed_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
     return record
+
+
+def searched_template(template, job):
+    """What :func:`matcher.find` searches for ``template`` (a :class:`Template`): its pixels, or for a turned
+    or scaled search (``angles``, ``scales``) its :class:`~matcher.search.rotated.PreparedTemplate`, made
+    on first use and kept for the next images (the turned banks are built once per worker, not per image)."""
+    options = FindOptions.check(**job.find_options)
+    if not options.turned:
+        return template.pixels
+    prepared = _PREPARED.get(template)
+    if prepared is None:
+        from .search.rotated import turned_template  # deferred: most runs never turn
+
+        with _PREPARED_LOCK:
+            prepared = _PREPARED.get(template)
+            if prepared is None:
+                turn = (options.angles, options.scales, options.angle_step, options.scale_step)
+                prepared = _PREPARED[template] = turned_template(template.pixels, options.method, turn,
+                                                                 mask=template.mask)
+    return prepared
 
 
 def error_record(path, exc):
@@ -195,7 +238,7 @@ def is_remote(scheduler):
 
 
 def run(paths, job, on_record, *, scheduler=DEFAULT_SCHEDULER, num_workers=None, connect_timeout=10):
-    """Process every path with Dask and call ``on_record(record)`` for each as it completes.
+    """Process every path and call ``on_record(record)`` for each as it completes.
 
     Parameters
     ----------
@@ -204,14 +247,19 @@ def run(paths, job, on_record, *, scheduler=DEFAULT_SCHEDULER, num_workers=None,
     on_record : callable
         Called in the calling thread, once per path, in completion order.
     scheduler : str
-        ``"threads"``, ``"processes"`` or ``"sync"`` (one at a time, in this
-        process: for debugging) run Dask's local scheduler on this machine;
-        an address such as ``"tcp://10.0.0.5:8786"`` uses an existing
-        ``dask.distributed`` scheduler: the job (templates) is scattered to
-        every worker once and the workers read the images themselves (so the
-        paths must be valid on the workers; they are made absolute).
+        ``"threads"`` or ``"processes"`` run a pool of that many workers on
+        this machine (processes start the platform's default way: forked on
+        Linux; each receives the job once), ``"sync"`` one image at a time in
+        this thread (for debugging); while a local pool runs, each worker
+        scores with its share of the cores (:func:`matcher.set_num_threads`
+        and OpenCV's threads; with ``"threads"`` that setting is the whole
+        process's until the run ends). An address such as
+        ``"tcp://10.0.0.5:8786"`` uses an existing ``dask.distributed``
+        scheduler: the job (templates) is scattered to every worker once and
+        the workers read the images themselves (so the paths must be valid on
+        the workers; they are made absolute).
     num_workers : int, optional
-        Threads or processes of the local scheduler (default: one per core).
+        Threads or processes of the local pool (default: one per core).
     connect_timeout : float
         Seconds to wait for a remote scheduler.
     """
@@ -234,38 +282,71 @@ def _need(module, what):
 
 
 def _run_local(paths, job, on_record, scheduler, num_workers):
-    _need("dask", "matcher batch")
-    import dask
-    from dask.callbacks import Callback
+    if scheduler == "sync":
+        for path in paths:
+            on_record(process_image(path, job))
+        return
+    workers = num_workers or _USABLE_CORES
+    threads_each = max(1, _USABLE_CORES // workers)  # each worker's share of the cores
+    if scheduler == "threads":
+        with _engine_threads(threads_each), ThreadPoolExecutor(workers, thread_name_prefix="matcher-batch") as pool:
+            _stream(pool, [[p] for p in paths], lambda chunk: pool.submit(_process_chunk, chunk, job), on_record,
+                    workers)
+        return
+    # The platform's default start method (fork on Linux: workers start in milliseconds, with matcher
+    # imported); the job goes to each worker once, then chunks of paths.
+    size = max(1, min(_IMAGES_PER_PROCESS_TASK, len(paths) // (workers * _QUEUED_PER_WORKER)))
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(), initializer=_start_worker_process,
+                             initargs=(job, threads_each)) as pool:
+        _stream(pool, chunks, lambda chunk: pool.submit(_process_chunk, chunk), on_record, workers)
 
-    pool = None
-    if scheduler == "processes":
-        from concurrent.futures import ProcessPoolExecutor
 
-        from dask.multiprocessing import get_context
-
-        pool = ProcessPoolExecutor(num_workers or os.cpu_count(), mp_context=get_context())
-    elif scheduler == "threads":
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(num_workers or os.cpu_count())
+def _stream(pool, chunks, submit, on_record, workers):
+    """Submit ``chunks`` a few per worker at a time; hand over each record as its chunk completes."""
+    it = iter(chunks)
+    pending = {submit(c) for c in itertools.islice(it, workers * _QUEUED_PER_WORKER)}
     try:
-        job_task = dask.delayed(job, name="matcher-batch-job")
-        process = dask.delayed(process_image, pure=False)
-        it = iter(paths)
-        while chunk := list(itertools.islice(it, _CHUNK)):
-            tasks = [process(p, job_task) for p in chunk]
-            keys = {t.key for t in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                for record in future.result():
+                    on_record(record)
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.add(submit(nxt))
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
 
-            def posttask(key, result, dsk, state, worker_id, keys=keys):
-                if key in keys:
-                    on_record(result)
 
-            with Callback(posttask=posttask):
-                dask.compute(*tasks, scheduler=scheduler, pool=pool, optimize_graph=False)
+def _process_chunk(paths, job=None):
+    """:func:`process_image` for each path (with the worker process's job when ``job`` is None)."""
+    job = _WORKER_JOB if job is None else job
+    return [process_image(p, job) for p in paths]
+
+
+def _start_worker_process(job, threads):
+    """A worker process's start: keep the job, and score with ``threads`` threads (matcher's and OpenCV's)."""
+    global _WORKER_JOB
+    _WORKER_JOB = job
+    set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
+@contextmanager
+def _engine_threads(threads):
+    """matcher's and OpenCV's thread counts set to ``threads`` for the block (process-wide), then restored."""
+    if threads >= num_threads():
+        yield
+        return
+    previous, previous_cv = set_num_threads(threads), cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        yield
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        set_num_threads(previous)
+        cv2.setNumThreads(previous_cv)
 
 
 def _run_distributed(paths, job, on_record, address, connect_timeout):

@@ -47,7 +47,8 @@ __all__ = ["main", "build_parser"]
 PROG = "matcher"
 FIND_FLAGS = ("method", "threshold", "max_matches", "max_overlap", "region", "subpixel", "precision")
 TURN_FLAGS = ("angles", "scales", "angle_step", "scale_step")
-"""Options of the turned and scaled search: flags of ``match`` only (``batch`` uses :func:`matcher.find_many`)."""
+"""Options of the turned and scaled search: flags of ``match`` and ``batch`` (which prepares each template
+once per worker for them)."""
 """The options of :mod:`matcher.options` that are flags of ``match`` and ``batch`` (``pyramid`` is not:
 ``batch`` searches with :func:`matcher.find_many`, which has none)."""
 _CLI_NOTES = {  # what the command line adds to an option's one-line doc
@@ -167,10 +168,7 @@ def build_parser():
                    help="template to find; a PNG's alpha channel is used as the mask")
     _add_find_options(m)
     m.add_argument("--pyramid", action="store_true", help=OPTIONS["pyramid"].doc + " (normalised methods)")
-    turn = m.add_argument_group("turned and scaled templates (normalised methods)")
-    for name in TURN_FLAGS:
-        option = OPTIONS[name]
-        turn.add_argument(option.flag, type=_spec_type(option), default=None, metavar=option.metavar, help=option.doc)
+    _add_turn_options(m)
     out = m.add_argument_group("output")
     fmt = out.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print one JSON document (stable, for scripts)")
@@ -201,14 +199,15 @@ def build_parser():
     b.add_argument("--resume", action="store_true",
                    help="append to --out, skipping the images already recorded in it")
     b.add_argument("--scheduler", type=_scheduler, default=None, metavar="S",
-                   help="'threads' (default), 'processes' or 'sync' (one at a time) for Dask's local scheduler, "
+                   help="'threads' (default) or 'processes' for a pool on this machine, 'sync' for one image at a time, "
                         "or the address of a Dask distributed scheduler, e.g. tcp://HOST:8786, whose workers "
                         "read the images (paths must be valid there)")
     b.add_argument("--workers", type=_positive_int, metavar="N",
-                   help="threads or processes of the local scheduler (default: one per core)")
+                   help="threads or processes of the local pool (default: one per core)")
     b.add_argument("--no-progress", action="store_true",
                    help="no progress bar (there is none anyway when stderr is not a terminal)")
     _add_find_options(b)
+    _add_turn_options(b)
     _add_common(b)
     b.set_defaults(handler=_cmd_batch)
     return parser
@@ -278,6 +277,14 @@ def _load(role, path, color):
         raise UsageError(f"{role} {path}: cannot read: {exc.strerror or exc}") from exc
     except MatcherError as exc:
         raise UsageError(f"{role} {path}: {exc}") from exc
+
+
+def _add_turn_options(p):
+    """The flags of :data:`TURN_FLAGS`, in their own group."""
+    turn = p.add_argument_group("turned and scaled templates (normalised methods)")
+    for name in TURN_FLAGS:
+        option = OPTIONS[name]
+        turn.add_argument(option.flag, type=_spec_type(option), default=None, metavar=option.metavar, help=option.doc)
 
 
 def _find_options(args):

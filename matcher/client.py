@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import (ImageDecodeError, ImageTooLargeError, MatcherError, TemplateTooLargeError,
                      UnsupportedFormatError)
+from .options import OPTIONS, format_option
 from .search.find import Match
 
 __all__ = ["Client", "ServiceError"]
@@ -88,7 +89,8 @@ class Client:
         return f"Client({self.base_url!r})"
 
     def find(self, image, template, method="ncc", *, threshold=None, max_matches=1, max_overlap=0.3,
-             region=None, subpixel=False, mask=None, precision="fast"):
+             region=None, subpixel=False, mask=None, precision="fast", angles=None, scales=None, angle_step=None,
+             scale_step=None):
         """:func:`matcher.find` on the service: same arguments, same ``Match`` list, best first.
 
         ``image``, ``template`` and ``mask`` are numpy arrays (uint8 or uint16, or
@@ -96,6 +98,9 @@ class Client:
         RGB ``(H, W, 3)``), file paths or encoded bytes (PNG, JPEG, WebP, BMP,
         TIFF; decoded by the server; a template's alpha channel is its mask).
         ``method`` may be an OpenCV ``TM_*`` constant, as for ``matcher.find``.
+        ``angles``, ``scales`` and their steps ask for the turned and scaled search,
+        as they do of ``matcher.find`` (the server may refuse one over its
+        ``MATCHER_MAX_TURN_WORK``: a :class:`~matcher.errors.MatcherError`).
         """
         if isinstance(method, (int, np.integer)) and not isinstance(method, bool):
             from .scores.inputs import normalize_method
@@ -107,6 +112,10 @@ class Client:
             fields.append(("threshold", repr(float(threshold))))
         if region is not None:
             fields.append(("region", ",".join(str(int(v)) for v in region)))
+        for name, value in (("angles", angles), ("scales", scales), ("angle_step", angle_step),
+                            ("scale_step", scale_step)):
+            if value is not None:
+                fields.append((name, format_option(name, OPTIONS[name].check(value))))
         files = [("image", _encode(image, "image")), ("template", _encode(template, "template"))]
         if mask is not None:
             files.append(("mask", _encode(mask, "mask", is_mask=True)))

@@ -19,7 +19,7 @@ from .errors import MatcherError, ParameterTypeError
 from .methods import get_method
 
 __all__ = ["Option", "OptionSyntaxError", "DEFAULT_METHOD", "TRUE_WORDS", "FALSE_WORDS", "BOOLEAN_WORDS",
-           "NUMBER_PATTERN", "FRACTION_PATTERN", "COUNT_PATTERN", "REGION_PATTERN", "INTEGER_PATTERN"]
+           "NUMBER_PATTERN", "POSITIVE_PATTERN", "FRACTION_PATTERN", "COUNT_PATTERN", "REGION_PATTERN", "INTEGER_PATTERN"]
 
 DEFAULT_METHOD = "ncc"
 """The method a ``threshold`` is checked against when none is given."""
@@ -34,6 +34,9 @@ NUMBER_PATTERN = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 """The string form of a number (``threshold``): decimal, optional exponent; no ``_``, spaces, inf or nan."""
 FRACTION_PATTERN = r"0*1(?:\.0*)?|0*0(?:\.\d*)?|0*\.\d+"
 """The string form of a number in [0, 1] (``max_overlap``): a plain decimal such as ``0.3``, ``1``, ``.25``."""
+POSITIVE_PATTERN = r"\+?(?:\d*[1-9]\d*(?:\.\d*)?|\d*\.\d*[1-9]\d*)(?:[eE][+-]?\d+)?"
+"""The string form of a positive number (``angle_step``, ``scale_step``): a number with a non-zero digit
+before any exponent, no sign but ``+``."""
 COUNT_PATTERN = r"0*[1-9]\d*"
 """The string form of a positive integer (``max_matches``)."""
 REGION_PATTERN = r"\d+,\d+,0*[1-9]\d*,0*[1-9]\d*"
@@ -329,11 +332,14 @@ class Option:
 
         A value is valid iff :meth:`parse` (for ``form``; the empty string,
         which a form uses for "absent", is also valid) or :meth:`from_json`
-        accepts it, with two exceptions a schema cannot express: the
+        accepts it, with three exceptions a schema cannot express: the
         ``threshold`` range depends on ``method`` (for the JSON form,
         :func:`threshold_rules` says it at the level of the request object;
-        a form string is only checked to be a number), and a form number
-        too large for a float (``1e999``) passes the pattern.
+        a form string is only checked to be a number); a form number
+        too large for a float (``1e999``), or too small (a step of ``1e-999``),
+        passes the pattern; and a ``range`` is only checked to be two numbers
+        (JSON: each within the limits), not that low <= high, nor its span
+        (nor, in a form, the limits).
 
         >>> from matcher.options import OPTIONS
         >>> OPTIONS["max_overlap"].schema()
@@ -349,7 +355,7 @@ class Option:
             else:
                 s = optional({"count": COUNT_PATTERN, "fraction": FRACTION_PATTERN, "score": NUMBER_PATTERN,
                               "box": REGION_PATTERN, "range": f"{NUMBER_PATTERN},{NUMBER_PATTERN}",
-                              "step": NUMBER_PATTERN}[kind])
+                              "step": POSITIVE_PATTERN}[kind])
             default = self.format(self.default)
         else:
             if kind == "choice":

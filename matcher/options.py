@@ -154,6 +154,33 @@ def format_option(name, value):
     return OPTIONS[name].format(value)
 
 
+_CHECKED = {}  # options already checked, by _plain_key: a call with the same values is not checked again
+_CHECKED_SIZE = 4096
+_PLAIN_TYPES = frozenset((type(None), bool, int, float, str))
+
+
+def _plain_key(given):
+    """A key for option values of plain Python types (and tuples of them), with their types; None for others.
+
+    The types are part of the key so that ``True`` and ``1``, or ``1`` and
+    ``1.0``, which are equal and hash alike, are not taken for each other.
+    Values of other types (numpy scalars, lists) are checked every time.
+
+    >>> _plain_key({"a": 1}) != _plain_key({"a": True}), _plain_key({"region": [0, 0, 4, 4]})
+    (True, None)
+    """
+    values = tuple(given.values())
+    types = tuple(map(type, values))
+    if tuple in types:
+        inner = tuple(tuple(map(type, v)) for v in values if type(v) is tuple)
+        if not _PLAIN_TYPES.issuperset(t for kinds in inner for t in kinds):
+            return None
+        types += inner
+    if not _PLAIN_TYPES.issuperset(t for t in types if t is not tuple and type(t) is not tuple):
+        return None
+    return values, types
+
+
 @dataclass(frozen=True)
 class FindOptions:
     """:func:`matcher.find`'s options, checked: build it with :meth:`check`.
@@ -218,6 +245,10 @@ class FindOptions:
         given = {"method": method, "threshold": threshold, "max_matches": max_matches, "max_overlap": max_overlap,
                  "region": region, "subpixel": subpixel, "precision": precision, "pyramid": pyramid,
                  "angles": angles, "scales": scales, "angle_step": angle_step, "scale_step": scale_step}
+        key = _plain_key(given)
+        known = _CHECKED.get(key) if key is not None else None
+        if known is not None:
+            return known
         method = OPTIONS["method"].check(method)
         checked = cls(**{name: method if name == "method" else OPTIONS[name].check(value, method=method)
                          for name, value in given.items()})
@@ -228,6 +259,8 @@ class FindOptions:
         if checked.turned and checked.pyramid:
             raise MatcherError("angles and scales search coarse to fine already; pyramid=True cannot be added",
                                param="pyramid")
+        if key is not None and len(_CHECKED) < _CHECKED_SIZE:
+            _CHECKED[key] = checked
         return checked
 
     def kwargs(self, *, pyramid=True):

@@ -1,7 +1,8 @@
 """``python -m service``: run the service on 127.0.0.1:8000.
 
-With gunicorn installed this becomes ``python -m gunicorn -c gunicorn.conf.py
-service.wsgi:app`` (the production command, the same as the Dockerfile's);
+With gunicorn installed this becomes ``python -m gunicorn -c gunicorn.conf.py``
+(the production command, the same as the Dockerfile's: an asyncio front on the
+address, which reads whole requests, and the compute workers behind it);
 without it, or with ``--dev``, Flask's development server runs (one process,
 for trying things out only). ``--bind HOST:PORT`` overrides ``MATCHER_BIND``.
 """
@@ -35,9 +36,8 @@ def main(argv=None):
         return 2
     if not args.dev and importlib.util.find_spec("gunicorn") is not None:
         command = [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--pythonpath", str(ROOT)]
-        if CONFIG_FILE.is_file():
-            command += ["-c", str(CONFIG_FILE)]
-        os.execv(sys.executable, command + ["service.wsgi:app"])
+        command += ["-c", str(CONFIG_FILE)] if CONFIG_FILE.is_file() else ["service.wsgi:app"]
+        os.execv(sys.executable, command)
     if not args.dev:
         print("gunicorn is not installed: running Flask's development server", file=sys.stderr)
     host, _, port = args.bind.rpartition(":")

@@ -22,9 +22,33 @@ MATCHER_MAX_PIXELS             16,777,216          largest ``width * height`` of
 MATCHER_MAX_WORK               100,000,000,000     largest ``searched pixels * template
                                                    pixels`` per request (summed over the
                                                    templates of a batch): 413 above it
-MATCHER_MAX_CONCURRENT         2                   matches running at once in one worker
-                                                   process; more get 503 + ``Retry-After``
-MATCHER_RETRY_AFTER            1                   seconds, the ``Retry-After`` of that 503
+MATCHER_MAX_TURN_WORK          20,000,000,000      largest estimated work of a turned or
+                                                   scaled search (``angles``, ``scales``):
+                                                   :func:`matcher.search.rotated.search_cost`,
+                                                   in the same unit (pixel products, summed
+                                                   over its poses, candidates and templates;
+                                                   times channels); 413 above it. A search
+                                                   at the limit took 2 to 9 s on one core of
+                                                   a quiet machine, 6 to 26 s under load
+                                                   (``bench/bench_turn_cost.py``)
+MATCHER_MAX_CONCURRENT         2                   matches running at once in one process
+                                                   of the app; more get 503 + ``Retry-After``
+                                                   (binds with threaded servers such as the
+                                                   development one: each compute worker of
+                                                   gunicorn.conf.py runs one at a time)
+MATCHER_RETRY_AFTER            1                   seconds, the ``Retry-After`` of every 503
+MATCHER_QUEUE                  8                   matches that may wait in the front for a
+                                                   free compute worker (one queue for all);
+                                                   more get 503 + ``Retry-After`` at once
+MATCHER_QUEUE_WAIT             10                  seconds a match may wait in that queue
+                                                   before it gets 503 + ``Retry-After``
+MATCHER_CLIENT_TIMEOUT         30                  seconds the front gives a client to send
+                                                   its request headers, then as long again
+                                                   for its whole body: 408 after either
+MATCHER_FRONT_MEMORY           1 GiB               bytes of request bodies the front holds at
+                                                   once (being received, waiting, matched);
+                                                   a body that would pass it is read, dropped
+                                                   and answered 503 + ``Retry-After``
 MATCHER_API_KEYS               (empty: no auth)    comma-separated keys; when set, ``/v1/*``
                                                    needs ``Authorization: Bearer KEY`` or
                                                    ``X-API-Key: KEY`` (401 otherwise)
@@ -43,31 +67,38 @@ MATCHER_MAX_FORM_MEMORY        524,288             largest non-file multipart fi
                                                    to its 64 KiB read buffer
 =============================  ==================  ===========================================
 
-Integers accept underscores (``16_000_000``). Memory per worker is bounded by
-about ``MATCHER_MAX_CONCURRENT * (MATCHER_MAX_REQUEST_BYTES + 24 *
-MATCHER_MAX_PIXELS)`` bytes (the engine works in float64, three channels):
-about 1 GB per worker with the defaults; lower MATCHER_MAX_PIXELS on small
-machines.
+Integers accept underscores (``16_000_000``). Memory: each compute worker
+runs one match at a time, bounded by about ``MATCHER_MAX_REQUEST_BYTES + 24 *
+MATCHER_MAX_PIXELS`` bytes (the engine works in float64, three channels):
+about 0.5 GB per compute worker with the defaults. The front holds the bodies
+it is reading, queueing or waiting on at most MATCHER_FRONT_MEMORY bytes in
+all (1 GiB), plus about 150 MB for itself (the app, NumPy, OpenCV). Lower
+MATCHER_MAX_PIXELS and MATCHER_FRONT_MEMORY on small machines.
 
 Server settings (read by ``gunicorn.conf.py`` only)
 ---------------------------------------------------
+
+``gunicorn.conf.py`` runs an asyncio front (:mod:`service.front`, one process)
+on MATCHER_BIND and, behind it on a private Unix socket, the compute workers.
 
 ========================  ==========================  =========================================
 variable                  default                     meaning
 ========================  ==========================  =========================================
 MATCHER_BIND              127.0.0.1:8000              address to listen on (the Dockerfile
                                                       sets 0.0.0.0:8000 inside the container)
-MATCHER_WORKERS           number of usable cores      worker processes (matching is CPU-bound)
-MATCHER_THREADS           MATCHER_MAX_CONCURRENT + 2  threads per worker (gthread): the extra
-                                                      ones answer health checks and 503s while
-                                                      the others compute
+MATCHER_WORKERS           number of usable cores      compute worker processes (gunicorn sync
+                                                      workers behind the front, one match each
+                                                      at a time; matching is CPU-bound)
+MATCHER_THREADS           4                           threads of the front answering the other
+                                                      requests (health, page, documents)
 MATCHER_NUM_THREADS       cores // workers (>= 1)     OpenCV / matcher / FFT / BLAS threads
                                                       per worker
 MATCHER_MALLOC_THRESHOLD  33,554,432 (32 MiB)         glibc serves blocks below this from its
                                                       heap and keeps freed memory (mallopt):
                                                       no page faults per request; 0: glibc's
                                                       default
-MATCHER_TIMEOUT           60                          seconds before a silent worker is killed
+MATCHER_TIMEOUT           60                          seconds before a silent worker (a match
+                                                      running that long) is killed
 MATCHER_LOG_LEVEL         info                        gunicorn's log level
 ========================  ==========================  =========================================
 """
@@ -140,8 +171,13 @@ SETTINGS = (
     Setting("MATCHER_MAX_REQUEST_BYTES", 64 * MiB, _positive_int, "largest request body, bytes"),
     Setting("MATCHER_MAX_PIXELS", 4096 * 4096, _positive_int, "largest width * height of an image"),
     Setting("MATCHER_MAX_WORK", 100_000_000_000, _positive_int, "largest searched pixels * template pixels"),
+    Setting("MATCHER_MAX_TURN_WORK", 20_000_000_000, _positive_int, "largest estimated work of a turned search"),
     Setting("MATCHER_MAX_CONCURRENT", 2, _positive_int, "matches at once per worker process"),
     Setting("MATCHER_RETRY_AFTER", 1, _positive_int, "Retry-After seconds of a 503"),
+    Setting("MATCHER_QUEUE", 8, _positive_int, "matches waiting for a compute worker"),
+    Setting("MATCHER_QUEUE_WAIT", 10, _positive_int, "seconds a match may wait in the queue"),
+    Setting("MATCHER_CLIENT_TIMEOUT", 30, _positive_int, "seconds to receive the headers, and the body"),
+    Setting("MATCHER_FRONT_MEMORY", 1 << 30, _positive_int, "bytes of request bodies the front holds"),
     Setting("MATCHER_API_KEYS", (), _keys, "accepted API keys; empty: no authentication"),
     Setting("MATCHER_FORMATS", ("png", "jpeg", "webp", "bmp"), _formats, "accepted image formats"),
     Setting("MATCHER_MAX_MATCHES", 100, _positive_int, "largest max_matches"),

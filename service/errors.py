@@ -19,16 +19,28 @@ InvalidRequest (missing part, bad JSON...)   400     invalid-request
 InvalidOption, matcher.MatcherError          400     invalid-option
 matcher.ImageDecodeError                     400     undecodable-image
 Unauthorized                                 401     unauthorized
-TooLarge (per-file bytes, MATCHER_MAX_WORK)  413     too-large
+TooLarge (per-file bytes, MATCHER_MAX_WORK,  413     too-large
+  MATCHER_MAX_TURN_WORK)
 matcher.ImageTooLargeError                   413     image-too-large
 werkzeug RequestEntityTooLarge               413     request-too-large
 UnsupportedMediaType                         415     unsupported-media-type
 matcher.UnsupportedFormatError               415     unsupported-format
 Unprocessable (region, mask, channels)       422     unprocessable
 matcher.TemplateTooLargeError                422     template-too-large
-Busy (MATCHER_MAX_CONCURRENT reached)        503     busy
+RequestTimeout (headers or body not          408     request-timeout
+  received within MATCHER_CLIENT_TIMEOUT)
+RequestTooLarge (body over the limit, by     413     request-too-large
+  the front, before or while reading it)
+Busy (MATCHER_MAX_CONCURRENT reached; or     503     busy
+  the front's queue full, MATCHER_QUEUE)
+ComputeUnavailable (the compute worker died  503     compute-unavailable
+  twice, or did not answer in time)
 the server's own body errors (gunicorn:      400     malformed-body
   bad chunk sizes or terminators, body cut)
+the front's HTTP parsing errors (request     414,    about:blank
+  line or headers too long, unknown          431,
+  transfer coding: transport_problem)        501
+  ... and headers that do not arrive in time 408     request-timeout
 other werkzeug HTTPException                 its own about:blank
 anything else                                500     internal-error (logged)
 ===========================================  ======  ===========================
@@ -37,6 +49,7 @@ anything else                                500     internal-error (logged)
 import json
 import logging
 import uuid
+from http import HTTPStatus
 
 from flask import Response, current_app
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
@@ -58,8 +71,14 @@ __all__ = [
     "TooLarge",
     "UnsupportedMediaType",
     "Unprocessable",
+    "RequestTimeout",
+    "RequestTooLarge",
     "Busy",
+    "ComputeUnavailable",
+    "problem_body",
+    "problem_document",
     "problem_response",
+    "transport_problem",
     "register_error_handlers",
 ]
 
@@ -124,10 +143,28 @@ class Unprocessable(ServiceError):
     status, slug, title = 422, "unprocessable", "Inputs do not fit together"
 
 
+class RequestTimeout(ServiceError):
+    """The client did not send its headers, or its body, within ``MATCHER_CLIENT_TIMEOUT`` (the front)."""
+
+    status, slug, title = 408, "request-timeout", "Request timeout"
+
+
+class RequestTooLarge(ServiceError):
+    """The body is over ``MATCHER_MAX_REQUEST_BYTES`` (the front; the app's own check is Werkzeug's)."""
+
+    status, slug, title = 413, "request-too-large", "Request too large"
+
+
 class Busy(ServiceError):
-    """The worker is already running its maximum number of matches."""
+    """No capacity now: every compute slot taken and the queue full (``Retry-After`` says when to retry)."""
 
     status, slug, title = 503, "busy", "Server busy"
+
+
+class ComputeUnavailable(ServiceError):
+    """The compute worker running the match died (twice) or did not answer in time."""
+
+    status, slug, title = 503, "compute-unavailable", "Compute worker unavailable"
 
 
 # matcher's exceptions: (status, slug, title); Flask picks the most specific class.
@@ -140,8 +177,8 @@ _MATCHER_ERRORS = {
 }
 
 
-def problem_response(status, title, detail, *, slug=None, field=None, headers=None, **extra):
-    """Build an ``application/problem+json`` response.
+def problem_body(status, title, detail, *, slug=None, field=None, **extra):
+    """The problem details object (a dict).
 
     ``slug`` None gives ``type: about:blank``; ``field`` adds ``field`` and a
     one-item ``errors`` list unless ``extra`` has one.
@@ -151,9 +188,21 @@ def problem_response(status, title, detail, *, slug=None, field=None, headers=No
         body["field"] = field
         extra.setdefault("errors", [{"field": field, "detail": detail}])
     body.update(extra)
+    return body
+
+
+def problem_response(status, title, detail, *, slug=None, field=None, headers=None, **extra):
+    """Build an ``application/problem+json`` Flask response (see :func:`problem_body`)."""
+    body = problem_body(status, title, detail, slug=slug, field=field, **extra)
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
     response.headers.update(headers or {})
     return response
+
+
+def problem_document(exc):
+    """``(status, headers, body bytes)`` of a :class:`ServiceError`, without Flask (the front's answers)."""
+    body = problem_body(exc.status, exc.title, exc.detail, slug=exc.slug, field=exc.field, **exc.extra)
+    return exc.status, {"Content-Type": PROBLEM_MIME, **exc.headers}, json.dumps(body).encode()
 
 
 def _service_error(exc):
@@ -207,6 +256,25 @@ def _malformed_body(exc):
                             f"the request body could not be read: {type(exc).__name__} {exc}".rstrip()
                             + "; send a complete body (a Content-Length, or well-formed chunked encoding)",
                             slug="malformed-body")
+
+
+def transport_problem(status, message):
+    """``(headers, body bytes)`` for an error gunicorn's front worker answers before the app sees the
+    request (it could not parse it, or its headers did not arrive in time): 400 is ``malformed-body``,
+    408 ``request-timeout``, the others (414, 431, 501) about:blank."""
+    if status == 408:
+        body = problem_body(408, RequestTimeout.title, message, slug=RequestTimeout.slug)
+    elif status == 400:
+        body = problem_body(400, "Malformed request", f"the request could not be parsed: {message}".rstrip(": ")
+                            + "; send well-formed HTTP/1.1 (a Content-Length, or well-formed chunked encoding)",
+                            slug="malformed-body")
+    else:
+        try:
+            title = HTTPStatus(status).phrase
+        except ValueError:
+            title = "Error"
+        body = problem_body(status, title, message or title)
+    return {"Content-Type": PROBLEM_MIME}, json.dumps(body).encode()
 
 
 def register_error_handlers(app):

@@ -71,14 +71,20 @@ def limited(view):
     """Decorate a view so that it runs only while a :class:`Gate` slot is free.
 
     When none is, the request is answered at once with 503 and ``Retry-After``
-    (``MATCHER_RETRY_AFTER``) before its body is read, instead of waiting in
-    an unbounded queue.
+    (``MATCHER_RETRY_AFTER``) instead of waiting in an unbounded queue; its
+    body is read and dropped first, so that the client, which may still be
+    sending it, receives that answer (a server that closes a connection with
+    unread data resets it). Under gunicorn.conf.py the front queues matches
+    and each compute worker runs one at a time, so this gate binds only with
+    threaded servers (the development server).
     """
 
     @wraps(view)
     def wrapper(*args, **kwargs):
         gate = current_app.extensions["matcher"].gate
         if not gate.try_enter():
+            while request.stream.read(1 << 16):  # bounded by MAX_CONTENT_LENGTH
+                pass
             retry = current_app.config["MATCHER_RETRY_AFTER"]
             raise Busy(f"this worker is already running {gate.limit} matches; retry in {retry} s",
                        headers={"Retry-After": str(retry)})

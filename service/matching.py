@@ -14,9 +14,12 @@ import numpy as np
 import matcher
 from matcher import LOWER_IS_BETTER, find_many, find_with_scores, load_image, match_template
 from matcher.errors import MatcherError, TemplateTooLargeError
+from matcher.options import format_option
+from matcher.search.rotated import search_cost
 from matcher.render import draw_matches, encode_png, score_heatmap
 
 from .errors import InvalidOption, TooLarge, Unprocessable
+from .options import TURN_OPTION_NAMES
 
 __all__ = ["run_match", "run_batch"]
 
@@ -30,6 +33,7 @@ def run_match(inp, config):
     template = _load(upload, opts, config)
     mask = _mask(inp.mask, template, opts, config)
     area = _check_fit(image, [template], opts, config)
+    _check_turn_cost(area, [template], opts, config)
     found, scores = _call(find_with_scores, image.pixels, template.pixels, opts.method, mask=mask,
                           **opts.find_kwargs())
     body = _body(image, opts, found) | {"template": _info(template, mask is not None)}
@@ -45,7 +49,8 @@ def run_batch(inp, config):
     image = _load(inp.image, opts, config)
     templates = {label: _load(upload, opts, config) for label, upload in inp.templates}
     masks = {label: t.matching_mask for label, t in templates.items()}
-    _check_fit(image, list(templates.values()), opts, config)
+    area = _check_fit(image, list(templates.values()), opts, config)
+    _check_turn_cost(area, list(templates.values()), opts, config)
     found = _call(find_many, image.pixels, {k: t.pixels for k, t in templates.items()}, opts.method,
                   masks={k: m for k, m in masks.items() if m is not None}, **opts.find_kwargs())
     body = _body(image, opts, found)
@@ -102,6 +107,23 @@ def _check_fit(image, templates, opts, config):
     return area
 
 
+def _check_turn_cost(area, templates, opts, config):
+    """The turned search's estimated work (:func:`matcher.search.rotated.search_cost`, summed over the
+    templates) against ``MATCHER_MAX_TURN_WORK``: 413 before any searching, saying how to lower it."""
+    if not opts.turned:
+        return
+    limit = config["MATCHER_MAX_TURN_WORK"]
+    turn = {name: getattr(opts, name) for name in TURN_OPTION_NAMES}
+    cost = sum(search_cost((area[3], area[2], t.channels), (t.height, t.width), max_matches=opts.max_matches, **turn)
+               for t in templates)
+    if cost > limit:
+        asked = ", ".join(f"{name}={format_option(name, value)}" for name, value in turn.items() if value is not None)
+        raise TooLarge(f"the turned search ({asked}) over {area[2]}x{area[3]} pixels would cost about {cost:,} "
+                       f"(searched pixels x template pixels over its poses), over the limit of {limit:,} "
+                       "(MATCHER_MAX_TURN_WORK); narrow the angle or scale range, use a larger angle_step or "
+                       "scale_step, or search a smaller region", field="angles" if opts.angles else "scales")
+
+
 def _call(function, *args, **kwargs):
     """Call find / find_many; errors they raise become 400s naming the parameter at fault (``exc.param``)."""
     try:
@@ -113,7 +135,8 @@ def _call(function, *args, **kwargs):
 
 
 _FIELDS = {name: name for name in ("method", "threshold", "max_matches", "max_overlap", "region", "subpixel",
-                                   "precision", "image", "template", "mask", "templates")} | {"masks": "mask"}
+                                   "precision", "image", "template", "mask", "templates") + TURN_OPTION_NAMES} \
+    | {"masks": "mask"}
 """find's parameter names -> the request's field that sets them (None: no field is to blame)."""
 
 

@@ -98,7 +98,14 @@ def _schemas(config):
             "x": number, "y": number, "width": {"type": "integer"}, "height": {"type": "integer"}, "score": number,
             "label": nullable_str, "method": {"type": "string", "enum": list(METHODS)},
             "center": {"type": "object", "required": ["x", "y"], "properties": {"x": number, "y": number},
-                       "description": "centre of the window, pixel-centre coordinates"}}},
+                       "description": "centre of the window, pixel-centre coordinates; for a turned match, "
+                                      "where the template's centre lies (sub-pixel)"},
+            "angle": number | {"description": "degrees, counter-clockwise as displayed (0 unless angles is given)"},
+            "scale": number | {"description": "template to image (1 unless scales is given)"},
+            "corners": {"type": "array", "minItems": 4, "maxItems": 4, "items": {
+                "type": "array", "prefixItems": [number, number], "minItems": 2, "maxItems": 2},
+                "description": "[x, y] of the template's corner pixels (0, 0), (w-1, 0), (w-1, h-1), (0, h-1) "
+                               "in the image; x, y, width, height is their bounding box"}}},
         "MatchResponse": {"type": "object", "required": required + ["template"],
                           "properties": common | {"template": template, "heatmap": _PNG_B64}},
         "BatchResponse": {"type": "object", "required": required + ["templates"], "properties": common | {
@@ -142,7 +149,8 @@ def _responses():
         "401": problem("no API key or a wrong one", **{"WWW-Authenticate": header("Bearer realm=\"matcher\"")}),
         "404": problem("no such endpoint"),
         "405": problem("method not allowed", Allow=header("the allowed methods")),
-        "413": problem("request, file part, image (pixels, from the header) or work over its limit"),
+        "413": problem("request, file part, image (pixels, from the header) or work over its limit (the "
+                       "turned search's estimated work: MATCHER_MAX_TURN_WORK)"),
         "415": problem("image format outside the allowlist (sniffed from its bytes), or an unsupported "
                        "request Content-Type"),
         "422": problem("template larger than the image or region, region outside the image, mask or "

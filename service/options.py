@@ -16,16 +16,20 @@ import re
 from dataclasses import dataclass
 
 from matcher.errors import MatcherError, ParameterTypeError
-from matcher.options import INTEGER_PATTERN, OPTIONS as FIND_OPTIONS, Option, threshold_rules
+from matcher.methods import METHODS, get_method
+from matcher.options import INTEGER_PATTERN, OPTIONS as FIND_OPTIONS, FindOptions, Option, threshold_rules
 
 from .errors import InvalidOption
 
-__all__ = ["Options", "OPTION_NAMES", "FIND_OPTION_NAMES", "GRAY", "RETURNS", "BATCH_RETURNS", "parse_options",
+__all__ = ["Options", "OPTION_NAMES", "FIND_OPTION_NAMES", "TURN_OPTION_NAMES", "GRAY", "RETURNS", "BATCH_RETURNS", "parse_options",
            "option_schemas", "option_rules"]
 
 RETURNS = ("heatmap", "annotated")
 BATCH_RETURNS = ("annotated",)
-FIND_OPTION_NAMES = ("method", "threshold", "max_matches", "max_overlap", "region", "subpixel", "precision")
+TURN_OPTION_NAMES = ("angles", "scales", "angle_step", "scale_step")
+"""The options of the turned and scaled search (:func:`matcher.search.rotated.find_rotated`)."""
+FIND_OPTION_NAMES = ("method", "threshold", "max_matches", "max_overlap", "region", "subpixel",
+                     "precision") + TURN_OPTION_NAMES
 """The options of :data:`matcher.options.OPTIONS` a request may set (not ``pyramid``)."""
 GRAY = Option("gray", "bool", bool, False, "convert image and templates to gray before matching")
 """The service's own boolean option, a record of the same kind as matcher's."""
@@ -45,8 +49,17 @@ class Options:
     region: "tuple | None" = FIND_OPTIONS["region"].default
     subpixel: bool = FIND_OPTIONS["subpixel"].default
     precision: str = FIND_OPTIONS["precision"].default
+    angles: "tuple | None" = FIND_OPTIONS["angles"].default
+    scales: "tuple | None" = FIND_OPTIONS["scales"].default
+    angle_step: "float | None" = FIND_OPTIONS["angle_step"].default
+    scale_step: "float | None" = FIND_OPTIONS["scale_step"].default
     gray: bool = GRAY.default
     returns: tuple = ()
+
+    @property
+    def turned(self):
+        """Whether the search looks for the template turned or scaled (``angles`` or ``scales`` given)."""
+        return self.angles is not None or self.scales is not None
 
     def find_kwargs(self):
         """Keyword arguments for :func:`matcher.find` / :func:`matcher.find_many` (not ``method``, ``mask``)."""
@@ -130,7 +143,7 @@ def parse_options(raw, *, form, max_matches, batch=False):
     Examples
     --------
     >>> parse_options({"threshold": "0.5", "region": "0,0,8,8", "gray": "yes"}, form=True, max_matches=10)
-    Options(method='ncc', threshold=0.5, max_matches=1, max_overlap=0.3, region=(0, 0, 8, 8), subpixel=False, precision='fast', gray=True, returns=())
+    Options(method='ncc', threshold=0.5, max_matches=1, max_overlap=0.3, region=(0, 0, 8, 8), subpixel=False, precision='fast', angles=None, scales=None, angle_step=None, scale_step=None, gray=True, returns=())
     """
     raw = {k: v for k, v in raw.items() if not (form and v == "")}
     method = FIND_OPTIONS["method"].default
@@ -152,7 +165,16 @@ def parse_options(raw, *, form, max_matches, batch=False):
             errors.append({"field": name, "detail": str(exc)})
     if errors:
         raise InvalidOption("; ".join(e["detail"] for e in errors), field=errors[0]["field"], errors=errors)
-    return Options(**values)
+    options = Options(**values)
+    try:  # the rules between options (a turned search needs a normalised method): the spec's own check
+        FindOptions.check(method=options.method, **{n: getattr(options, n) for n in TURN_OPTION_NAMES})
+    except (MatcherError, ParameterTypeError) as exc:
+        raise InvalidOption(str(exc), field=exc.param, errors=[{"field": exc.param, "detail": str(exc)}]) from None
+    if options.turned and "heatmap" in options.returns:
+        detail = ("return=heatmap is the score map of the template as it is, not turned or scaled; "
+                  "it cannot be asked with angles or scales")
+        raise InvalidOption(detail, field="return", errors=[{"field": "return", "detail": detail}])
+    return options
 
 
 def option_schemas(*, form, max_matches, batch=False):
@@ -178,5 +200,21 @@ def option_schemas(*, form, max_matches, batch=False):
 
 
 def option_rules(*, form):
-    """Rules between options for the request object's ``allOf`` (the JSON ``threshold``'s range per method)."""
-    return [] if form else threshold_rules()
+    """Rules between options for the request object's ``allOf``: the JSON ``threshold``'s range per method,
+    and a normalised ``method`` for a turned search (``angles`` or ``scales`` given)."""
+    return ([] if form else threshold_rules()) + turn_rules(form=form)
+
+
+def turn_rules(*, form):
+    """The schema of :meth:`matcher.options.FindOptions.check`'s rule: ``angles`` or ``scales`` given (not
+    null; in a form, not empty) needs a normalised ``method`` (absent: the default, which is one); and
+    the service's: no ``heatmap`` then (the heat map is the unturned search's).
+
+    >>> turn_rules(form=False)[0]["then"]["properties"]["method"]["enum"]
+    ['ssd_normed', 'ccorr_normed', 'ncc']
+    """
+    given = {"not": {"enum": ["", None] if form else [None]}}
+    normalised = [m for m in METHODS if get_method(m).normalised]
+    return [{"if": {"anyOf": [{"required": [name], "properties": {name: given}} for name in ("angles", "scales")]},
+             "then": {"properties": {"method": {"enum": normalised + ([""] if form else [])},
+                                     "return": {"not": {"contains": {"const": "heatmap"}}}}}}]

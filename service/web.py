@@ -8,7 +8,8 @@ A blueprint ``web`` (never authenticated; it serves no matching itself):
 - ``GET /v1/samples`` the sample pairs the page offers with one click, from
   ``truth.json`` in the samples folder: ``{"samples": [{"name", "title",
   "description", "image": {"file", "url"}, "template": {...}, "mask",
-  "options"}]}``. An empty list when the folder is absent (the Docker image
+  "options"}]}``. A turned sample (its truth has an ``angle`` or ``scale``)
+  comes with the ranges that find it (``options.angles``, ``options.scales``). An empty list when the folder is absent (the Docker image
   leaves ``samples/`` out unless it is copied in).
 - ``GET /samples/<file>`` one file of a sample: only the image and template
   files that ``truth.json`` names are served; anything else (other files of
@@ -26,7 +27,7 @@ to the ``service`` package (the repository's).
 >>> client.get("/").mimetype
 'text/html'
 >>> [s["name"] for s in client.get("/v1/samples").json["samples"]]
-['camera', 'coins', 'chelsea', 'coffee']
+['camera', 'coins', 'chelsea', 'coffee', 'camera_turned']
 """
 
 import json
@@ -49,19 +50,24 @@ web = Blueprint("web", __name__, static_folder="static", static_url_path="/asset
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
         "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
-# How the page presents the samples it knows (in this order); others found in truth.json follow
-# with a title made from the template's name. "options" are the form values the sample sets.
+# How the page presents the samples it knows, by template (in this order); others found in truth.json
+# follow with a title made from the template's name. "options" are the form values the sample sets
+# ("angles" and "scales" as [low, high]: a turned search).
 _PRESETS = {
-    "camera.png": {"title": "Camcorder", "description": "Find the camcorder in a gray photograph.",
-                   "options": {"method": "ncc", "max_matches": 1, "threshold": ""}},
-    "coins.png": {"title": "All the coins", "description": "One coin as the template finds all 24 coins "
-                  "(up to 30 matches scoring at least 0.5).",
-                  "options": {"method": "ncc", "max_matches": 30, "threshold": 0.5}},
-    "chelsea.png": {"title": "Cat's eye", "description": "Find an eye in a colour photograph of a cat.",
-                    "options": {"method": "ncc", "max_matches": 1, "threshold": ""}},
-    "coffee.png": {"title": "Spoon, masked", "description": "An RGBA template: its transparent pixels are "
-                   "left out of the score (the alpha channel is the mask).",
-                   "options": {"method": "ncc", "max_matches": 1, "threshold": ""}},
+    "camera_camcorder.png": {"title": "Camcorder", "description": "Find the camcorder in a gray photograph.",
+                             "options": {"method": "ncc", "max_matches": 1, "threshold": ""}},
+    "coins_coin.png": {"title": "All the coins", "description": "One coin as the template finds all 24 coins "
+                       "(up to 30 matches scoring at least 0.5).",
+                       "options": {"method": "ncc", "max_matches": 30, "threshold": 0.5}},
+    "chelsea_eye.png": {"title": "Cat's eye", "description": "Find an eye in a colour photograph of a cat.",
+                        "options": {"method": "ncc", "max_matches": 1, "threshold": ""}},
+    "coffee_spoon.png": {"title": "Spoon, masked", "description": "An RGBA template: its transparent pixels are "
+                         "left out of the score (the alpha channel is the mask).",
+                         "options": {"method": "ncc", "max_matches": 1, "threshold": ""}},
+    "camera_turned.png": {"title": "Camcorder, turned", "description": "The camcorder turned and enlarged: "
+                          "searched over the full circle of angles and scales from 0.9 to 1.2.",
+                          "options": {"method": "ncc", "max_matches": 1, "threshold": "", "angles": [-180, 180],
+                                      "scales": [0.9, 1.2]}},
 }
 
 
@@ -85,28 +91,42 @@ def _plain_name(name):
 
 
 def list_samples(folder):
-    """The samples of ``folder`` whose files exist, presets first (the body of ``GET /v1/samples``)."""
+    """The samples of ``folder`` whose files exist, presets first (the body of ``GET /v1/samples``).
+
+    A sample is named after its image, or after its template when an earlier sample has that image.
+    """
     order = list(_PRESETS)
-    entries = sorted(_truth(folder), key=lambda e: (order.index(e["image"]) if e["image"] in order else len(order)))
+    entries = sorted(_truth(folder), key=lambda e: (order.index(e["template"]) if e["template"] in order
+                                                    else len(order)))
     samples = []
     for entry in entries:
         if not ((folder / entry["image"]).is_file() and (folder / entry["template"]).is_file()):
             continue
-        if "angle" in entry or "scale" in entry:  # the turned search is not offered by the service yet
-            continue
-        preset = _PRESETS.get(entry["image"], {})
+        preset = _PRESETS.get(entry["template"], {})
         stem = Path(entry["template"]).stem
+        name = Path(entry["image"]).stem
+        if any(s["name"] == name for s in samples):
+            name = stem
+        options = preset.get("options", {"method": entry.get("method", "ncc"), "max_matches": 1})
+        if "options" not in preset and ("angle" in entry or "scale" in entry):  # turned: a range around its pose
+            options = options | {"angles": [-180, 180], "scales": _around(entry.get("scale", 1.0))}
         samples.append({
-            "name": Path(entry["image"]).stem,
+            "name": name,
             "title": preset.get("title", stem.replace("_", " ").capitalize()),
             "description": preset.get("description", entry.get("note", "")),
             "image": {"file": entry["image"], "url": f"/samples/{entry['image']}"},
             "template": {"file": entry["template"], "url": f"/samples/{entry['template']}",
                          "width": entry.get("width"), "height": entry.get("height")},
             "mask": entry.get("mask"),
-            "options": preset.get("options", {"method": entry.get("method", "ncc"), "max_matches": 1}),
+            "options": options,
         })
     return samples
+
+
+def _around(scale):
+    """A scale range that holds ``scale`` (a turned sample without a preset)."""
+    scale = float(scale) if isinstance(scale, (int, float)) and scale > 0 else 1.0
+    return [round(min(scale, 1.0) * 0.9, 3), round(max(scale, 1.0) * 1.1, 3)]
 
 
 @web.get("/")

@@ -1,14 +1,16 @@
-"""The two assemblies (``assembly.score_map``, ``chunked_assembly.score_large_map``) on their own.
+"""The one assembly (``matcher.scores.assembly.assemble``) on its own, in both working precisions.
 
 - The degenerate-window rule, against known truth: flat windows score ncc 0,
   all-zero windows ccorr_normed 0, ssd_normed 0 for a zero window against a
   zero template and 1 where only one of them is zero; every other window is
   compared with the float64 reference.
-- The recompute rule: windows whose error bound exceeds the tolerance are
-  recomputed by definition. With the tolerance patched to 0 (score_map) every
-  window is, so the map equals the definition (``window_scores``) bit for bit;
-  with a tolerance far below float32's error (score_large_map), the map is
-  within that tolerance of the reference, or handed back (False).
+- The recompute rule (:mod:`matcher.scores.settle`): windows whose error bound
+  exceeds the tolerance are recomputed by definition. With the float64
+  tolerance patched to 0 every window is, so the map equals the definition
+  bit for bit; with a tolerance far below float32's error, the map is within
+  that tolerance of the reference.
+- The refusal rule: float32 work may refuse a band (False) when its bounds
+  cannot be settled cheaply; float64 work never does, however loose its bounds.
 """
 
 import numpy as np
@@ -16,13 +18,14 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 import score_contract as contract
-from matcher.scores import chunked_assembly
-from matcher.scores.assembly import ImageSide, score_map
+from matcher.scores import error_model, settle
+from matcher.scores.assembly import assemble
 from matcher.scores.inputs import RECOMPUTE, prepare
 from matcher.scores.reference import match_template_reference
 from score_contract import REL
 
 NORMALISED = ("ncc", "ccorr_normed", "ssd_normed")
+METHODS = ("ncc", "ccorr_normed", "ssd_normed", "ssd", "ccorr", "ccoeff")
 
 
 def scene(shape, seed=0, integer=False, level=1000.1, flat=1000.3):
@@ -46,17 +49,11 @@ def windows_where(image, shape, predicate):
     return predicate(lo, hi)
 
 
-def small(image, template, method, tolerance, mask=None, algorithm="direct"):
+def assembled(image, template, method, *, work, precision="exact", mask=None, algorithm="direct"):
+    """The assembly's map of one problem (one band), or None if it refused it."""
     p = prepare(image, template, method, mask=mask)
-    side = ImageSide(p.image, p.integer_valued, algorithm, workers=1)
-    return score_map(side, p, tolerance)
-
-
-def large(image, template, method, precision, algorithm="direct"):
-    p = prepare(image, template, method)
     out = np.full(p.out_shape, np.nan)
-    handled = chunked_assembly.score_large_map(p, algorithm, out, precision=precision)
-    return out if handled else None
+    return out if assemble(p, algorithm, out, work=work, precision=precision) else None
 
 
 def check_degenerate(got, image, template, method, precision):
@@ -82,10 +79,10 @@ def check_degenerate(got, image, template, method, precision):
 @pytest.mark.parametrize("template_kind", ["random", "zeros"])
 @pytest.mark.parametrize("method", NORMALISED)
 @pytest.mark.parametrize("algorithm", ["direct", "fft"])
-def test_score_map_degenerate_windows(method, template_kind, integer, algorithm):
+def test_float64_degenerate_windows(method, template_kind, integer, algorithm):
     image = scene((40, 44), integer=integer)
     template = np.zeros((5, 6)) if template_kind == "zeros" else image[2:7, 30:36] + 0.25
-    got = small(image, template, method, 1e-10, algorithm=algorithm)
+    got = assembled(image, template, method, work="float64", algorithm=algorithm)
     if method != "ssd_normed" and template_kind == "zeros":
         assert np.all(got == 0.0)  # zero template: ccorr_normed 0; constant template: ncc 0
     else:
@@ -96,28 +93,30 @@ def test_score_map_degenerate_windows(method, template_kind, integer, algorithm)
 @pytest.mark.parametrize("precision", ["fast", "exact"])
 @pytest.mark.parametrize("method", NORMALISED)
 @pytest.mark.parametrize("algorithm", ["direct", "fft"])
-def test_score_large_map_degenerate_windows(method, precision, integer, algorithm):
-    image = scene((262, 264), seed=1, integer=integer, level=0.5, flat=3.75)  # (at 1000, "exact" hands ncc back)
+def test_degenerate_windows_in_both_precisions(method, precision, integer, algorithm):
+    image = scene((262, 264), seed=1, integer=integer, level=1000.1 if precision == "exact" else 0.5, flat=3.75)
     template = image[2:7, 200:206] + 0.25
-    got = large(image, template, method, precision, algorithm)
-    assert got is not None, "the large-map path handed the map back: this case does not test it"
+    work = "float64" if precision == "exact" else "float32"
+    got = assembled(image, template, method, work=work, precision=precision, algorithm=algorithm)
+    assert got is not None, "float32 refused the map: this case does not test it"
     check_degenerate(got, image, template, method, precision)
 
 
-@pytest.mark.parametrize("method", ["ncc", "ccorr_normed", "ssd_normed", "ssd", "ccorr", "ccoeff"])
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("masked", [False, True])
-def test_score_map_recomputes_windows_over_the_tolerance(method, masked):
+def test_float64_recomputes_windows_over_the_tolerance(method, masked, monkeypatch):
     # float data: every window's bound is > 0, so a tolerance of 0 sends every
     # window (but degenerate ones, set exactly) to the definition
     image = scene((30, 33), seed=2)
     template = image[3:8, 20:27] * 1.5 + 0.1
     mask = np.random.default_rng(3).random(template.shape) if masked else None
-    got = small(image, template, method, 0.0, mask=mask)
     ref = match_template_reference(image, template, method, mask=mask)
-    np.testing.assert_array_equal(got, ref)
     # the default tolerance: not all recomputed, within the contract all the same
-    got = small(image, template, method, 1e-10, mask=mask)
+    got = assembled(image, template, method, work="float64", mask=mask)
     contract.assert_within(got, ref, method, REL["exact"])
+    monkeypatch.setitem(RECOMPUTE["exact"], "float64", 0.0)
+    got = assembled(image, template, method, work="float64", mask=mask)
+    np.testing.assert_array_equal(got, ref)
 
 
 def _scene_with_a_quiet_patch(quiet):
@@ -134,31 +133,77 @@ def _scene_with_a_quiet_patch(quiet):
 
 @pytest.mark.parametrize("method", NORMALISED)
 @pytest.mark.parametrize("precision, tolerance, quiet", [("fast", 1e-5, 1e-3), ("exact", 1e-12, 1e-1)])
-def test_score_large_map_recomputes_windows_over_the_tolerance(method, precision, tolerance, quiet, monkeypatch):
+def test_recomputes_windows_over_the_tolerance(method, precision, tolerance, quiet, monkeypatch):
     # the quiet patch's windows are within the contract's tolerance, not within the tighter one
     image, template = _scene_with_a_quiet_patch(quiet)
     ref = match_template_reference(image, template, method)
     recomputed = []
-    original = chunked_assembly.rescore
+    original = settle.rescore
+    work = "float64" if precision == "exact" else "float32"
 
     def spy(p, scores, ys, xs):
         recomputed.append((ys.copy(), xs.copy()))
         return original(p, scores, ys, xs)
 
-    monkeypatch.setattr(chunked_assembly, "rescore", spy)
-    got = large(image, template, method, precision)
+    monkeypatch.setattr(settle, "rescore", spy)
+    got = assembled(image, template, method, work=work, precision=precision)
     assert got is not None
     default_count = sum(ys.size for ys, _ in recomputed)
     contract.assert_within(got, ref, method, REL[precision])
 
     # a tolerance 10x (fast) or 1000x (exact) tighter than the contract's: more windows exceed it
-    monkeypatch.setitem(RECOMPUTE[precision], "float64" if precision == "exact" else "float32", tolerance)
+    monkeypatch.setitem(RECOMPUTE[precision], work, tolerance)
     recomputed.clear()
-    got = large(image, template, method, precision)
-    assert got is not None, "handed back: this case does not test the recompute rule"
+    got = assembled(image, template, method, work=work, precision=precision)
+    assert got is not None, "refused: this case does not test the recompute rule"
     ys = np.concatenate([y for y, _ in recomputed])
     xs = np.concatenate([x for _, x in recomputed])
     assert ys.size > default_count, (ys.size, default_count)
     # recomputed by definition: the reference's values, bit for bit
     np.testing.assert_array_equal(got[ys, xs], ref[ys, xs])
     contract.assert_within(got, ref, method, tolerance)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_float32_refuses_what_it_cannot_vouch_for_and_float64_never_does(method, monkeypatch):
+    """Error models inflated a billion times: every float32 bound exceeds the tolerance. Float32
+    refuses the band (one bound for the band: ssd, ccorr, ccoeff) or refines it in float64 strips
+    (normalised methods); float64 settles every window."""
+    image, template = _scene_with_a_quiet_patch(1e-3)
+    ref = match_template_reference(image, template, method)
+    inflated = {plane: tuple(c * 1e9 for c in model) for plane, model in error_model._FLOAT32_MODEL.items()}
+    monkeypatch.setattr(error_model, "_FLOAT32_MODEL", inflated)
+    got = assembled(image, template, method, work="float32", precision="fast", algorithm="fft")
+    if method in NORMALISED:
+        contract.assert_within(got, ref, method, REL["fast"])
+    else:
+        assert got is None, "float32 vouched for scores whose bound exceeds the tolerance"
+    real = error_model.float64_coefficients
+    monkeypatch.setattr(error_model, "float64_coefficients", lambda *a, **k: tuple(c * 1e9 for c in real(*a, **k)))
+    import matcher.scores.image_channel as image_channel
+    monkeypatch.setattr(image_channel, "float64_coefficients", error_model.float64_coefficients)
+    got = assembled(image, template, method, work="float64", precision="fast", algorithm="fft")
+    assert got is not None
+    contract.assert_within(got, ref, method, REL["fast"])
+
+
+def test_masks_are_assembled_in_float64_only():
+    image = scene((40, 44), seed=5)
+    with pytest.raises(ValueError, match="masked problems are assembled in float64"):
+        assembled(image, image[:5, :5], "ncc", work="float32", mask=np.ones((5, 5)))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mask_kind", ["bool", "weights"])
+@pytest.mark.parametrize("algorithm", ["direct", "fft"])
+def test_masked_window_terms_under_a_dc_offset(method, mask_kind, algorithm):
+    """Masks (binary and fractional weights) through the same chunks as unmasked maps: the exact
+    contract on integer images at a DC offset of 1e6 (Padfield's terms from the centred image)."""
+    rng = np.random.default_rng(6)
+    image = rng.integers(0, 50, (60, 64)).astype(np.float64) + 1e6
+    template = image[10:19, 20:29].copy()
+    weights = rng.random((9, 9))
+    mask = weights > 0.3 if mask_kind == "bool" else weights
+    got = assembled(image, template, method, work="float64", mask=mask, algorithm=algorithm)
+    ref = match_template_reference(image, template, method, mask=mask)
+    contract.assert_within(got, ref, method, REL["exact"])

@@ -367,3 +367,69 @@ def test_python_dash_m_matcher_batch_with_processes(tmp_path):
     assert sorted(Path(r["path"]).name for r in records) == ["camera.png", "coins.png"]
     for r in records:
         assert r["matches"] == oracle(r["path"])
+
+
+# ---------------------------------------------------------------- local pools
+
+def test_threads_leave_the_thread_settings_as_they_were(image_dir):
+    from matcher.scores.engine import num_threads
+
+    root, _ = image_dir
+    before = (num_threads(), cv2.getNumThreads())
+    seen = []
+    job = batch.Job((batch.Template(LABEL, load_image(CAMCORDER).pixels),))
+    batch.run([str(root / "a.png"), str(root / "d.PNG")], job, seen.append, scheduler="threads", num_workers=2)
+    assert (num_threads(), cv2.getNumThreads()) == before
+    assert sorted((m["x"], m["y"]) for r in seen for m in r["matches"]) == [(248, 132), (278, 92)]
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_a_turned_search_prepares_each_template_once(tmp_path, monkeypatch, scheduler):
+    """With angles, each template is prepared once (its turned banks built once) for all the images, and
+    every record is what find() with the template's pixels gives."""
+    from matcher.search import rotated
+
+    made = []
+
+    class Counted(rotated.PreparedTemplate):
+        def __init__(self, *args, **kwargs):
+            made.append(args[0].shape)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(rotated, "PreparedTemplate", Counted)
+    camera = cv2.imread(str(CAMERA), cv2.IMREAD_GRAYSCALE)
+    template = camera[140:180, 250:290].copy()
+    paths = []
+    for k, angle in enumerate((0.0, 7.0, -9.0, 4.0)):
+        turn = cv2.getRotationMatrix2D((270.0, 160.0), angle, 1.0)
+        turned = cv2.warpAffine(camera, turn, camera.shape[::-1], flags=cv2.INTER_CUBIC)[60:260, 150:390]
+        paths.append(str(tmp_path / f"turned{k}.png"))
+        cv2.imwrite(paths[-1], turned)
+    options = {"angles": (-12.0, 12.0), "max_matches": 1}
+    job = batch.Job((batch.Template("part", template),), find_options=options)
+    seen = []
+    batch.run(paths, job, seen.append, scheduler=scheduler, num_workers=2)
+    assert made == [template.shape]
+    monkeypatch.undo()  # the oracle: find() with the pixels, prepared anew for every image
+    for rec in seen:
+        want = [dict(m.to_dict(), label="part") for m in find(load_image(rec["path"]).pixels, template, **options)]
+        assert rec["matches"] == want
+        assert want[0]["score"] > 0.95
+    angles = sorted(round(r["matches"][0]["angle"]) for r in seen)
+    assert angles == [-9, 0, 4, 7]
+
+
+def test_batch_takes_the_turn_flags(tmp_path):
+    """``--angles`` reaches every image's search: the records are find()'s with the same angles."""
+    camera = cv2.imread(str(CAMERA), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(tmp_path / "part.png"), camera[140:180, 250:290])
+    turn = cv2.getRotationMatrix2D((270.0, 160.0), -8.0, 1.0)
+    cv2.imwrite(str(tmp_path / "turned.png"), cv2.warpAffine(camera, turn, camera.shape[::-1], flags=cv2.INTER_CUBIC))
+    out = tmp_path / "r.jsonl"
+    assert main(["batch", str(tmp_path / "part.png"), str(tmp_path / "turned.png"), "--angles", "-12,12",
+                 "--out", str(out), "--scheduler", "sync"]) == 0
+    (rec,) = read_records(out)
+    want = find(load_image(tmp_path / "turned.png").pixels, load_image(tmp_path / "part.png").pixels,
+                angles=(-12.0, 12.0))
+    assert rec["matches"] == [dict(m.to_dict(), label="part") for m in want]
+    assert round(rec["matches"][0]["angle"]) == -8

@@ -75,6 +75,19 @@ def test_options_give_the_local_answer(remote):
     assert remote.find(coins, flipped, threshold=0.99) == find(coins, flipped, threshold=0.99) == []  # not found
 
 
+def test_turned_search_gives_the_local_answer(remote):
+    turned = next(e for e in json.loads((SAMPLES / "truth.json").read_text()) if "angle" in e)
+    img, tpl = loaded(turned["image"]).pixels, loaded(turned["template"]).pixels
+    options = dict(angles=(0, 60), scales=(1.1, 1.2), angle_step=0.5)
+    local, far = find(img, tpl, **options), remote.find(img, tpl, **options)
+    same(local, far)
+    assert (far[0].angle, far[0].scale, far[0].corners) == (local[0].angle, local[0].scale, local[0].corners)
+    assert abs(far[0].angle - turned["angle"]) < 0.1 and abs(far[0].scale - turned["scale"]) < 0.005
+    with pytest.raises(MatcherError, match="MATCHER_MAX_TURN_WORK") as info:
+        remote.find(img, tpl, angles=(-180, 180), angle_step=1e-4)
+    assert info.value.param == "angles"
+
+
 def test_sixteen_bit_and_other_integer_arrays_are_sent_exactly(remote):
     rng = np.random.default_rng(7)
     image = (rng.normal(30000, 9000, (120, 160)).clip(0, 65535)).astype(np.uint16)

@@ -1,7 +1,7 @@
-"""The float32 path of ``precision="fast"`` (matcher/large_maps.py), against independent oracles.
+"""The float32 work of the assembly (``precision="fast"``, matcher/scores/assembly.py), against oracles.
 
 ``match_template(..., precision="fast")`` without a mask scores maps of at
-least ``plan.MIN_CHUNKED_OUTPUTS`` positions with float32 correlations (OpenCV's
+least ``plan.MIN_FLOAT32_OUTPUTS`` positions with float32 correlations (OpenCV's
 direct filter up to 11 x 11, its blocked DFT above), a per-window error bound,
 and recomputation by definition of the windows the bound cannot vouch for.
 These tests check what that promises, through the engine:
@@ -11,24 +11,23 @@ These tests check what that promises, through the engine:
   photographs, noise, a sky (gradient, flat and near-flat areas), a spike, a
   large DC offset and images with exactly constant and exactly zero blocks,
   against the plain float64 sliding-window reference
-  (``match_template_reference``), or ``precision="exact"`` kept on the general
-  float64 path (matcher/scores/assembly.py, tested against the reference in
-  test_engine.py) where the reference would be too slow;
-- that the float32 path really scores the typical cases (a spy on
-  ``matcher.scores.engine.score_large_map``) and is not used for small maps, masks or
+  (``match_template_reference``), or ``precision="exact"`` (float64
+  correlations, tested against the reference in test_engine.py and
+  test_properties.py) where the reference would be too slow;
+- that the float32 work really scores the typical cases (a spy on
+  ``matcher.scores.engine.assemble`` with ``work="float32"``) and is not used for small maps, masks or
   ``precision="exact"``;
 - forced fallbacks (error model constants inflated so that every window is
   uncertain, or the path declining a band) still give correct maps;
 - documented values on degenerate windows and exact copies, exactly;
 - templates in tiny and huge units (ncc and ccorr_normed must not change);
-- the calibration of the error bound (``_ERROR_MODEL``) against
+- the calibration of the error bound (``error_model._FLOAT32_MODEL``) against
   the actual error of OpenCV's float32 correlations, with a 2x margin;
 - properties (hypothesis): ncc invariant under a*image + b, convolve ==
   correlate with the flipped template; and match_templates == separate calls,
   in one band and in three (threads);
-- the module also scores some ``precision="exact"`` problems (float64
-  correlations: small-integer images, and ssd/ccorr/ccoeff on any image): the
-  exact contract (1e-9) there.
+- the same assembly scores ``precision="exact"`` problems with float64
+  correlations: the exact contract (1e-9) there.
 
 Tolerances are those of test_engine.py: ``rel * range + 16 eps * max|ref|``,
 rel = 1e-4 for "fast", 1e-9 for "exact".
@@ -48,7 +47,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import matcher
 import matcher.scores.engine as engine
-import matcher.scores.chunked_assembly as large_maps
+import matcher.scores.error_model as error_model
 import matcher.scores.plan as plan
 import matcher.scores.image_channel as image_channel
 import score_contract as contract
@@ -87,16 +86,13 @@ def assert_matches(got, ref, method, *, factor=1.0, rel=REL_FAST, what=""):
 
 
 def exact(image, template, method, **kwargs):
-    """The general float64 path (matcher/scores/assembly.py): the oracle for maps too large for the reference.
+    """``precision="exact"``: the oracle for maps too large for the reference.
 
-    The engine also sends some precision="exact" problems through the chunked assembly (in
-    float64); a plan that always says "general" keeps the oracle independent of it.
+    The same assembly with float64 correlations and split window sums, pinned against the
+    float64 reference on maps on both sides of every size switch in test_engine.py and
+    test_properties.py; here it checks the float32 correlations and their bounds.
     """
-    def general(*args, **kw):
-        return dataclasses.replace(plan.choose_plan(*args, **kw), assembly="general", work_dtype="float64")
-
-    with mock.patch.object(engine, "choose_plan", general):
-        return match_template(image, template, method, precision="exact", **kwargs)
+    return match_template(image, template, method, precision="exact", **kwargs)
 
 
 def window_extremes(image, shape):
@@ -112,21 +108,21 @@ def window_extremes(image, shape):
 
 @pytest.fixture
 def fast_calls(monkeypatch):
-    """Spy on the engine's calls of the float32 path: a list of (algorithm, out_shape, returned).
+    """Spy on the engine's float32 assemblies: a list of (algorithm, out_shape, returned).
 
-    Only calls for precision "fast" are listed: the engine also enters ``score_large_map`` with
-    ``precision="exact"`` (float64 correlations).
+    Only calls with ``work="float32"`` are listed (the engine assembles float64 bands too,
+    and again in float64 a band the float32 one refused).
     """
     calls = []
-    original = engine.score_large_map
+    original = engine.assemble
 
     def spy(p, algorithm, out, **kwargs):
         result = original(p, algorithm, out, **kwargs)
-        if kwargs.get("precision", "fast") == "fast":
+        if kwargs.get("work") == "float32":
             calls.append((algorithm, tuple(out.shape), result))
         return result
 
-    monkeypatch.setattr(engine, "score_large_map", spy)
+    monkeypatch.setattr(engine, "assemble", spy)
     return calls
 
 
@@ -371,7 +367,7 @@ def _sized(out_rows, out_cols, shape=(7, 7), seed=0):
 
 
 def test_float32_path_starts_at_min_outputs(fast_calls):
-    minimum = plan.MIN_CHUNKED_OUTPUTS
+    minimum = plan.MIN_FLOAT32_OUTPUTS
     assert minimum % 256 == 0, "this test builds maps of 256 rows"
     image, template = _sized(256, minimum // 256)
     got = match_template(image, template, "ncc", algorithm="direct")
@@ -443,8 +439,8 @@ def test_direct_path_only_up_to_eleven_pixels(fast_calls):
 def test_inflated_error_model_still_gives_correct_maps(scene, algorithm, scale, monkeypatch, fast_calls):
     """Every window's bound is inflated (x1e3: most windows uncertain; x1e9: all of them): the module
     must refine, recompute or hand the band back, and the map must still be right."""
-    inflated = {plane: tuple(c * scale for c in model) for plane, model in large_maps._ERROR_MODEL.items()}
-    monkeypatch.setattr(large_maps, "_ERROR_MODEL", inflated)
+    inflated = {plane: tuple(c * scale for c in model) for plane, model in error_model._FLOAT32_MODEL.items()}
+    monkeypatch.setattr(error_model, "_FLOAT32_MODEL", inflated)
     image, template = scene_case(scene, algorithm)
     for method in METHODS:
         fast_calls.clear()
@@ -455,15 +451,18 @@ def test_inflated_error_model_still_gives_correct_maps(scene, algorithm, scale, 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_engine_redoes_a_band_the_float32_path_declines(method, monkeypatch):
-    """score_large_map returning False after scribbling into ``out``: the float64 path overwrites it all."""
+    """The float32 assembly refusing a band after scribbling into ``out``: the float64 one overwrites it all."""
     declined = []
+    original = engine.assemble
 
     def decline(p, algorithm, out, **kwargs):
+        if kwargs.get("work") != "float32":
+            return original(p, algorithm, out, **kwargs)
         out[...] = np.nan
         declined.append(out.shape)
         return False
 
-    monkeypatch.setattr(engine, "score_large_map", decline)
+    monkeypatch.setattr(engine, "assemble", decline)
     image, template = scene_case("astronaut", "fft")
     got = match_template(image, template, method, algorithm="fft")
     assert declined
@@ -720,7 +719,7 @@ def _bound_inputs(plane, image_kind, kernel_kind, shape):
     return c32, k32, truth, np.maximum(energy, 0.0), float(np.sqrt((k64 * k64).sum())), float(np.abs(c64).max())
 
 
-# The documented error model (chunked_assembly's docstring), stated here independently of the
+# The documented error model (error_model's comments), stated here independently of the
 # module: plane -> (A, B, A_DIRECT). The measured maxima are 4.3/4.5 (centred) and 5.3/15.4 (raw)
 # eps32 ||k||; these constants are about twice that.
 DOCUMENTED_ERROR_MODEL = {"centred": (9.0, 36.0, 10.0), "raw": (11.0, 44.0, 32.0)}
@@ -738,12 +737,12 @@ def test_error_bound_covers_opencv_float32_correlation(path, plane, image_kind, 
     a, b, a_direct = DOCUMENTED_ERROR_MODEL[plane]
     if path == "dft":
         got = cv2.matchTemplate(c32, k32, cv2.TM_CCORR).astype(np.float64)
-        bound = large_maps.correlation_error_bound(norm, energy, peak, plane=plane)
+        bound = error_model.correlation_error_bound(norm, energy, peak, plane=plane)
         documented = EPS32 * norm * (a * np.sqrt(energy) + b * peak)
     else:
         full = cv2.filter2D(c32, cv2.CV_32F, k32, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
         got = full[: truth.shape[0], : truth.shape[1]].astype(np.float64)
-        bound = large_maps.correlation_error_bound(norm, energy, peak, plane=plane, direct=True)
+        bound = error_model.correlation_error_bound(norm, energy, peak, plane=plane, direct=True)
         documented = EPS32 * norm * a_direct * np.sqrt(energy)
     np.testing.assert_allclose(bound, documented, rtol=1e-12, err_msg="the module's bound is not the documented one")
     err = np.abs(got - truth)
@@ -855,7 +854,7 @@ def test_match_templates_equals_separate_calls(colour, algorithm, bands, threads
 def test_large_templates_on_16_bit_images(dtype, top, step, precision):
     """Bright 16-bit images and 270 x 270 templates: window sums exceed 2**31 (OpenCV's box filter
     sums 8- and 16-bit data in int32) and ncc's n s2 - s1^2 exceeds 2**53 (no longer exact); both
-    must still be right, against the general float64 path."""
+    must still be right, against precision="exact"."""
     base = cv2.resize(photo("camera"), (540, 540), interpolation=cv2.INTER_AREA).astype(np.int64)
     image = (top - base * step).astype(dtype)
     template = image[100:370, 140:410].copy()
@@ -863,7 +862,7 @@ def test_large_templates_on_16_bit_images(dtype, top, step, precision):
         assert float(image[:270, :270].sum(dtype=np.float64)) >= 2**31  # the case this is about
     for method in METHODS:
         got = match_template(image, template, method, precision=precision)
-        assert got.shape[0] * got.shape[1] >= plan.MIN_CHUNKED_OUTPUTS
+        assert got.shape[0] * got.shape[1] >= plan.MIN_FLOAT32_OUTPUTS
         ref = exact(image, template, method)
         assert_matches(got, ref, method, rel=REL_FAST if precision == "fast" else REL_EXACT,
                        what=f"{dtype} 270x270 {precision}")

@@ -13,11 +13,12 @@ import matcher
 from matcher import cli
 from matcher.errors import MatcherError, ParameterTypeError
 from matcher.methods import METHODS, TABLE
+from matcher.option_kinds import POSITIVE_PATTERN
 from matcher.options import (COUNT_PATTERN, FRACTION_PATTERN, NUMBER_PATTERN, OPTIONS, REGION_PATTERN, FindOptions,
                              OptionSyntaxError, format_option, parse_option, threshold_rules)
 from service import create_app
 from service.errors import InvalidOption
-from service.options import FIND_OPTION_NAMES, GRAY, parse_options
+from service.options import FIND_OPTION_NAMES, GRAY, parse_options, turn_rules
 
 CAP = 100  # the default MATCHER_MAX_MATCHES
 
@@ -173,7 +174,7 @@ def test_option_schemas_are_generated_from_the_spec(document, mime):
                 expected |= {"type": "integer", "maximum": CAP}
         assert props[name] == expected, name
     assert props["gray"] == GRAY.schema(form=form)
-    assert schema.get("allOf", []) == ([] if form else threshold_rules())
+    assert schema.get("allOf", []) == ([] if form else threshold_rules()) + turn_rules(form=form)
     if form:
         assert props["subpixel"]["enum"][:8] == ["true", "1", "yes", "on", "false", "0", "no", "off"]
     else:
@@ -202,10 +203,16 @@ _JSON_CANDIDATES = {  # per kind: values around every bound and of every JSON ty
     "box": [[0, 0, 1, 1], [0, 0, 0, 0], [-1, 0, 5, 5], [0, 0, 5], [0, 0, 5, 5, 5], [0, 0, 5.0, 5], [0, 0, 5.5, 5],
             [True, 0, 5, 5], "0,0,5,5", "0,0,0,0", "-5,0,100,100", "", None, 7, {"x": 0}],
     "bool": [True, False, None, 0, 1, "true", "yes", ""],
+    # not [10, -10] nor [-200, 200]: a schema cannot say low <= high nor the span (test_range_order_and_span...)
+    "range": [[0.9, 1.1], [-180, 180], [1, 1], [0, 0], [-360, 0], [-361, 0], [0, 1000], [0.0005, 1], [1, 2, 3], [1],
+              [], [True, 1], ["0", "1"], "0,1", None, 1, {"lo": 0}, [1e308, 1e308], [10**400, 1]],
+    "step": [0, 0.0, 0.5, 1, 1e-300, -1, 1e308, 10**400, None, True, "0.5", [0.5]],
 }
 _FORM_CANDIDATES = ["", "0", "1", "2", "007", "0.3", ".5", "1.0", "1.5", "-1", "-0", "1_0", " 1", "+1", "1e-1",
                     "2.5", "nan", "inf", "abc", "0,0,0,0", "0,0,5,5", "00,0,01,1", "-5,0,100,100", "1,2,3",
-                    "true", "TRUE", "yes", "off", "maybe", "ncc", "NCC", "ssd", "fast", "exact"]
+                    "true", "TRUE", "yes", "off", "maybe", "ncc", "NCC", "ssd", "fast", "exact",
+                    # ranges within both the angles' and the scales' limits (a pattern cannot say them), steps
+                    "0.9,1.1", "1,1", "2,3", "1,2,3", "a,b", "1, 2", "1,", ",1", "0.0", ".0", "0e5", "00.5"]
 
 
 @pytest.mark.parametrize("name", [*FIND_OPTION_NAMES, "gray"])
@@ -229,6 +236,19 @@ def test_form_options_are_schema_valid_iff_the_parser_accepts_them(document, nam
         assert _valid(document, "multipart/form-data", body) == _accepts(raw, form=True), raw
 
 
+@pytest.mark.parametrize("name, value, reason", [
+    ("angles", [10, -10], "low <= high"), ("angles", [-200, 200], "spanning at most 360"),
+    ("scales", [2, 1], "low <= high"), ("angles", "400,0", "-360 <= low"), ("scales", "0,1", "0.001 <= low")])
+def test_range_order_and_span_are_the_parsers_to_refuse(document, name, value, reason):
+    """What the schema cannot express (Option.schema's documented exceptions) the parser still refuses."""
+    form = isinstance(value, str)
+    with pytest.raises(InvalidOption, match=reason) as info:
+        parse_options({name: value}, form=form, max_matches=CAP)
+    assert info.value.field == name
+    assert _valid(document, "multipart/form-data" if form else "application/json",
+                  {"image": "x", "template": "x", name: value})  # the documented gap: the schema lets it through
+
+
 def test_region_0000_is_refused_by_both(document, client):
     assert not _valid(document, "multipart/form-data", {"image": "x", "template": "x", "region": "0,0,0,0"})
     assert _valid(document, "multipart/form-data", {"image": "x", "template": "x", "region": "0,0,1,1"})
@@ -240,10 +260,10 @@ def test_region_0000_is_refused_by_both(document, client):
 @given(data=st.data())
 def test_strings_matching_the_patterns_parse(data):
     for name, pattern in (("max_matches", COUNT_PATTERN), ("max_overlap", FRACTION_PATTERN),
-                          ("region", REGION_PATTERN), ("threshold", NUMBER_PATTERN)):
+                          ("region", REGION_PATTERN), ("threshold", NUMBER_PATTERN), ("angle_step", POSITIVE_PATTERN)):
         text = data.draw(st.from_regex(f"^(?:{pattern})$", fullmatch=True).filter(lambda t: len(t) < 40))
-        if name == "threshold" and not math.isfinite(float(text)):
-            continue  # the documented exception: a number too large for a float
+        if name in ("threshold", "angle_step") and not 0 < abs(float(text)) < math.inf:
+            continue  # the documented exception: a number too large (or small) for a float
         parse_option(name, text)
 
 
@@ -253,14 +273,14 @@ def test_what_the_parser_accepts_matches_the_pattern(text):
     import re
 
     for name, pattern in (("max_matches", COUNT_PATTERN), ("max_overlap", FRACTION_PATTERN),
-                          ("region", REGION_PATTERN), ("threshold", NUMBER_PATTERN)):
+                          ("region", REGION_PATTERN), ("threshold", NUMBER_PATTERN), ("angle_step", POSITIVE_PATTERN)):
         try:
             parse_option(name, text)
             accepted = True
         except OptionSyntaxError:
             accepted = False
         matches = re.fullmatch(pattern, text) is not None
-        if name == "threshold" and matches and not math.isfinite(float(text)):
+        if name in ("threshold", "angle_step") and matches and not 0 < abs(float(text)) < math.inf:
             continue
         assert accepted == matches, (name, text)
 

@@ -170,6 +170,14 @@ class Page:
             rank: +r.dataset.rank, x: +r.dataset.x, y: +r.dataset.y, width: +r.dataset.width,
             height: +r.dataset.height, score: +r.dataset.score}))""")
 
+    def turned_boxes(self):
+        """The turned boxes (SVG polygons): their pose and the polygon's points, in image pixels."""
+        return self.p.eval_on_selector_all("#boxes polygon.box", """ps => ps.map(p => ({
+            rank: +p.dataset.rank, x: +p.dataset.x, y: +p.dataset.y, width: +p.dataset.width,
+            height: +p.dataset.height, score: +p.dataset.score, angle: +p.dataset.angle, scale: +p.dataset.scale,
+            cx: +p.dataset.cx, cy: +p.dataset.cy,
+            points: [...p.points].map(q => [q.x, q.y])}))""")
+
     def error_of(self, field):
         box = self.p.locator(f"#{field}-error")
         assert box.is_visible(), f"no message by the {field} field"
@@ -378,7 +386,7 @@ def test_many_matches_are_summed_up_above_the_table(page, server, shots):
 def test_one_click_samples(page, name):
     page.open()
     truth = {e["image"].removesuffix(".png"): e for e in json.loads((SAMPLES / "truth.json").read_text())
-             if "angle" not in e}[name]  # the page offers the plain samples (not the turned one yet)
+             if "angle" not in e}[name]  # the plain samples (the turned one: test_turned_sample_draws_...)
     assert page.run(lambda: page.click(f'button.sample[data-sample="{name}"]')) == "done"
     assert page.get_attribute(f'button.sample[data-sample="{name}"]', "aria-pressed") == "true"
     boxes = page.boxes()
@@ -635,3 +643,121 @@ def test_drop_a_file_on_a_drop_zone(page):
     page.choose("template", "camera_camcorder.png")
     assert page.search() == "done"
     assert [(b["x"], b["y"]) for b in page.boxes()] == [(248, 132)]
+
+
+# ---- turned and resized templates ------------------------------------------------------------------
+
+TURNED = next(e for e in json.loads((SAMPLES / "truth.json").read_text()) if e["template"] == "camera_turned.png")
+
+
+def expected_outline(center, angle, scale, width, height):
+    """The outline of a width x height template's pixels under a pose, in SVG units (pixel i spans i to i + 1):
+    the pose maps template point (u, v) to centre + scale * R(angle) (u - (w-1)/2, v - (h-1)/2), y down."""
+    import math
+
+    a, b = scale * math.cos(math.radians(angle)), scale * math.sin(math.radians(angle))
+    out = []
+    for u, v in ((-0.5, -0.5), (width - 0.5, -0.5), (width - 0.5, height - 0.5), (-0.5, height - 0.5)):
+        du, dv = u - (width - 1) / 2, v - (height - 1) / 2
+        out.append([center[0] + a * du + b * dv + 0.5, center[1] - b * du + a * dv + 0.5])
+    return out
+
+
+def assert_turned_box_at_the_truth(box):
+    center = (TURNED["center"]["x"], TURNED["center"]["y"])
+    assert abs(box["angle"] - TURNED["angle"]) < 0.1 and abs(box["scale"] - TURNED["scale"]) < 0.005, box
+    assert abs(box["cx"] - center[0]) < 0.1 and abs(box["cy"] - center[1]) < 0.1, box
+    want = expected_outline(center, TURNED["angle"], TURNED["scale"], TURNED["width"], TURNED["height"])
+    for got, exp in zip(box["points"], want):
+        assert abs(got[0] - exp[0]) < 0.25 and abs(got[1] - exp[1]) < 0.25, (box["points"], want)
+
+
+def test_turned_sample_draws_its_turned_box_and_lists_its_angle(page, server, shots):
+    page.open()
+    assert not page.is_checked("#turn") and not page.is_visible("#angles")  # off by default
+    assert page.run(lambda: page.click('button.sample[data-sample="camera_turned"]')) == "done"
+    assert page.is_checked("#turn") and page.is_visible("#angles")
+    assert [page.input_value(s) for s in ("#angles", "#angles-to", "#scales", "#scales-to")] == ["-180", "180", "0.9", "1.2"]
+    (box,) = page.turned_boxes()
+    assert not page.boxes()  # no axis-aligned rectangle for a turned match
+    assert_turned_box_at_the_truth(box)
+    api = server.match({"image": "camera.png", "template": "camera_turned.png"}, angles="-180,180", scales="0.9,1.2")
+    (m,) = api["matches"]
+    assert (box["x"], box["y"], box["width"], box["height"], box["score"], box["angle"], box["scale"]) == (
+        m["x"], m["y"], m["width"], m["height"], m["score"], m["angle"], m["scale"])
+    # The polygon lies on the picture where the truth puts it, on screen too.
+    geometry = page.evaluate("""() => {
+        const img = document.querySelector('#stage-image').getBoundingClientRect();
+        const b = document.querySelector('#boxes polygon.box').getBoundingClientRect();
+        return {left: b.left - img.left, top: b.top - img.top, right: b.right - img.left, scale: img.width / 512}; }""")
+    outline = expected_outline((TURNED["center"]["x"], TURNED["center"]["y"]), TURNED["angle"], TURNED["scale"],
+                               TURNED["width"], TURNED["height"])
+    left, top = min(p[0] for p in outline), min(p[1] for p in outline)
+    right = max(p[0] for p in outline)
+    stroke = 3  # half the widest stroke, in screen pixels
+    assert abs(geometry["left"] - left * geometry["scale"]) < stroke and abs(geometry["top"] - top * geometry["scale"]) < stroke
+    assert abs(geometry["right"] - right * geometry["scale"]) < stroke
+    # The table has the angle and the scale; the heatmap is not offered for a turned search.
+    headers = page.eval_on_selector_all("#matches th", "hs => hs.filter(h => h.offsetParent).map(h => h.textContent.trim())")
+    assert headers == ["#", "x", "y", "Score", "Angle", "Scale"]
+    assert page.evaluate("(w => w.scrollWidth <= w.clientWidth)(document.querySelector('.table-wrap'))")  # fits
+    (row,) = page.eval_on_selector_all("#matches-body tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+    assert row[-2:] == [f"{m['angle']:.2f}°", f"{m['scale']:.3f}"]
+    assert abs(float(row[-2].rstrip("°")) - TURNED["angle"]) < 0.1
+    assert page.is_disabled("#heatmap-toggle") and "turned" in page.get_attribute("#heatmap-toggle", "title")
+    assert "Angle is counter-clockwise" in page.inner_text("#matches-note")
+    page.screenshot(path=str(shots / "camera-turned.png"), full_page=True)
+
+    # A plain sample afterwards searches as it is: no ranges, no angle columns, a rectangle.
+    assert page.run(lambda: page.click('button.sample[data-sample="camera"]')) == "done"
+    assert not page.is_checked("#turn") and not page.is_visible("#angles")
+    assert [(b["x"], b["y"]) for b in page.boxes()] == [(248, 132)] and not page.turned_boxes()
+    assert not page.is_visible('#matches th[data-key="angle"]') and page.is_visible('#matches th[data-key="width"]')
+    assert page.eval_on_selector("#matches-body tr", "r => [...r.cells].map(c => c.textContent)") == [
+        "1", "248", "132", "84", "60", "1.0000"]
+    assert page.is_enabled("#heatmap-toggle")
+
+
+def test_turn_controls_by_hand_errors_and_the_cost_limit(page, server):
+    page.open()
+    page.choose("image", "camera.png")
+    page.choose("template", "camera_turned.png")
+    page.check("#turn")
+    for selector, value in (("#angles", "20"), ("#angles-to", "40"), ("#scales", "1.1"), ("#scales-to", "1.2")):
+        page.fill(selector, value)
+    page.fill("#angle_step", "0.5")
+    assert page.search() == "done"
+    (box,) = page.turned_boxes()
+    assert_turned_box_at_the_truth(box)
+    api = server.match({"image": "camera.png", "template": "camera_turned.png"}, angles="20,40", scales="1.1,1.2",
+                       angle_step="0.5")
+    assert (box["angle"], box["cx"]) == (api["matches"][0]["angle"], api["matches"][0]["center"]["x"])
+
+    # The server refuses a range the wrong way round: the message is by the angles.
+    page.fill("#angles", "50")
+    assert page.search() == "error"
+    assert "Enter two angles" in page.error_of("angles") and "low <= high" in page.error_of("angles")
+    assert page.get_attribute("#angles", "aria-invalid") == "true"
+    page.fill("#angles", "20")  # typing clears it
+    assert not page.is_visible("#angles-error")
+
+    # An empty end is caught in the page, before sending anything.
+    posts = page.posts()
+    page.fill("#scales-to", "")
+    page.click("#submit")
+    assert "smallest and the largest scale" in page.error_of("scales") and page.posts() == posts
+    page.fill("#scales-to", "1.2")
+
+    # Over the cost limit: a 413 explained by the angles, saying how to lower it.
+    with server.configured(MATCHER_MAX_TURN_WORK=1000):
+        assert page.search() == "error"
+    message = page.error_of("angles")
+    assert "too much work" in message and "narrow the angle or scale range" in message and "MATCHER_MAX_TURN_WORK" in message
+    assert page.search() == "done"  # the limit is back
+
+    # Unticked: the plain search, as before, with the ranges kept for next time.
+    page.uncheck("#turn")
+    assert not page.is_visible("#angles")
+    page.choose("template", "camera_camcorder.png")
+    assert page.search() == "done"
+    assert [(b["x"], b["y"]) for b in page.boxes()] == [(248, 132)] and not page.turned_boxes()

@@ -4,7 +4,7 @@ choose_algorithm is a pure function of the shapes: deterministic, no array
 work, only "direct" or "fft". match_template must take exactly the path it
 is told to ("direct" / "fft"), and ask choose_algorithm for "auto". The paths
 are observed by wrapping the engine's correlation entry points
-(``matcher.scores.assembly.correlate_direct``, ``correlate_dft`` and ``FFTCorrelator``),
+(``correlate_direct``, ``correlate_dft`` and ``FFTCorrelator`` as :mod:`matcher.scores.image_channel` calls them),
 so a wrong path is detected even though both give the same scores.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import matcher.scores.plan
-import matcher.scores.assembly as scoring
+import matcher.scores.image_channel as scoring
 from matcher import METHODS, choose_algorithm, match_template, match_template_reference
 
 # ---------------------------------------------------------------------------
@@ -226,27 +226,25 @@ def test_explicit_algorithm_is_obeyed_for_1d_input(paths, algorithm):
 # choose_plan and band_bounds: the rules, and that the engine follows them
 # ---------------------------------------------------------------------------
 
-from matcher.scores.plan import MIN_BAND_OUTPUTS, MIN_CHUNKED_OUTPUTS, Plan, band_bounds, choose_plan  # noqa: E402
+from matcher.scores.plan import MIN_BAND_OUTPUTS, MIN_FLOAT32_OUTPUTS, Plan, band_bounds, choose_plan  # noqa: E402
 
 
-@pytest.mark.parametrize("outputs, assembly", [(MIN_CHUNKED_OUTPUTS - 1, "general"), (MIN_CHUNKED_OUTPUTS, "chunked")])
-def test_plan_switches_assembly_at_the_documented_map_size(outputs, assembly):
+@pytest.mark.parametrize("outputs, work", [(MIN_FLOAT32_OUTPUTS - 1, "float64"), (MIN_FLOAT32_OUTPUTS, "float32")])
+def test_plan_switches_to_float32_at_the_documented_map_size(outputs, work):
     # a 1 x 5 template: outputs = H * (W - 4); two rows for the even count, one for the odd
     shape = (2, outputs // 2 + 4) if outputs % 2 == 0 else (1, outputs + 4)
-    plan = choose_plan(shape, (1, 5), algorithm="fft")
-    assert plan == Plan("fft", assembly, "float32" if assembly == "chunked" else "float64")
+    assert choose_plan(shape, (1, 5), algorithm="fft") == Plan("fft", work)
 
 
-@pytest.mark.parametrize("side, assembly", [(11, "chunked"), (12, "general")])
-def test_plan_float32_direct_only_up_to_eleven_pixels(side, assembly):
-    assert choose_plan((1024, 1024), (side, side), algorithm="direct").assembly == assembly
-    assert choose_plan((1024, 1024), (side, side), algorithm="fft").assembly == "chunked"
-    assert choose_plan((1024, 1024), (side, side), algorithm="direct", precision="exact") == Plan(
-        "direct", "chunked", "float64")
+@pytest.mark.parametrize("side, work", [(11, "float32"), (12, "float64")])
+def test_plan_float32_direct_only_up_to_eleven_pixels(side, work):
+    assert choose_plan((1024, 1024), (side, side), algorithm="direct").work_dtype == work
+    assert choose_plan((1024, 1024), (side, side), algorithm="fft").work_dtype == "float32"
+    assert choose_plan((1024, 1024), (side, side), algorithm="direct", precision="exact") == Plan("direct", "float64")
 
 
 def test_plan_masks_and_exact():
-    assert choose_plan((1024, 1024), (40, 40), masked=True) == Plan("fft", "general", "float64")
+    assert choose_plan((1024, 1024), (40, 40), masked=True) == Plan("fft", "float64")
     assert choose_plan((1024, 1024), (40, 40), precision="exact").work_dtype == "float64"
     assert choose_plan((1024, 1024), (40, 40)).algorithm == choose_algorithm((1024, 1024), (40, 40))
     with pytest.raises(ValueError, match=r"precision must be one of \('fast', 'exact'\), got 'best'"):
@@ -263,24 +261,23 @@ def test_band_bounds():
 
 
 @pytest.mark.parametrize("shape, kwargs", [
-    ((300, 300), {}),                                   # large, unmasked: chunked float32
-    ((300, 300), {"precision": "exact"}),               # chunked float64
-    ((200, 200), {}),                                   # small map: general
-    ((300, 300), {"mask": np.ones((9, 9), bool)}),      # masked: general
+    ((300, 300), {}),                                   # large, unmasked: float32
+    ((300, 300), {"precision": "exact"}),               # float64
+    ((200, 200), {}),                                   # small map: float64
+    ((300, 300), {"mask": np.ones((9, 9), bool)}),      # masked: float64
 ])
-def test_engine_takes_the_planned_assembly(monkeypatch, shape, kwargs):
-    """Spy on both assemblies: the engine enters exactly the one the plan names."""
+def test_engine_assembles_in_the_planned_precision(monkeypatch, shape, kwargs):
+    """Spy on the assembly: the engine asks for exactly the work precision the plan names."""
     import matcher.scores.engine as engine
 
     taken = []
-    real_chunked, real_general = engine.score_large_map, engine.score_map
-    monkeypatch.setattr(engine, "score_large_map", lambda *a, **k: taken.append("chunked") or real_chunked(*a, **k))
-    monkeypatch.setattr(engine, "score_map", lambda *a, **k: taken.append("general") or real_general(*a, **k))
+    real = engine.assemble
+    monkeypatch.setattr(engine, "assemble", lambda *a, **k: taken.append(k["work"]) or real(*a, **k))
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, shape).astype(np.uint8)
     template = image[20:29, 30:39].copy()
     got = match_template(image, template, "ncc", **kwargs)
     want = choose_plan(shape, (9, 9), masked="mask" in kwargs, precision=kwargs.get("precision", "fast"))
-    assert taken == [want.assembly]
+    assert taken == [want.work_dtype]
     ref = match_template_reference(image, template, "ncc", mask=kwargs.get("mask"))
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4 * 2)

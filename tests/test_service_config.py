@@ -52,7 +52,7 @@ def test_malformed_settings_stop_the_app_naming_the_variable(name, value):
 
 def _gunicorn_settings(monkeypatch, **env):
     for key in ("MATCHER_BIND", "MATCHER_WORKERS", "MATCHER_THREADS", "MATCHER_NUM_THREADS", "MATCHER_MAX_CONCURRENT",
-                "MATCHER_MALLOC_THRESHOLD",
+                "MATCHER_MALLOC_THRESHOLD", "MATCHER_COMPUTE_BIND",
                 "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(key, "")  # records the original value, so that undo restores it...
         monkeypatch.delenv(key)  # ...even if gunicorn.conf.py sets it
@@ -62,17 +62,23 @@ def _gunicorn_settings(monkeypatch, **env):
 
 
 def test_gunicorn_settings(monkeypatch):
+    """The front (the default role): one asyncio worker on MATCHER_BIND, never recycled; the compute
+    pool (MATCHER_COMPUTE_BIND set): MATCHER_WORKERS sync workers on that socket, recycled."""
     cores = len(__import__("os").sched_getaffinity(0))
     conf = _gunicorn_settings(monkeypatch)
-    assert conf["bind"] == ["127.0.0.1:8000"] and conf["wsgi_app"] == "service.wsgi:app"
-    assert conf["workers"] == cores and conf["worker_class"] == "gthread" and conf["threads"] == 4
+    assert conf["bind"] == ["127.0.0.1:8000"] and conf["wsgi_app"] == "service.front:create_front()"
+    assert conf["workers"] == 1 and conf["worker_class"] == "service.front_worker.FrontWorker"
+    assert conf["max_requests"] == 0 and conf["compute_workers"] == cores and conf["front_threads"] == 4
     assert conf["numeric_threads"] == 1 and conf["preload_app"] is False
-    assert conf["max_requests"] > 0 and 0 < conf["max_requests_jitter"] < conf["max_requests"]
     assert conf["timeout"] > 0 and conf["graceful_timeout"] > 0
     assert __import__("os").environ["OPENBLAS_NUM_THREADS"] == "1"
-    conf = _gunicorn_settings(monkeypatch, MATCHER_BIND="127.0.0.1:9999", MATCHER_WORKERS="1",
-                              MATCHER_MAX_CONCURRENT="3")
-    assert conf["bind"] == ["127.0.0.1:9999"] and conf["numeric_threads"] == cores and conf["threads"] == 5
+    conf = _gunicorn_settings(monkeypatch, MATCHER_COMPUTE_BIND="unix:/tmp/x.sock")
+    assert conf["bind"] == ["unix:/tmp/x.sock"] and conf["wsgi_app"] == "service.wsgi:app"
+    assert conf["workers"] == cores and conf["worker_class"] == "sync"
+    assert conf["max_requests"] > 0 and 0 < conf["max_requests_jitter"] < conf["max_requests"]
+    conf = _gunicorn_settings(monkeypatch, MATCHER_BIND="127.0.0.1:9999", MATCHER_WORKERS="1", MATCHER_THREADS="3")
+    assert conf["bind"] == ["127.0.0.1:9999"] and conf["numeric_threads"] == cores and conf["front_threads"] == 3
+    assert conf["compute_workers"] == 1
 
 
 def test_gunicorn_post_fork_sizes_the_thread_pools(monkeypatch):

@@ -123,8 +123,10 @@ def test_python_m_service_starts_gunicorn():
     assert "gunicorn" in proc.log_path.read_text().lower()
 
 
-def test_busy_worker_refuses_instead_of_queueing():
-    proc, url = start_server(MATCHER_WORKERS="1", MATCHER_MAX_CONCURRENT="1", MATCHER_THREADS="4")
+def test_full_queue_refuses_instead_of_queueing_more():
+    """One compute worker and a queue of one: of four matches at once, one runs, one waits, and the
+    others get 503 + Retry-After with a problem+json body (the body was read before the answer)."""
+    proc, url = start_server(MATCHER_WORKERS="1", MATCHER_QUEUE="1")
     try:
         rng = np.random.default_rng(0)
         image = rng.integers(0, 256, (720, 1280), dtype=np.uint8)
@@ -142,6 +144,7 @@ def test_busy_worker_refuses_instead_of_queueing():
         for r in responses:
             if r.status == 503:
                 assert r.headers["Retry-After"] == "1" and r.headers["Content-Type"] == "application/problem+json"
+                assert json.loads(r.body)["type"] == "urn:matcher:problem:busy"
     finally:
         assert stop_server(proc) == 0
 

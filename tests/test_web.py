@@ -116,12 +116,13 @@ def test_samples_are_listed(client):
     r = client.get("/v1/samples")
     assert r.status_code == 200 and r.mimetype == "application/json"
     samples = r.get_json()["samples"]
-    assert [s["name"] for s in samples] == ["camera", "coins", "chelsea", "coffee"]
-    # one entry per image among the plain samples (the turned ones are not offered by the service yet)
-    truth = {e["image"]: e for e in json.loads((SAMPLES / "truth.json").read_text()) if "angle" not in e}
+    assert [s["name"] for s in samples] == ["camera", "coins", "chelsea", "coffee", "camera_turned"]
+    # one entry per template of truth.json
+    truth = {e["template"]: e for e in json.loads((SAMPLES / "truth.json").read_text())}
+    assert len(samples) == len(truth)
     for s in samples:
-        entry = truth[s["image"]["file"]]
-        assert s["template"]["file"] == entry["template"]
+        entry = truth[s["template"]["file"]]
+        assert s["image"]["file"] == entry["image"]
         assert s["image"]["url"] == "/samples/" + entry["image"]
         assert s["template"]["url"] == "/samples/" + entry["template"]
         assert (s["template"]["width"], s["template"]["height"]) == (entry["width"], entry["height"])
@@ -129,6 +130,23 @@ def test_samples_are_listed(client):
     by_name = {s["name"]: s for s in samples}
     assert by_name["coffee"]["mask"] == "alpha" and by_name["camera"]["mask"] is None
     assert by_name["coins"]["options"]["max_matches"] >= 24
+    # the turned sample comes with ranges that hold its pose; the plain ones search as they are
+    turned, pose = by_name["camera_turned"]["options"], truth["camera_turned.png"]
+    assert turned["angles"][0] <= pose["angle"] <= turned["angles"][1]
+    assert turned["scales"][0] <= pose["scale"] <= turned["scales"][1]
+    assert not any("angles" in s["options"] or "scales" in s["options"] for s in samples if s is not by_name["camera_turned"])
+
+
+def test_a_turned_sample_without_a_preset_gets_ranges_around_its_pose(tmp_path):
+    for name, copy in (("coins.png", "a.png"), ("coins_coin.png", "b.png"), ("coins_coin.png", "c.png")):
+        (tmp_path / copy).write_bytes((SAMPLES / name).read_bytes())
+    (tmp_path / "truth.json").write_text(json.dumps([
+        {"image": "a.png", "template": "b.png", "width": 62, "height": 62},
+        {"image": "a.png", "template": "c.png", "angle": 10.0, "scale": 0.8, "width": 62, "height": 62}]))
+    samples = make_app(MATCHER_SAMPLES_DIR=str(tmp_path)).test_client().get("/v1/samples").get_json()["samples"]
+    assert [s["name"] for s in samples] == ["a", "c"]  # the image's name is taken: the template's
+    assert samples[0]["options"] == {"method": "ncc", "max_matches": 1}
+    assert samples[1]["options"] == {"method": "ncc", "max_matches": 1, "angles": [-180, 180], "scales": [0.72, 1.1]}
 
 
 def test_sample_files_are_served(client):
@@ -212,5 +230,5 @@ def test_samples_listing_is_documented_in_openapi():
     client = create_app({"TESTING": True}).test_client()
     doc = OpenAPI(client.get("/openapi.json").get_json())
     body = doc.check(client.get("/v1/samples"), "/v1/samples", "GET")
-    assert len(body["samples"]) == 4
+    assert len(body["samples"]) == 5
     assert "/samples/{name}" in doc.doc["paths"] and "/" in doc.doc["paths"]

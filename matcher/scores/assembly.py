@@ -1,273 +1,482 @@
-"""Assembling every window's score from correlations and window sums, in float64 (private).
+"""The one assembly of the six scores (private): any method, masked or not, any size, float32 or float64.
 
-This is the general path: masks, maps under 65536 positions, and the bands
-:mod:`matcher.scores.chunked_assembly` (the large unmasked maps) hands back.
+:func:`assemble` scores one problem over one image band. Its two parameters
+are the working precision of the correlation (``work``: OpenCV's float32
+correlation for large unmasked maps in "fast" precision, float64 otherwise)
+and the correlation routine (``algorithm``: direct sums or transforms). The
+rest is shared:
 
-:class:`ImageSide` holds the work on one image (band) that every template
-shares: the centred channels, their FFT spectra, window sums and extremes.
-:func:`score_map` combines them with one template into a score map:
+- the **window terms** (:mod:`matcher.scores.window_terms`): box sums without
+  a mask, float64 correlations with ``M`` and ``M^2`` with one (Padfield);
+- the **numerator**: one correlation of the (centred) image with a
+  template-derived kernel per channel;
+- the **scores**, assembled in row chunks that stay in cache (:meth:`_Assembly.chunk`),
+  each with a bound on its error (:mod:`matcher.scores.error_model`);
+- the **recompute rule** (:mod:`matcher.scores.settle`) and the **degenerate
+  windows** (:mod:`matcher.scores.degenerate`).
 
-- numerator and denominator sums per channel (:func:`_channel_terms`), each
-  with a bound on its rounding error (0 where integer arithmetic is exact);
-- degenerate windows (flat for ncc, all zero for the other normalised
-  methods) found exactly and given their documented value;
-- the windows whose error bound exceeds the tolerance recomputed by
-  definition with :func:`matcher.scores.reference.window_scores`.
+Working in float32, a band whose bounds cannot be settled cheaply is refused
+(:func:`assemble` returns False) and the engine assembles it again in float64,
+where every window is settled whatever it costs.
 """
 
+import math
+
+import cv2
 import numpy as np
 
+from ..methods import get_method
 from .degenerate import degenerate_at, degenerate_score, template_degenerate_score
-from .correlate import BLOCKED_DFT_SIDE, OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct, fft_error_bound
-from .reference import NEAR_PERFECT, centred, rescore
-from .window_sums import pairwise_error_scale, window_extremes, window_sums, window_sums_of_squares
+from .error_model import EPS64, denominator_error, float32_coefficients
+from .image_channel import BandChannel
+from .inputs import RECOMPUTE
+from .reference import centred, rescore
+from .settle import NOMINAL_RANGE, settle_global, settle_normalised
+from .window_terms import box_terms, masked_terms
 
-_EPS = np.finfo(np.float64).eps
-_EXACT_INTEGER = 2.0**52  # integer sums below this are exact in float64
-_NEAR_PERFECT_VALUES = 1 << 22  # near-perfect windows are recomputed if they hold up to this many values in all
+__all__ = ["assemble", "WORK_DTYPES"]
 
-
-class ImageSide:
-    """The work on one image that every template matched against it shares."""
-
-    def __init__(self, image, integer_valued, algorithm, *, workers):
-        self.image = image
-        self.integer_valued = integer_valued
-        self.algorithm = algorithm
-        self.workers = workers
-        self.centre = [float(np.round(c.mean(dtype=np.float64)) if integer_valued else c.mean(dtype=np.float64)) for c in image]
-        self.centred = [np.subtract(c, g, dtype=np.float64) for c, g in zip(image, self.centre)]
-        self._cache = {}
-
-    def forget(self, shape):
-        """Drop the cached window sums of templates of ``shape``, and all window extremes."""
-        for key in [k for k in self._cache if k[0] == "extremes" or (k[0] == "sums" and k[2] == shape)]:
-            del self._cache[key]
-
-    def _cached(self, key, make):
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
-
-    def correlate(self, c, kernel, *, squared=False, once=False):
-        """Correlate centred channel ``c`` (or its square) with ``kernel``: (values, error bound).
-
-        ``once`` says no other kernel will be correlated with this plane, so
-        for mid-sized kernels OpenCV's blocked DFT beats a reusable spectrum.
-        """
-        norm = float(np.sqrt(np.sum(kernel * kernel)))  # not BLAS: no thread wake-ups
-        # one unmasked kernel of more taps than OpenCV sums directly, up to BLOCKED_DFT_SIDE: its blocked DFT
-        if self.algorithm == "fft" and once and kernel.size > OPENCV_DIRECT_TAPS and max(kernel.shape) <= BLOCKED_DFT_SIDE:
-            plane = self._plane(c, squared)
-            peak = self._cached(("peak", c, squared), lambda: float(np.abs(plane).max()))
-            return correlate_dft(plane, kernel), fft_error_bound(plane.shape, peak, norm)
-        if self.algorithm == "fft":
-            corr = self._cached(("fft", c, squared), lambda: FFTCorrelator(self._plane(c, squared), workers=self.workers))
-            return corr(kernel), corr.error_bound(norm)
-        plane = self._plane(c, squared)
-        peak = self._cached(("peak", c, squared), lambda: float(np.abs(plane).max()))
-        taps = kernel.size
-        return correlate_direct(plane, kernel), 2.0 * _EPS * taps * peak * norm
-
-    def _plane(self, c, squared):
-        if not squared:
-            return self.centred[c]
-        return self._cached(("square", c), lambda: np.square(self.centred[c]))
-
-    def window_sum(self, c, shape, *, squared=False):
-        """Window sums of centred channel ``c`` (or of its square): ``(sums, error bound, exact)``.
-
-        Integer data small enough for float64 gives exact sums (bound 0).
-        """
-
-        def make():
-            plane = self.centred[c]
-            n = float(np.prod(shape))
-            peak = float(np.abs(plane).max())
-            exact = self.integer_valued and peak * peak * n * n < _EXACT_INTEGER
-            if squared:
-                sums = window_sums_of_squares(plane, shape, exact_integers=exact)
-                return sums, (0.0 if exact else pairwise_error_scale(shape) * sums), exact
-            sums = window_sums(plane, shape, exact_integers=exact)
-            return sums, (0.0 if exact else pairwise_error_scale(shape) * n * peak), exact
-
-        return self._cached(("sums", c, shape, squared), make)
-
-    def extremes(self, c, shape, out_shape, offset):
-        """Exact (min, max) of channel ``c`` over a box inside every window."""
-        return self._cached(
-            ("extremes", c, shape, offset, out_shape), lambda: window_extremes(self.image[c], shape, out_shape, offset)
-        )
+WORK_DTYPES = ("float32", "float64")
+"""The working precisions of the correlations."""
+_CHUNK = 1 << 17  # output values per chunk of rows
+_SMALLEST = 1e-30  # squared denominators below this are treated as degenerate (float32 keeps ~1e-38)
+_RANGE32 = 2.0**40  # centred magnitudes float32 handles with room for n * magnitude^2
+_EXACT = 2.0**52
 
 
-def score_map(side, p, tolerance):
-    """Score map of one validated problem on a prepared image."""
-    method, weights = p.method, p.weights
-    C, h, w = p.template.shape
-    out_shape = p.out_shape
-    num = den = None
-    err_num = err_den = t_den = 0.0
-    normalised = method in ("ncc", "ccorr_normed", "ssd_normed")
-    exact_den = True
+def assemble(p, algorithm, out, *, work="float64", precision="fast", channels=None, workers=1):
+    """Score problem ``p`` (an image band) into ``out``; False if float32 cannot vouch for it.
+
+    Parameters
+    ----------
+    p : Problem
+        A validated problem (:func:`matcher.scores.inputs.prepare`) on one band.
+    algorithm : {"direct", "fft"}
+        The correlation routine.
+    out : ndarray of float64, shape ``p.out_shape``
+    work : {"float32", "float64"}, keyword-only
+        The correlation's precision; "float32" needs an unmasked problem.
+    precision : {"fast", "exact"}, keyword-only
+        Its tolerance (:data:`matcher.scores.inputs.RECOMPUTE`).
+    channels : dict, keyword-only
+        Keeps the per-channel work on this band (:class:`BandChannel`) for the next template.
+    workers : int, keyword-only
+        Threads for the transforms.
+
+    Returns
+    -------
+    bool
+        True when ``out`` holds the scores; False (float32 only) when the band
+        must be assembled again in float64.
+    """
+    C = p.template.shape[0]
+    cache = {} if channels is None else channels
     for c in range(C):
-        terms = _channel_terms(side, c, p.template[c], None if weights is None else weights[c], method)
-        num = _accumulate(num, terms.num)
-        err_num = err_num + terms.err_num
-        if normalised:
-            den = _accumulate(den, terms.den)
-            err_den = err_den + terms.err_den
-            t_den += terms.t_den
-            exact_den = exact_den and terms.exact_den
-    if not normalised:  # ssd, ccorr, ccoeff: tolerance relative to the score range
-        if method == "ssd":
-            np.maximum(num, 0.0, out=num)
-        _recompute(num, np.broadcast_to(err_num > tolerance * float(np.ptp(num)), out_shape), p)
-        return num
-    # Degenerate windows (flat for ncc, all zero otherwise) get their documented
-    # value exactly: from exact integer sums, or else among the windows whose
-    # denominator is within its error bound of zero (no other can be).
-    if exact_den:
-        degenerate = den == 0
+        if c not in cache:
+            cache[c] = BandChannel(c, p.image[c], p.integer_valued, workers=workers)
+    float64 = work == "float64"
+    for c in range(C):  # float64 normalised scores: sums as good as float64 allows (exact for small integers)
+        cache[c].split = float64 and p.method in NOMINAL_RANGE and not cache[c].exact
+    job = _Assembly(p, [cache[c] for c in range(C)], out, work, algorithm)
+    if not job.feasible:
+        return False
+    if job.constant is not None:
+        out[...] = job.constant
+        return True
+    rows = max(1, min(out.shape[0], _CHUNK // max(out.shape[1], 1)))
+    scratch = _Scratch(rows, out.shape[1])
+    chunks = [(a, min(out.shape[0], a + rows)) for a in range(0, out.shape[0], rows)]
+    if job.template_degenerate:
+        job.settle_degenerate_template(chunks, scratch)
+        return True
+    contract = RECOMPUTE[precision][work]  # of the score range
+    if float64:
+        x, err = job.correlate64(algorithm)
+        model = (0.0, err + job.extra_error)
     else:
-        ys, xs = np.nonzero(den <= err_den)
-        degenerate = np.zeros(out_shape, bool)
-        degenerate[ys, xs] = degenerate_at(p, ys, xs, lambda c, box, offset: side.extremes(c, box, out_shape, offset))
-    scores, recheck = _normalise(method, num, err_num, den, err_den, t_den, tolerance)
-    recheck &= ~degenerate
-    if t_den == 0:  # a constant (ncc) or all-zero template: every window has its documented score
-        scores[...] = template_degenerate_score(method)
-        scores[degenerate] = degenerate_score(method, template_degenerate=True)
-        return scores
-    scores[degenerate] = degenerate_score(method)
-    _recompute(scores, recheck, p)
-    _recompute_near_perfect(scores, p, tolerance)
-    return scores
+        x, model = job.correlate32(algorithm == "direct")
+    if p.method in ("ccorr", "ccoeff"):
+        job.finish_unnormalised(x)
+        lo, hi, _, _ = cv2.minMaxLoc(out)
+        return settle_global(job, out, job.global_bound(model), contract, (lo, hi), float64)
+    for a, b in chunks:
+        job.chunk(a, b, x[a:b], model, scratch)
+    if not job.normalised:
+        return settle_global(job, out, job.global_bound(model), contract, None, float64)
+    # Recomputing a window by definition costs 5-20 ns per value; a float64
+    # strip ~15 ns per position; assembling the band again in float64 ~20-40 ns.
+    limits = (None, math.inf) if float64 else (1.0, 256 + 2 * out.size // (job.n * C))
+    return settle_normalised(job, chunks, scratch, contract, limits, algorithm)
 
 
-def _recompute_near_perfect(scores, p, tolerance):
-    """Recompute by definition the windows within ``tolerance`` of a perfect score, when they are few.
+class _Scratch:
+    """Reusable row-chunk buffers."""
 
-    Their scores are already within the tolerance; recomputed, an exact copy
-    of the template scores exactly 1 (0 for ssd_normed), as :func:`matcher.find` reports it.
-    """
-    near = scores <= tolerance if p.method == "ssd_normed" else scores >= 1.0 - tolerance
-    ys, xs = np.nonzero(near)
-    if 0 < ys.size <= NEAR_PERFECT and ys.size * p.template.size <= _NEAR_PERFECT_VALUES:
-        rescore(p, scores, ys, xs)
+    def __init__(self, rows, cols):
+        self.rows, self.cols = rows, cols
+        self._bufs = {}
 
-
-def _accumulate(total, term):
-    """``total + term``, in place after the first channel (``term`` may be a cached array: never modified)."""
-    if total is None:
-        return np.array(term, dtype=np.float64, copy=True)
-    total += term
-    return total
+    def get(self, name, k, dtype=np.float64, width=None):
+        key = (name, np.dtype(dtype))
+        if key not in self._bufs:
+            self._bufs[key] = np.empty((self.rows, self.cols), dtype)
+        return self._bufs[key][:k, :width]
 
 
-class _Terms:
-    """One channel's share of a score: numerator, denominator, template term, error bounds."""
+class _Assembly:
+    """One problem on one band: the template's constants, the window terms and the row-chunk assembly."""
 
-    __slots__ = ("num", "err_num", "den", "err_den", "t_den", "exact_den")
+    def __init__(self, p, channels, out, work, algorithm):
+        self.p, self.channels, self.out = p, channels, out
+        self.float64 = work == "float64"
+        self.work = np.float64 if self.float64 else np.float32
+        self.eps = float(np.finfo(self.work).eps)
+        method = p.method
+        C, h, w = p.template.shape
+        self.n = h * w
+        self.masked = p.weights is not None
+        if self.masked and not self.float64:
+            raise ValueError("masked problems are assembled in float64")
+        self.normalised = method in NOMINAL_RANGE
+        self.constant = None
+        self.template_degenerate = False
+        self.zero_mean = get_method(method).zero_mean
+        # ncc and ccoeff correlate the centred image with a zero-mean kernel (the
+        # centre cancels, and errors shrink with it); in float64 the others do
+        # too (ssd with the template shifted alike, ccorr plus the centre's
+        # share), in float32 they correlate the raw image, whose error stays
+        # relative to the window's own energy.
+        self.centred = self.zero_mean or self.float64
+        self._kernels(p, channels)
+        self.feasible = self.float64 or self._fits_float32(channels)
+        self.terms = self._window_terms(algorithm)
+        self.exact_den = all(t.exact for t in self.terms) if self.terms else False
+        self.err_den = 0.0
+        if self.normalised and not self.exact_den:
+            self.err_den = denominator_error(self.terms, method, [ch.centre for ch in channels])
+            self.err_den *= max(self.den_factors)
+        self.bound = np.empty(out.shape, self.work) if self.normalised else None
+        # one unmasked channel's raw energy is its window sums themselves: no copy
+        self.den_view = (C == 1 and method in ("ccorr_normed", "ssd_normed") and not self.masked
+                         and self.raw_shifts[0] == 0.0)
+        self.den = None
+        if self.normalised:
+            if self.den_view:
+                self.den = self.terms[0].s2[: out.shape[0], : out.shape[1]]
+            else:
+                self.den = np.empty(out.shape, np.float64)
 
-    def __init__(self, num, err_num, den=None, err_den=0.0, t_den=0.0, exact_den=False):
-        self.num, self.err_num, self.den, self.err_den = num, err_num, den, err_den
-        self.t_den, self.exact_den = t_den, exact_den
+    # -- the template side -------------------------------------------------
 
+    def _kernels(self, p, channels):
+        """The kernels correlated with each channel, their norms and sums, and the template's constants."""
+        method, T, M = p.method, p.template, p.weights
+        C = T.shape[0]
+        m2 = [None] * C if M is None else [m * m for m in M]
+        self.sw = [float(self.n)] * C if M is None else [float(m.sum()) for m in M]
+        common = len(set(self.sw)) == 1
+        self.den_scale = self.sw[0] if common else 1.0  # ncc's denominators are kept times this
+        self.den_factors = [self.den_scale / s if s > 0 else 0.0 for s in self.sw]
+        self.t_sq = 0.0
+        if self.zero_mean:
+            devs = []
+            for c in range(C):
+                used = T[c] if M is None else T[c][M[c] > 0]
+                flat = used.size == 0 or used.min() == used.max()
+                devs.append(np.zeros_like(T[c]) if flat else centred(T[c], None if M is None else M[c]))
+            kernels = [d if m is None else m * d for d, m in zip(devs, m2)]
+            t_total = float(sum((k * d).sum() for k, d in zip(kernels, devs)))
+            if method == "ncc" and t_total == 0:
+                self.constant = 0.0  # constant template: no evidence anywhere
+        else:
+            raw = [T[c] if m2[c] is None else m2[c] * T[c] for c in range(C)]
+            t_total = float(sum((k * t).sum() for k, t in zip(raw, T)))  # sum((T M)^2)
+            kernels = raw
+            if method in ("ssd", "ssd_normed"):
+                if self.centred:  # ssd is unchanged when image and template shift together
+                    shifted = [T[c] - channels[c].centre for c in range(C)]
+                    kernels = [s if m2[c] is None else m2[c] * s for c, s in enumerate(shifted)]
+                    self.t_sq = float(sum((k * s).sum() for k, s in zip(kernels, shifted)))
+                else:
+                    self.t_sq = t_total
+            if method == "ccorr_normed" and t_total == 0:
+                self.constant = 0.0
+            if method == "ssd_normed" and t_total == 0:
+                self.template_degenerate = True
+        if method in ("ncc", "ccorr_normed") and t_total > 0 and not self.float64:
+            # their scores do not change with the template's scale: a unit
+            # kernel keeps float32 far from underflow and overflow (float64
+            # keeps integer kernels exact instead)
+            unit = 1.0 / np.sqrt(t_total)
+            kernels = [k * unit for k in kernels]
+            t_total = 1.0
+        self.kernels, self.t_total = kernels, t_total
+        self.norms = [float(np.sqrt((k * k).sum())) for k in kernels]
+        sums = [math.fsum(k.ravel()) for k in kernels]
+        # An unmasked centred kernel sums to a few rounding errors, not to 0: its
+        # sum s adds s * (the window's mean of the centred channel) to the
+        # correlation, which the bound covers. A masked one's weighted sum is
+        # subtracted (Padfield): sum(M^2 T' (I - mean_M(I))) = x - s mean_M(I).
+        self.corrections = [s / sw if sw > 0 else 0.0 for s, sw in zip(sums, self.sw)] if self.masked and self.zero_mean else None
+        self.residuals = [abs(s) if self.zero_mean and not self.masked else 0.0 for s in sums]
+        # ccorr of the centred image: plus the centre's share, sum_c centre_c sum(k_c)
+        self.shift = (math.fsum(ch.centre * s for ch, s in zip(channels, sums))
+                      if self.centred and not self.zero_mean and method in ("ccorr", "ccorr_normed") else 0.0)
+        self.peaks = [ch.peak if self.centred else ch.magnitude for ch in channels]
+        # the window energies: raw ones (denominators) and those of the plane ssd's numerator uses
+        offsets = [ch.centre if self.masked else ch.offset for ch in channels]
+        self.raw_shifts = offsets
+        self.num_shifts = [o - ch.centre for o, ch in zip(offsets, channels)] if self.centred else offsets
 
-def _channel_terms(side, c, T, M, method):
-    """Window sums ``a1 = sum(M I)``, ``a2 = sum(M^2 I)``, ``q = sum(M^2 I^2)`` and the method's terms.
+    def _fits_float32(self, channels):
+        """Whether float32 holds the centred values and the products without overflow or underflow."""
+        if not all(ch.peak == 0 or 1.0 / _RANGE32 < ch.peak < _RANGE32 for ch in channels):
+            return False
+        if self.p.method == "ssd_normed" and not 1e-20 < self.t_total < 1e20:
+            return False
+        largest = self.n * sum((ch.peak + abs(ch.centre)) ** 2 for ch in channels) * max(self.t_total, 1.0)
+        return largest < 1e30
 
-    ``I`` is the centred image channel. Every array comes with a bound on its
-    absolute rounding error (0 where integer arithmetic makes it exact).
-    """
-    g = side.centre[c]
-    if M is None:
-        # Only the sums the method needs: ccorr none, ccoeff sum(I), ssd sum(I^2).
-        zeros = (0.0, 0.0, True)
-        a1, err_a, exact_a = zeros if method in ("ccorr", "ssd") else side.window_sum(c, T.shape)
-        q, err_q, exact_q = zeros if method in ("ccorr", "ccoeff") else side.window_sum(c, T.shape, squared=True)
-        a2, sw, sw2, m2, exact = a1, float(T.size), float(T.size), 1.0, exact_a and exact_q
-    else:
-        m2 = M * M
-        sw, sw2, exact = float(M.sum()), float(m2.sum()), False
-        # Only the correlations the method needs: a1 for the weighted mean
-        # (ncc, ccoeff), a2 and q for the window's energy (normalised methods).
-        a1, err_a = side.correlate(c, M) if method in ("ncc", "ccoeff") else (0.0, 0.0)
-        a2 = 0.0
-        if method == "ncc" and np.array_equal(M, m2):
-            a2 = a1
-        elif method in ("ncc", "ccorr_normed", "ssd_normed"):
-            a2, err_a2 = side.correlate(c, m2)
-            err_a = np.maximum(err_a, err_a2)
-        q, err_q = (0.0, 0.0) if method in ("ccorr", "ccoeff") else side.correlate(c, m2, squared=True)
-    if method in ("ncc", "ccoeff"):
-        used = T if M is None else T[M > 0]
-        t_dev = np.zeros_like(T) if used.min() == used.max() else centred(T, M)
-        kernel = m2 * t_dev
-        x, err_x = side.correlate(c, kernel, once=M is None)
-        k_sum = float(kernel.sum())
-        num = x - (k_sum / sw) * a1
-        err_num = err_x + abs(k_sum) / sw * err_a
-        if method == "ccoeff":
-            return _Terms(num, err_num)
-        t_den = float((m2 * t_dev * t_dev).sum())
-        if exact:  # integer sums: sw * q - a1^2 is an exact integer
-            den = q * sw
-            den -= a1 * a1
-            den /= sw
-            return _Terms(num, err_num, den, 0.0, t_den, True)
-        mean_i = a1 / sw
-        den = q - (2.0 * mean_i) * a2 + (mean_i * mean_i) * sw2
-        err_den = err_q + 2.0 * np.abs(mean_i) * err_a + 8.0 * _EPS * (np.abs(q) + np.abs(mean_i * a2))
-        return _Terms(num, err_num, den, err_den, t_den)
-    t_norm = float((m2 * T * T).sum())
-    energy = q + (2.0 * g) * a2 + g * g * sw2  # sum((I M)^2) of the raw window; exact for integers
-    err_energy = 0.0 if exact else err_q + 2.0 * abs(g) * err_a + 8.0 * _EPS * (q + np.abs(2.0 * g * a2) + g * g * sw2)
-    if method in ("ccorr", "ccorr_normed"):
-        kernel = m2 * T
-        x, err_x = side.correlate(c, kernel, once=M is None)
-        shift = g * float(kernel.sum())
-        return _Terms(x + shift, err_x + 4.0 * _EPS * (np.abs(x) + abs(shift)), energy, err_energy, t_norm, exact)
-    t_g = T - g  # ssd is unchanged when image and template shift together
-    kernel = m2 * t_g
-    x, err_x = side.correlate(c, kernel, once=M is None)
-    t_sq = float((m2 * t_g * t_g).sum())
-    num = q - 2.0 * x
-    num += t_sq
-    err = err_q + 2.0 * err_x + 8.0 * _EPS * (np.abs(q) + t_sq)
-    return _Terms(num, err, energy, err_energy, t_norm, exact)
+    def _window_terms(self, algorithm):
+        """Each channel's :class:`matcher.scores.window_terms.WindowTerms`, as far as the method needs them."""
+        method = self.p.method
+        need_s1 = method == "ncc" or (method == "ccoeff" and self.masked)
+        need_s2 = method in ("ncc", "ccorr_normed", "ssd", "ssd_normed")
+        need_a2 = method == "ncc" or (method in ("ccorr_normed", "ssd_normed") and any(self.raw_shifts)) or (
+            method in ("ssd", "ssd_normed") and any(self.num_shifts))
+        if not (need_s1 or need_s2 or need_a2):
+            return []
+        _, h, w = self.p.template.shape
+        if not self.masked:
+            return [box_terms(ch, (h, w), need_s1 or need_a2) for ch in self.channels]
+        return [masked_terms(ch, self.p.weights[c], algorithm, self.out.shape, need_s1 or need_a2, need_s2)
+                for c, ch in enumerate(self.channels)]
 
+    # -- correlations ----------------------------------------------------------
 
-def _normalise(method, num, err_num, den, err_den, t_den, tolerance):
-    """Normalised scores ``num / sqrt(t_den * den)`` and where their error bound exceeds ``tolerance``.
+    def correlate32(self, direct):
+        """OpenCV's float32 correlation of every channel, summed; and its error model ``(local, absolute)``."""
+        out_shape = self.out.shape
+        x = None
+        for ch, k in zip(self.channels, self.kernels):
+            xc = ch.correlate(k, out_shape, direct, self.centred)
+            x = xc if x is None else x.__iadd__(xc)
+        local, per_peak = float32_coefficients("centred" if self.centred else "raw", direct)
+        return x, (local, per_peak * sum(nm * pk for nm, pk in zip(self.norms, self.peaks)))
 
-    The bound is first order: ``err_num / d + |score| * err_den / (2 den)``
-    with ``d = sqrt(t_den * den)``; windows whose denominator is not clearly
-    positive (``den <= err_den``) are flagged too.
-    """
-    denom = np.maximum(den, 0.0)
-    denom *= t_den
-    np.sqrt(denom, out=denom)
-    positive = denom > 0
-    scores = num  # the numerator is ours to overwrite (see _accumulate)
-    np.divide(num, denom, out=scores, where=positive)
-    scores[~positive] = 0.0
-    np.clip(scores, 0.0 if method == "ssd_normed" else -1.0, 1.0, out=scores)
-    # err > tol  <=>  err_num + |score| * err_den * d / (2 den) > tol * d
-    if np.ndim(err_num) == 0 and not np.any(err_den):  # exact sums: one comparison
-        recheck = denom < err_num / tolerance
-        recheck |= den <= 0
-        return scores, recheck
-    excess = np.broadcast_to(err_num, den.shape).copy() if np.ndim(err_num) == 0 else err_num.copy()
-    if np.any(err_den):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            excess += np.abs(scores) * err_den * np.sqrt(t_den / np.maximum(den, 0.0)) / 2.0
-    excess -= tolerance * denom
-    recheck = excess > 0
-    recheck |= den <= err_den
-    return scores, recheck
+    def correlate64(self, algorithm, rows=None, cols=None):
+        """Float64 correlation of every channel (output ``rows``, ``cols``, default all), summed; and its bound."""
+        plane = "centred" if self.centred else "raw"
+        x, err = None, 0.0
+        for ch, k, pk in zip(self.channels, self.kernels, self.peaks):
+            exact = (self.p.integer_valued and algorithm == "direct" and np.array_equal(k, np.round(k))
+                     and self.n * pk * float(np.abs(k).max()) < _EXACT)
+            xc, e = ch.correlate64(k, algorithm, plane=plane, rows=rows, cols=cols, exact=exact,
+                                   reuse=self.masked or len(self.channels) > 1)
+            x = xc if x is None else x.__iadd__(xc)
+            err += e
+        return x, err
 
+    @property
+    def extra_error(self):
+        """Errors of the numerator beyond its correlation: the masked mean's share, the centre's share."""
+        extra = 0.0
+        if self.corrections is not None:
+            extra += sum(abs(r) * (t.err1 + 4.0 * EPS64 * t.sw * t.peak) for r, t in zip(self.corrections, self.terms))
+        if self.shift:
+            extra += 4.0 * EPS64 * (abs(self.shift) + sum(nm * pk * math.sqrt(self.n) for nm, pk in
+                                                          zip(self.norms, [ch.magnitude for ch in self.channels])))
+        return extra
 
-def _recompute(scores, recheck, p):
-    """Replace the flagged scores by their definition (two-pass, per window)."""
-    rescore(p, scores, *np.nonzero(recheck))
+    # -- assembly ----------------------------------------------------------------
+
+    def finish_unnormalised(self, x):
+        """ccorr and ccoeff: the correlation is the score (plus the centre's share, minus the masked mean's)."""
+        out = self.out
+        np.copyto(out, x)
+        if self.shift:
+            out += self.shift
+        if self.corrections is not None:
+            for r, t, ch in zip(self.corrections, self.terms, self.channels):
+                out -= r * (t.s1 - t.sw * (ch.centre - t.offset))
+
+    def global_bound(self, model):
+        """One bound for every ssd, ccorr or ccoeff score of the band."""
+        local, absolute = model
+        root_n = math.sqrt(self.n)
+        e = sum(nm * pk * local * root_n for nm, pk in zip(self.norms, self.peaks)) + absolute
+        e += sum(r * pk for r, pk in zip(self.residuals, self.peaks))  # a kernel's residual sum times |window mean|
+        if self.p.method == "ssd":
+            e = 2.0 * e + self._energy_error(self.num_shifts)
+        return e
+
+    def _energy_error(self, shifts):
+        """Bound on the error of :meth:`_energies` with these shifts (0 where integer sums stay exact)."""
+        total = 0.0
+        for t, s in zip(self.terms, shifts):
+            largest = t.sw * (t.peak + abs(s)) ** 2
+            exact = t.exact and largest * 4.0 < _EXACT and float(s).is_integer()
+            total += 0.0 if exact else t.err2 + 2.0 * abs(s) * t.err1 + 8.0 * EPS64 * largest
+        return total
+
+    def chunk(self, a, b, xs, model, scratch, cols=None):
+        """Assemble output rows a:b (columns ``cols = (c0, c1)``, default all) from correlation ``xs``.
+
+        The denominators come from the window terms (:meth:`_ncc_denominators`
+        or :meth:`_energies`); ssd is ``energy - 2 x + t_sq``; the normalised
+        scores and their bounds are :meth:`_normalise`'s.
+        """
+        method = self.p.method
+        c0, c1 = cols or (0, self.out.shape[1])
+        rows, columns = slice(a, b), slice(c0, c1)
+        o = self.out[rows, columns]
+
+        def buf(name, dtype=np.float64):
+            return scratch.get(name, b - a, dtype, c1 - c0)
+
+        q = None
+        if method == "ncc":
+            den, q = self._ncc_denominators(rows, columns, buf, xs)
+        if method in ("ssd", "ssd_normed"):  # energy - 2 x + t_sq
+            np.multiply(xs, -2.0, out=o)
+            o += self._energies(rows, columns, buf, self.num_shifts, "num")
+            o += self.t_sq
+            np.maximum(o, 0.0, out=o)
+            if method == "ssd":
+                return
+        if method != "ncc":
+            den = self._energies(rows, columns, buf, self.raw_shifts, "den")
+            if not self.den_view:
+                self.den[rows, columns] = den
+        if self.shift:  # ccorr_normed of the centred image
+            xs += self.shift
+        self._normalise(o, xs, den, q, model, self.bound[rows, columns], buf)
+
+    def _ncc_denominators(self, rows, columns, buf, xs):
+        """The window variances summed over channels (times ``den_scale``, into ``self.den``), and ``q``:
+        the sum over channels of ``||k_c|| |window sum of c_c|`` for the bound. A masked problem's numerator
+        ``xs`` loses the weighted mean's share here."""
+        channels = self.channels
+        single = len(channels) == 1
+        den = self.den[rows, columns]
+        q = buf("q", self.work)
+        for c, (ch, t) in enumerate(zip(channels, self.terms)):
+            s1, s2 = t.s1[rows, columns], t.s2[rows, columns]
+            part = den if c == 0 else buf("tmp")
+            term = buf("term")
+            np.multiply(s1, s1, out=term)
+            np.multiply(s2, t.sw, out=part)
+            if t.binary:
+                part -= term  # sw s2 - s1^2: shift invariant, exact for exact integers
+            else:  # sw s2 - 2 s1 a2 + s1^2 sw2 / sw
+                term *= t.sw2 / t.sw if t.sw > 0 else 0.0
+                part += term
+                np.multiply(s1, t.a2[rows, columns], out=term)
+                term *= 2.0
+                part -= term
+            if self.den_factors[c] != 1.0:
+                part *= self.den_factors[c]
+            if c:
+                den += part
+            qc = q if c == 0 else buf("r", self.work)
+            np.subtract(s1, t.sw * (ch.centre - t.offset), out=qc, casting="unsafe")
+            if self.corrections is not None:
+                xs -= self.corrections[c] * qc
+            np.abs(qc, out=qc)
+            if not single:  # one channel: its norm goes into the bound's coefficient
+                qc *= self.norms[c]
+                if c:
+                    q += qc
+        return den, q
+
+    def _energies(self, rows, columns, buf, shifts, name):
+        """Window energies ``sum(M^2 (P + shift)^2)`` summed over channels, ``P`` the plane the terms sum
+        (a view of the window sums for one channel without shift)."""
+        total = None
+        for c, (t, s) in enumerate(zip(self.terms, shifts)):
+            energy = t.s2[rows, columns]
+            if s != 0.0:  # s2 + 2 shift a2 + shift^2 sw2
+                energy = buf(name + "term")
+                np.multiply(t.a2[rows, columns], 2.0 * s, out=energy)
+                energy += t.s2[rows, columns]
+                energy += t.sw2 * s * s
+            if len(self.terms) == 1:
+                return energy
+            if total is None:
+                total = buf(name)
+                total[...] = energy
+            else:
+                total += energy
+        return total
+
+    def _normalise(self, o, xs, den, q, model, e, buf):
+        """Normalised scores into ``o`` and their error bounds into ``e``.
+
+        The bound of a normalised score ``num / D`` is ``E / D`` with ``E`` the
+        correlation's bound (:func:`matcher.scores.error_model.correlation_error_bound`);
+        by Cauchy-Schwarz its window-energy part is at most ``local D`` plus terms
+        in the window's mean (ncc) or the centre (others), so
+        ``E / D <= alpha + beta / D`` (``+ kappa / D^2`` for the denominator's own error).
+        """
+        method, n = self.p.method, self.n
+        local, absolute = model
+        scale = self.t_total / self.den_scale if method == "ncc" else self.t_total
+        # D = sqrt(scale den); scores num / D; bounds alpha + beta / D
+        dd = buf("dd", self.work)
+        np.multiply(den, scale, out=dd, casting="unsafe")
+        degenerate = buf("small", bool)
+        np.less(dd, _SMALLEST, out=degenerate)  # (near) zero denominators: flagged below, settled later
+        np.maximum(dd, _SMALLEST, out=dd)
+        np.sqrt(dd, out=dd)
+        coef = 2.0 if method == "ssd_normed" else 1.0
+        alpha = coef * local + 4.0 * self.eps  # and the arithmetic of the assembly
+        beta = coef * absolute
+        if method == "ncc":
+            # the kernels' residual sums: sum_c |s_c| |window sum_c| / n <= q max_c |s_c| / (n ||k_c||)
+            if len(self.channels) == 1:
+                coef_q = local / float(np.sqrt(n)) * self.norms[0] + self.residuals[0] / n
+            else:
+                coef_q = local / float(np.sqrt(n)) + max((r / (n * nm) for r, nm in zip(self.residuals, self.norms)
+                                                          if nm > 0), default=0.0)
+            np.multiply(q, coef_q, out=e)
+            e += beta
+        else:
+            if method == "ssd_normed":
+                beta += self._energy_error(self.num_shifts)  # the numerator's window energy
+            e[...] = beta
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            np.divide(e, dd, out=e)
+            e += alpha
+            if self.err_den:  # the denominator's error: |score| err_den / (2 den) <= kappa / D^2
+                d2 = buf("d2", self.work)
+                np.square(dd, out=d2)
+                np.divide(self.err_den * scale / 2.0, d2, out=d2)
+                e += d2
+            if method == "ssd_normed":
+                np.divide(o, dd, out=dd, casting="unsafe")
+            else:  # ncc, ccorr_normed: the correlation over D
+                np.divide(xs, dd, out=dd, casting="unsafe")
+        np.copyto(e, np.inf, where=degenerate)
+        np.clip(dd, 0.0 if method == "ssd_normed" else -1.0, 1.0, out=dd)
+        o[...] = dd
+
+    def settle_degenerate_template(self, chunks, scratch):
+        """ssd_normed with an all-zero template: 1 wherever the window is not zero too, 0 where it is."""
+        p, out = self.p, self.out
+        out[...] = template_degenerate_score(p.method)
+        ys, xs = [], []
+        for a, b in chunks:
+            def buf(name, dtype=np.float64, a=a, b=b):
+                return scratch.get(name, b - a, dtype, out.shape[1])
+
+            den = self._energies(slice(a, b), slice(0, out.shape[1]), buf, self.raw_shifts, "den")
+            y, x = np.nonzero(den == 0 if self.exact_den else den <= self.err_den)
+            ys.append(y + a)
+            xs.append(x)
+        ys, xs = np.concatenate(ys), np.concatenate(xs)
+        if not self.exact_den:
+            confirmed = degenerate_at(p, ys, xs)
+            if self.masked:  # a window zero on the used pixels only: by definition
+                rescore(p, out, ys[~confirmed], xs[~confirmed])
+            ys, xs = ys[confirmed], xs[confirmed]
+        out[ys, xs] = degenerate_score(p.method, template_degenerate=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..methods import get_method
 from .reference import gather_windows, used_extremes
-from .window_sums import window_extremes
+from .window_extremes import window_extremes
 
 __all__ = ["degenerate_at", "degenerate_score", "template_degenerate_score", "is_degenerate"]
 
@@ -68,7 +68,7 @@ def degenerate_at(p, ys, xs, extremes=None):
     with one, sufficient but not necessary (a window flat only on the used
     pixels is then left to the caller's recompute by definition).
     ``extremes(c, box, offset)`` may supply those maps (cached ones);
-    default :func:`matcher.scores.window_sums.window_extremes`.
+    default :func:`matcher.scores.window_extremes.window_extremes`.
     """
     ys, xs = np.asarray(ys, np.intp), np.asarray(xs, np.intp)
     result = np.zeros(ys.size, bool)

@@ -7,12 +7,12 @@ Scores are assembled from three kinds of pieces:
 - window sums of the image and of its square (box filters);
 - exact window minima and maxima, which say where a window is flat or zero.
 
-Two assemblies share that plan. Maps of 65536 positions and more without a
-mask go through :mod:`matcher.scores.chunked_assembly`: for ``precision="fast"`` the
-correlation runs in float32 through OpenCV, for ``"exact"`` in float64; the
-scores are assembled in cache-sized row chunks. Masks and small maps go
-through :mod:`matcher.scores.assembly` (float64 throughout), which is also where a
-band goes when the first cannot vouch for it. Either way the image is centred
+One assembly (:mod:`matcher.scores.assembly`) combines them for every map,
+in cache-sized row chunks; the plan (:func:`matcher.scores.plan.choose_plan`)
+says in which precision the correlation runs: float32 through OpenCV for
+unmasked maps of 65536 positions and more in ``precision="fast"``, float64
+otherwise (and for a band whose float32 bounds cannot be settled cheaply:
+the assembly then runs again in float64). The image is centred
 where that helps (its mean subtracted; an integer for integer data so that
 sums stay exact), so errors do not grow with a large DC offset, which is what
 breaks OpenCV's float32 path. Every score gets a bound on its rounding
@@ -31,11 +31,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from .inputs import PRECISIONS, RECOMPUTE, check_choice, prepare, prepare_image, scale_back
+from .inputs import PRECISIONS, check_choice, prepare, prepare_image, scale_back
 from .plan import band_bounds, choose_plan
 from ..errors import MatcherError
-from .assembly import ImageSide, score_map
-from .chunked_assembly import score_large_map
+from .assembly import assemble
 
 __all__ = ["match_template", "match_templates", "set_num_threads", "num_threads", "thread_pool"]
 
@@ -156,30 +155,19 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
         last = k == len(bounds) - 2
         h_max = max(p.template.shape[1] for p in problems)
         band_end = problems[0].image.shape[1] if last else r1 + h_max - 1
-        sides, fast_channels = {}, {}
-        # Templates of one shape share window sums; once a shape is done, its
-        # sums are dropped (the image spectra stay for the other shapes).
-        order = sorted(range(len(problems)), key=lambda i: problems[i].template.shape[1:])
-        for n, i in enumerate(order):
+        channels = {}  # the band's channels: centred planes, spectra and window sums shared by the templates
+        for i in sorted(range(len(problems)), key=lambda i: problems[i].template.shape[1:]):
             p, plan, out = problems[i], plans[i], results[i]
-            algo = plan.algorithm
-            band = replace(p, image=p.image[:, r0:band_end])
+            whole = r0 == 0 and band_end == p.image.shape[1]
+            band = p if whole else replace(p, image=p.image[:, r0:band_end])
             rows = out.shape[0] - r0 if last else r1 - r0
-            if plan.assembly == "chunked":
-                # float32 correlations (float64 for "exact"); False hands the band to the general path
-                in_place = band.out_shape[0] == rows
-                target = out[r0 : r0 + rows] if in_place else np.empty(band.out_shape)
-                if score_large_map(band, algo, target, channels=fast_channels, precision=precision):
-                    if not in_place:
-                        out[r0 : r0 + rows] = target[:rows]
-                    continue
-            if algo not in sides:
-                sides[algo] = ImageSide(band.image, p.integer_valued, algo, workers=workers)
-            out[r0 : r0 + rows] = score_map(sides[algo], band, RECOMPUTE[precision]["float64"])[:rows]
-            shape = p.template.shape[1:]
-            if n + 1 == len(order) or problems[order[n + 1]].template.shape[1:] != shape:
-                for side in sides.values():
-                    side.forget(shape)
+            in_place = band.out_shape[0] == rows
+            target = out[r0 : r0 + rows] if in_place else np.empty(band.out_shape)
+            options = dict(precision=precision, channels=channels, workers=workers)
+            if not assemble(band, plan.algorithm, target, work=plan.work_dtype, **options):
+                assemble(band, plan.algorithm, target, work="float64", **options)  # float32 could not vouch for it
+            if not in_place:
+                out[r0 : r0 + rows] = target[:rows]
 
     if len(bounds) == 2:
         score_band(0)

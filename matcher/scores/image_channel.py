@@ -13,6 +13,9 @@ import math
 import cv2
 import numpy as np
 
+from .correlate import BLOCKED_DFT_SIDE, OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
+from .error_model import float64_coefficients
+
 _EPS64 = float(np.finfo(np.float64).eps)
 _EXACT = 2.0**52
 _OPENCV_DEPTHS = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
@@ -21,8 +24,9 @@ _OPENCV_DEPTHS = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 class BandChannel:
     """One image channel of a band: its float32 centred plane, and window sums on demand."""
 
-    def __init__(self, index, plane, integer_valued):
+    def __init__(self, index, plane, integer_valued, *, workers=1):
         self.index, self.plane = index, plane
+        self.integer_valued, self.workers = integer_valued, workers
         small_integers = integer_valued and plane.dtype.itemsize <= 2
         if plane.dtype not in _OPENCV_DEPTHS:
             plane = plane.astype(np.int16 if small_integers else np.float64)
@@ -41,6 +45,8 @@ class BandChannel:
         self.offset = 0.0 if self.exact or self.magnitude <= 4.0 * self.peak else self.centre
         self.split = False  # set for "exact" scores on data whose running sums are not exact
         self._sums = {}
+        self._planes64 = {}
+        self._spectra = {}
 
     def exact_for(self, n):
         """Whether the window terms of an ``n``-pixel template stay exact (below 2**52)."""
@@ -54,7 +60,7 @@ class BandChannel:
         with ``split`` set, far smaller ones (:func:`split_sums`). Only the
         last window shape is kept.
         """
-        key = (shape, first)
+        key = (shape, first, self.split)
         if key not in self._sums:
             h, w = shape
             src = self._src if self.offset == 0.0 else np.subtract(self._src, self.offset, dtype=np.float64)
@@ -101,6 +107,55 @@ class BandChannel:
             full = cv2.filter2D(plane, cv2.CV_32F, k32, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
             return full[: out_shape[0], : out_shape[1]]
         return cv2.matchTemplate(plane, k32, cv2.TM_CCORR)
+
+
+    def plane64(self, plane):
+        """The channel in float64: "raw", "centred" (minus its centre) or "centred_squared"."""
+        if plane not in self._planes64:
+            if plane == "raw":
+                self._planes64[plane] = np.asarray(self.plane, dtype=np.float64)
+            elif plane == "centred":
+                self._planes64[plane] = np.subtract(self.plane, self.centre, dtype=np.float64)
+            else:
+                self._planes64[plane] = np.square(self.plane64("centred"))
+        return self._planes64[plane]
+
+    def plane_peak(self, plane):
+        """The largest magnitude in :meth:`plane64`."""
+        return {"raw": self.magnitude, "centred": self.peak, "centred_squared": self.peak * self.peak}[plane]
+
+    def correlate64(self, kernel, algorithm, *, plane="centred", rows=None, cols=None, exact=False, reuse=True):
+        """Float64 correlation of a plane (:meth:`plane64`) with ``kernel``, valid part: ``(values, error bound)``.
+
+        ``rows = (a, b)`` and ``cols = (c0, c1)`` restrict it to those output
+        rows and columns (default all). ``algorithm`` is obeyed: "direct" sums
+        products (OpenCV's filter in pieces of < 50 taps); "fft" keeps the
+        plane's spectrum for the next kernel (``reuse``, whole planes only) or
+        uses OpenCV's blocked DFT for kernels of 50 taps up to 256 px a side,
+        scipy's FFT otherwise. ``exact`` promises integer products and sums
+        below 2**53 (the bound is then 0).
+        """
+        h, w = kernel.shape
+        src = self.plane64(plane)
+        whole = rows is None and cols is None
+        if not whole:
+            a, b = rows or (0, src.shape[0] - h + 1)
+            c0, c1 = cols or (0, src.shape[1] - w + 1)
+            src = src[a : b + h - 1, c0 : c1 + w - 1]
+        norm = float(np.sqrt(np.sum(kernel * kernel)))
+        peak = self.plane_peak(plane)
+        if algorithm == "direct":
+            local, per_peak = float64_coefficients("direct", h * w, src.size, exact=exact)
+            return correlate_direct(src, kernel), norm * per_peak * peak
+        if whole and reuse:
+            if plane not in self._spectra:
+                self._spectra[plane] = FFTCorrelator(src, workers=self.workers)
+            corr = self._spectra[plane]
+            return corr(kernel), corr.error_bound(norm)
+        _, per_peak = float64_coefficients("fft", h * w, src.size)
+        if h * w > OPENCV_DIRECT_TAPS and max(h, w) <= BLOCKED_DFT_SIDE:
+            return correlate_dft(src, kernel), norm * per_peak * peak
+        return FFTCorrelator(src, workers=self.workers if whole else 1)(kernel), norm * per_peak * peak
 
 
 def sum_peak(ch):

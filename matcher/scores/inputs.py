@@ -94,17 +94,18 @@ _IMAGE_DTYPES = (np.uint8, np.int8, np.uint16, np.int16, np.float32, np.float64)
 def channels_first(name, arr, dtype=np.float64):
     """(N,) -> (1, 1, N); (H, W) -> (1, H, W); (H, W, C) -> (C, H, W), contiguous, in ``dtype``."""
     if arr.ndim == 1:
-        arr = arr[None, :, None]
+        arr = arr.reshape(1, 1, -1)
     elif arr.ndim == 2:
-        arr = arr[:, :, None]
+        arr = arr[None]
     elif arr.ndim == 3:
         if not 1 <= arr.shape[2] <= 4:
             raise MatcherError(f"{name} must have 1 to 4 channels in its last axis, got shape {arr.shape}",
                                param=name)
+        arr = arr.transpose(2, 0, 1)
     else:
         raise MatcherError(f"{name} must be 1-D (N,), 2-D (H, W) or 3-D (H, W, C), got {arr.ndim}-D shape {arr.shape}",
                            param=name)
-    return np.ascontiguousarray(np.moveaxis(arr, 2, 0), dtype=dtype)
+    return np.ascontiguousarray(arr, dtype=dtype)  # a view, no copy, when already contiguous in dtype
 
 
 def mask_weights(mask, template_shape, channels):
@@ -228,8 +229,10 @@ def prepare(image, template, method, *, mask=None, mode="correlate", prepared_im
     powers of two and ``Problem.result_shift`` says how to scale the scores
     back; ``scale=False`` keeps the values as given.
     """
-    method = normalize_method(method)
-    check_choice("mode", mode, MODES)
+    record = get_method(method)
+    method = record.name
+    if mode != "correlate":
+        check_choice("mode", mode, MODES)
     img_c, img_shape, one_d, integer_valued, img_magnitude, img_shift = prepared_image or prepare_image(image, scale=scale)
     tpl = as_array("template", template)
     if tpl.ndim == 1:
@@ -251,9 +254,9 @@ def prepare(image, template, method, *, mask=None, mode="correlate", prepared_im
             param="template",
         )
     weights = None if mask is None else mask_weights(mask, tpl_c.shape, tpl_c.shape[0])
-    t_magnitude = float(np.abs(tpl_c).max())
+    t_magnitude = max(float(tpl_c.max()), -float(tpl_c.min()))
     t_shift = magnitude_shift(t_magnitude) if scale else 0
-    if scale and get_method(method).lower_is_better:  # the ssd family subtracts T - I: one common factor
+    if scale and record.lower_is_better:  # the ssd family subtracts T - I: one common factor
         t_shift = magnitude_shift(max(img_magnitude, t_magnitude))
         if t_shift != img_shift:  # rare: image and template of very different magnitudes
             img_c = np.ldexp(img_c if img_c.dtype.kind == "f" else img_c.astype(np.float64), img_shift - t_shift)
@@ -265,7 +268,8 @@ def prepare(image, template, method, *, mask=None, mode="correlate", prepared_im
         tpl_c = np.ascontiguousarray(tpl_c[:, ::-1, ::-1])
         if weights is not None:
             weights = np.ascontiguousarray(weights[:, ::-1, ::-1])
-    return Problem(img_c, tpl_c, weights, method, one_d, integer_valued, result_shift(method, img_shift, t_shift))
+    shift = result_shift(record, img_shift, t_shift) if img_shift or t_shift else 0
+    return Problem(img_c, tpl_c, weights, method, one_d, integer_valued, shift)
 
 
 def _size(shape, one_d):

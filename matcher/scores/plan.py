@@ -5,8 +5,8 @@ problem's shape, so the choice is predictable, testable and overridable:
 
 - :func:`choose_algorithm`: direct or FFT correlation; ``algorithm="auto"``
   asks it, ``"direct"`` or ``"fft"`` is always obeyed;
-- :func:`choose_plan`: the algorithm, which assembly scores the map and in
-  which working precision (:class:`Plan`);
+- :func:`choose_plan`: the algorithm and the working precision of the
+  correlations (:class:`Plan`);
 - :func:`band_bounds`: the horizontal bands a map is split into, one per thread.
 """
 
@@ -18,15 +18,11 @@ import scipy.fft as sfft
 from .correlate import OPENCV_DIRECT_TAPS
 from .inputs import ALGORITHMS, PRECISIONS, check_choice
 
-__all__ = ["choose_algorithm", "choose_plan", "band_bounds", "Plan", "ASSEMBLIES",
-           "MIN_CHUNKED_OUTPUTS", "DIRECT_FLOAT32_SIDE", "MIN_BAND_OUTPUTS"]
+__all__ = ["choose_algorithm", "choose_plan", "band_bounds", "Plan",
+           "MIN_FLOAT32_OUTPUTS", "DIRECT_FLOAT32_SIDE", "MIN_BAND_OUTPUTS"]
 
-ASSEMBLIES = ("chunked", "general")
-"""``chunked``: large unmasked maps, float32 or float64 correlations assembled in row chunks
-(:mod:`matcher.scores.chunked_assembly`); ``general``: float64, masks and small maps
-(:mod:`matcher.scores.assembly`)."""
-MIN_CHUNKED_OUTPUTS = 1 << 16
-"""Maps with fewer positions are scored on the general path (cheap there, exact to the last bits)."""
+MIN_FLOAT32_OUTPUTS = 1 << 16
+"""Maps with fewer positions are correlated in float64 (cheap there, exact to the last bits)."""
 DIRECT_FLOAT32_SIDE = 11
 """OpenCV's float32 ``filter2D`` sums products directly up to 11 x 11 (its DFT above)."""
 MIN_BAND_OUTPUTS = 1 << 18
@@ -115,11 +111,10 @@ def resolve_algorithm(algorithm, image_shape, template_shape, *, masked):
 
 @dataclass(frozen=True)
 class Plan:
-    """How one score map is computed: ``algorithm`` ("direct" or "fft"), ``assembly`` (one of
-    :data:`ASSEMBLIES`) and ``work_dtype`` ("float32" or "float64", the correlations' precision)."""
+    """How one score map is computed: ``algorithm`` ("direct" or "fft") and ``work_dtype``
+    ("float32" or "float64", the correlations' precision)."""
 
     algorithm: str
-    assembly: str
     work_dtype: str
 
 
@@ -127,11 +122,11 @@ def choose_plan(image_shape, template_shape, *, masked=False, precision="fast", 
     """The plan for scoring a template over an image.
 
     - ``algorithm``: as asked, or :func:`choose_algorithm` for ``"auto"``;
-    - unmasked maps of at least :data:`MIN_CHUNKED_OUTPUTS` positions go to the
-      chunked assembly, in float32 for ``"fast"`` when OpenCV's float32
-      functions honour the algorithm (its direct filter sums directly only up
-      to :data:`DIRECT_FLOAT32_SIDE` a side), in float64 otherwise;
-    - masks and smaller maps go to the general assembly, in float64.
+    - ``work_dtype``: float32 for unmasked maps of at least
+      :data:`MIN_FLOAT32_OUTPUTS` positions in ``"fast"`` precision when
+      OpenCV's float32 functions honour the algorithm (its direct filter sums
+      directly only up to :data:`DIRECT_FLOAT32_SIDE` a side); float64 for
+      masks, smaller maps and ``"exact"``.
 
     Whatever the plan, the scores meet the precision's contract: windows whose
     error bound exceeds it are recomputed.
@@ -151,25 +146,23 @@ def choose_plan(image_shape, template_shape, *, masked=False, precision="fast", 
     Examples
     --------
     >>> choose_plan((2048, 2048), (64, 64))
-    Plan(algorithm='fft', assembly='chunked', work_dtype='float32')
+    Plan(algorithm='fft', work_dtype='float32')
     >>> choose_plan((2048, 2048), (64, 64), precision="exact").work_dtype
     'float64'
-    >>> choose_plan((2048, 2048), (64, 64), masked=True).assembly
-    'general'
+    >>> choose_plan((2048, 2048), (64, 64), masked=True).work_dtype
+    'float64'
     >>> choose_plan((2048, 2048), (12, 12), algorithm="direct")
-    Plan(algorithm='direct', assembly='general', work_dtype='float64')
+    Plan(algorithm='direct', work_dtype='float64')
     """
     check_choice("precision", precision, PRECISIONS)
     algo = resolve_algorithm(algorithm, image_shape, template_shape, masked=masked)
     (H, W), (h, w) = _plane(image_shape, "image_shape"), _plane(template_shape, "template_shape")
     outputs = (H - h + 1) * (W - w + 1)
-    if masked or outputs < MIN_CHUNKED_OUTPUTS:
-        return Plan(algo, "general", "float64")
-    if precision == "exact":
-        return Plan(algo, "chunked", "float64")
+    if masked or outputs < MIN_FLOAT32_OUTPUTS or precision == "exact":
+        return Plan(algo, "float64")
     if algo == "fft" or max(h, w) <= DIRECT_FLOAT32_SIDE:
-        return Plan(algo, "chunked", "float32")
-    return Plan(algo, "general", "float64")
+        return Plan(algo, "float32")
+    return Plan(algo, "float64")
 
 
 def band_bounds(out_shape, tallest, threads):

@@ -13,7 +13,7 @@ from ..scores.engine import match_templates
 from .peaks import local_peaks, suppress
 from .report import confirm_threshold, map_slack, matches_at
 
-__all__ = ["search_exhaustive", "score_maps", "matches_in", "ranked_peaks"]
+__all__ = ["search_exhaustive", "score_maps", "matches_in", "best_window", "ranked_peaks"]
 
 
 def search_exhaustive(job):
@@ -32,6 +32,10 @@ def score_maps(job):
 
 def matches_in(job, maps):
     """The job's matches in its score maps: local peaks, the threshold, suppression, scores by definition."""
+    if len(maps) == 1 and job.max_matches == 1:
+        best = best_window(job, maps[0])
+        if best is not None:
+            return matches_at(job, *best, np.zeros(len(best[0]), np.intp))
     slack = [0.0 if job.floor is None else map_slack(m, job.precision) for m in maps]
     floor = None if job.floor is None else job.floor - max(slack)
     ys, xs, tids, goodness = ranked_peaks([job.method.goodness(m) for m in maps], floor)
@@ -44,6 +48,39 @@ def matches_in(job, maps):
     window_sizes = [(ih - r + 1, iw - c + 1) for r, c in map_shapes]
     kept = suppress(ys, xs, kind_of[tids], window_sizes, map_shapes, job.max_overlap, job.max_matches)
     return matches_at(job, ys[kept], xs[kept], tids[kept])
+
+
+def best_window(job, scores):
+    """The one match of a single-template job with ``max_matches=1``, read off its map: ``(ys, xs)`` or None.
+
+    The best peak of a map is its best window: the arg-max of the goodness
+    (arg-min of an ``ssd`` map), the first in row-major order among ties,
+    which is the first pixel of its plateau, as :func:`ranked_peaks` ranks
+    it. With a threshold, a best window past it by more than the map's slack
+    (:func:`~matcher.search.report.map_slack`) is the match and one short of
+    it by more than the slack means no match (``ys`` and ``xs`` empty), as
+    :func:`matches_in`'s general path decides them; a best window within the
+    slack of the threshold returns None: the general path rescores the
+    candidates there.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from matcher.methods import get_method
+    >>> job = SimpleNamespace(method=get_method("ssd"), floor=None, precision="fast")
+    >>> [a.tolist() for a in best_window(job, np.array([[3.0, 1.0, 1.0], [1.0, 2.0, 5.0]]))]
+    [[0], [1]]
+    """
+    flat = int(scores.argmin() if job.method.lower_is_better else scores.argmax())
+    y, x = divmod(flat, scores.shape[1])
+    if job.floor is not None:
+        best = float(job.method.goodness(scores[y, x]))
+        slack = map_slack(scores, job.precision)
+        if best < job.floor - slack:
+            return np.zeros(0, np.intp), np.zeros(0, np.intp)
+        if best < job.floor + slack:
+            return None
+    return np.array([y], np.intp), np.array([x], np.intp)
 
 
 def ranked_peaks(goodness_maps, floor=None):

@@ -8,6 +8,7 @@ scored by definition (:mod:`matcher.search.report`), best first.
 """
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from ..options import FindOptions
 from .job import make_job
 from .match import Match
 from .pyramid import search_pyramid
-from .rotated import search_rotated
+from .rotated import rotated_iou, search_rotated
 from .strategy import choose_strategy
 from .tiled import search_tiled
 
@@ -51,7 +52,12 @@ def find(image, template, method="ncc", *, threshold=None, max_matches=1, max_ov
         As in :func:`matcher.match_template`: 2-D gray, 3-D ``(H, W, C)``
         colour, or 1-D (a single row: ``y`` is 0 and ``height`` 1); or what
         :func:`matcher.load_image` returns, whose alpha channel (unless fully
-        opaque) is then the template's mask when ``mask`` is not given.
+        opaque) is then the template's mask when ``mask`` is not given. For a
+        turned or scaled search (``angles``, ``scales``) the template may be a
+        :class:`matcher.search.rotated.PreparedTemplate`
+        (:func:`~matcher.search.rotated.turned_template`), reused as it is (its
+        method, mask, ranges and steps) to search many images with one
+        preparation.
     method : str or int
         One of :data:`matcher.METHODS` or OpenCV's ``TM_*`` constant (0-5).
     threshold : float, optional, keyword-only
@@ -177,7 +183,8 @@ def find_with_scores(image, template, method="ncc", *, threshold=None, max_match
 
 
 def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max_matches=1,
-              max_overlap=0.3, region=None, subpixel=False, precision="fast"):
+              max_overlap=0.3, region=None, subpixel=False, precision="fast", angles=None, scales=None,
+              angle_step=None, scale_step=None):
     """Find several labelled templates in one image, in one call.
 
     As :func:`find`, with the image-side work (validation, centring, Fourier
@@ -206,6 +213,11 @@ def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max
         One mask per template or None: a dict (a subset of the labels; missing
         ones are unmasked) for dict templates, a list of the same length for a
         list.
+    angles, scales, angle_step, scale_step : optional, keyword-only
+        As in :func:`find`: each template is searched turned and scaled
+        (:func:`matcher.search.rotated.find_rotated`, one search per
+        template), and suppression across templates measures the overlap
+        of the turned boxes.
     Other parameters
         As in :func:`find`.
 
@@ -234,11 +246,31 @@ def find_many(image, templates, method="ncc", *, masks=None, threshold=None, max
     [('square', 1, 1, 2, 1.0), ('wide', 5, 3, 3, 0.997)]
     """
     options = FindOptions.check(method=method, threshold=threshold, max_matches=max_matches,
-                                max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision)
+                                max_overlap=max_overlap, region=region, subpixel=subpixel, precision=precision,
+                                angles=angles, scales=scales, angle_step=angle_step, scale_step=scale_step)
     labels, templates, masks = _labelled(templates, masks)
     templates, masks = (list(t) for t in zip(*(_template_and_mask(t, m) for t, m in zip(templates, masks))))
     job = make_job(_pixels(image), templates, masks, labels, options)
+    if options.turned:
+        return job.to_image(_turned_many(job))
     return job.to_image(search_exhaustive(job))
+
+
+def _turned_many(job):
+    """The turned search of each template of ``job``, ranked together, suppressed across templates on the
+    turned boxes (as :func:`find_many` does on windows)."""
+    found = []
+    for template, mask, label, size in zip(job.templates, job.masks, job.labels, job.sizes):
+        one = replace(job, templates=[template], masks=[mask], labels=[label], sizes=[size])
+        found += [replace(m, label=label) for m in search_rotated(one)]
+    found.sort(key=lambda m: -float(job.method.goodness(m.score)))  # stable: template order on ties
+    kept = []
+    for m in found:
+        if all(rotated_iou(np.array(m.corners), np.array(k.corners)) <= job.max_overlap for k in kept):
+            kept.append(m)
+            if job.max_matches is not None and len(kept) == job.max_matches:
+                break
+    return kept
 
 
 def _pixels(image):

@@ -72,11 +72,13 @@ def local_peaks(goodness, floor=None):
 
 def _touching(peak, flat):
     """Whether any two candidates are 8-neighbours (looking right and down only)."""
-    padded = np.pad(peak, 1)
-    ys, xs = np.divmod(flat, peak.shape[1])
-    ys, xs = ys + 1, xs + 1
-    return bool(padded[ys, xs + 1].any() or padded[ys + 1, xs - 1].any()
-                or padded[ys + 1, xs].any() or padded[ys + 1, xs + 1].any())
+    H, W = peak.shape
+    cells = peak.ravel()  # a view: no padded copy of the map
+    xs = flat % W
+    if cells[flat[xs < W - 1] + 1].any():  # right
+        return True
+    below, bx = flat[flat < (H - 1) * W] + W, xs[flat < (H - 1) * W]
+    return bool(cells[below].any() or cells[below[bx > 0] - 1].any() or cells[below[bx < W - 1] + 1].any())
 
 
 def iou(a, b):

@@ -17,7 +17,6 @@ is reported if and only if its reported score passes the threshold, and every
 strategy (exhaustive, tiled, pyramid) reports the same values.
 """
 
-import cv2
 import numpy as np
 
 from ..scores.inputs import CONTRACT
@@ -27,6 +26,8 @@ from .peaks import refine_patches
 
 __all__ = ["map_slack", "confirm_threshold", "matches_at"]
 
+_DY, _DX = (a.ravel() for a in np.mgrid[-1:2, -1:2])  # a peak's 3 x 3 neighbourhood, row-major
+
 
 def map_slack(scores, precision):
     """How far a map's values may be from the scores by definition: twice the engine's contract.
@@ -34,8 +35,8 @@ def map_slack(scores, precision):
     >>> map_slack(np.array([[0.0, 0.5], [1.0, -1.0]]), "fast")
     0.0004
     """
-    lo, hi, _, _ = cv2.minMaxLoc(np.asarray(scores, np.float64).reshape(-1, np.shape(scores)[-1]))
-    return 2.0 * CONTRACT[precision] * (hi - lo)
+    scores = np.asarray(scores, np.float64)
+    return 2.0 * CONTRACT[precision] * (float(scores.max()) - float(scores.min()))  # numpy: faster than minMaxLoc
 
 
 def confirm_threshold(job, ys, xs, tids, goodness, slack):
@@ -73,24 +74,24 @@ def matches_at(job, ys, xs, tids):
     ih, iw = job.image_hw
     score = np.empty(ys.size)
     pos_y, pos_x = ys.astype(np.float64), xs.astype(np.float64)
-    for t in np.unique(tids).tolist():
-        sel = np.flatnonzero(tids == t)
+    used = np.unique(tids).tolist() if len(tids) > 1 else tids.tolist()
+    for t in used:
+        sel = np.flatnonzero(tids == t) if len(used) > 1 else slice(None)
         template, mask = job.templates[t], job.masks[t]
         if not job.subpixel:
             score[sel] = scores_at(job.image, template, method.name, ys[sel], xs[sel], mask=mask)
             continue
         h, w = job.sizes[t]
         H, W = ih - h + 1, iw - w + 1
-        dy, dx = (a.ravel() for a in np.mgrid[-1:2, -1:2])
-        yy, xx = ys[sel, None] + dy, xs[sel, None] + dx  # (K, 9)
+        yy, xx = ys[sel, None] + _DY, xs[sel, None] + _DX  # (K, 9)
         inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
         patches = np.full(yy.shape, np.nan)
         patches[inside] = scores_at(job.image, template, method.name, yy[inside], xx[inside], mask=mask)
         score[sel] = patches[:, 4]
         pos_y[sel], pos_x[sel] = refine_patches(method.goodness(patches).reshape(-1, 3, 3), ys[sel], xs[sel], (H, W))
-    order = np.argsort(-method.goodness(score), kind="stable")
+    order = np.argsort(-method.goodness(score), kind="stable").tolist() if len(score) > 1 else range(len(score))
     matches = []
-    for i in order.tolist():
+    for i in order:
         t = int(tids[i])
         h, w = job.sizes[t]
         x, y = (float(pos_x[i]), float(pos_y[i])) if job.subpixel else (int(xs[i]), int(ys[i]))

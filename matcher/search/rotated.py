@@ -63,11 +63,11 @@ from ..scores.inputs import as_array
 from .match import Match
 from .pose_refine import refine_pose
 from .poses import auto_steps, level_matrix, pose_matrix, rotated_iou
-from .prepared import PreparedTemplate
-from .pyramid import pyr_down
+from .prepared import GRID_FACTOR, MAX_COARSE_ANGLE_STEP, MIN_COARSE, PreparedTemplate
+from .pyramid import pyr_down, pyramid_levels
 
-__all__ = ["PreparedTemplate", "find_rotated", "search_rotated", "auto_steps", "pose_matrix", "rotated_iou",
-           "coarse_candidates"]
+__all__ = ["PreparedTemplate", "find_rotated", "search_rotated", "turned_template", "auto_steps", "pose_matrix",
+           "rotated_iou", "search_cost", "coarse_candidates"]
 
 _CV_METHODS = {"ncc": cv2.TM_CCOEFF_NORMED, "ccorr_normed": cv2.TM_CCORR_NORMED, "ssd_normed": cv2.TM_SQDIFF_NORMED}
 _PEAKS_PER_POSE = 4
@@ -160,11 +160,24 @@ def search_rotated(job):
     """The turned and scaled search of ``job`` (a :class:`~matcher.search.job.SearchJob` whose
     ``turn`` is ``(angles, scales, angle_step, scale_step)``): matches in the searched image's
     coordinates. An absent range is not searched: angle 0, scale 1."""
-    angles, scales, angle_step, scale_step = job.turn
-    return find_rotated(job.image, job.templates[0], job.method.name, angles=angles or (0.0, 0.0),
-                        scales=scales or (1.0, 1.0), angle_step=angle_step, scale_step=scale_step,
-                        threshold=job.threshold, max_matches=job.max_matches, max_overlap=job.max_overlap,
-                        mask=job.masks[0])
+    prepared = turned_template(job.templates[0], job.method.name, job.turn, mask=job.masks[0])
+    return find_rotated(job.image, prepared, threshold=job.threshold, max_matches=job.max_matches,
+                        max_overlap=job.max_overlap)
+
+
+def turned_template(template, method, turn, *, mask=None):
+    """The :class:`PreparedTemplate` :func:`matcher.find` searches with for ``turn = (angles, scales,
+    angle_step, scale_step)`` (checked options; an absent range is not searched: angle 0, scale 1).
+
+    A :class:`PreparedTemplate` is returned as it is. Pass the result to
+    :func:`matcher.find` as the template to search many images with one
+    preparation (``matcher batch`` does).
+    """
+    if isinstance(template, PreparedTemplate):
+        return template
+    angles, scales, angle_step, scale_step = turn
+    return PreparedTemplate(template, method, mask=mask, angles=angles or (0.0, 0.0), scales=scales or (1.0, 1.0),
+                            angle_step=angle_step, scale_step=scale_step)
 
 
 def coarse_candidates(prepared, image, k):
@@ -357,3 +370,80 @@ def _match(r, prepared):
     x, y = cx - (width - 1) / 2.0, cy - (height - 1) / 2.0
     return Match(float(x), float(y), width, height, float(score), None, prepared.method.name,
                  angle=float(angle), scale=float(scale), corners=tuple((float(a), float(b)) for a, b in corners))
+
+
+_REFINED = 2  # candidates usually left to refine (the others score more than _REFINE_WITHIN below the best)
+_REFINE_EVALS = 600  # score evaluations of one refinement (calibrated for Nelder-Mead, maxiter 300; the
+# Gauss-Newton refinement now takes at most 12 x (2 n + 2) <= 120 resamplings: an overestimate until
+# bench_turn_cost is re-run)
+_REMAP_WORK = 16  # products per template pixel of one evaluation (cubic resampling: 4 x 4 taps)
+
+
+def search_cost(image_shape, template_shape, *, angles=None, scales=None, angle_step=None, scale_step=None,
+                max_matches=1):
+    """Estimated work of the turned and scaled search, in pixel products (searched pixels x template pixels).
+
+    The unit of the plain search's work (``width * height`` of the searched
+    area times the template's pixels), so that one budget may cover both:
+    every pose of the coarsest level (as :meth:`PreparedTemplate.grid`) over
+    every position of the reduced image, plus the candidates followed down
+    the finer levels (3 angles, and 3 scales when a scale range is given,
+    each within :data:`_RADIUS` pixels of its position) and the joint
+    refinement of the two best, at full resolution. Times channels. Computed
+    from the shapes and options alone, without building anything: cheap for
+    any step, however small (``angle_step=1e-6`` gives a huge number, not a
+    huge list).
+
+    Parameters
+    ----------
+    image_shape : tuple
+        ``(H, W)`` or ``(H, W, C)`` of the searched area (the region, if any).
+    template_shape : tuple
+        ``(h, w)`` or ``(h, w, C)``.
+    angles, scales, angle_step, scale_step, max_matches
+        As :func:`find_rotated` (checked as it checks them); an absent range is
+        not searched (angle 0, scale 1).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> search_cost((480, 640), (60, 60), angles=(-180, 180)) > search_cost((480, 640), (60, 60), angles=(-10, 10))
+    True
+    >>> search_cost((480, 640, 3), (60, 60, 3), angles=(0, 90)) == 3 * search_cost((480, 640), (60, 60), angles=(0, 90))
+    True
+    """
+    angles = OPTIONS["angles"].check((0.0, 0.0) if angles is None else angles)
+    scales = OPTIONS["scales"].check((1.0, 1.0) if scales is None else scales)
+    max_matches = OPTIONS["max_matches"].check(max_matches)
+    h, w = (int(v) for v in template_shape[:2])
+    channels = int(image_shape[2]) if len(image_shape) > 2 else 1
+    auto_angle, auto_scale = auto_steps(h, w)
+    angle_step = OPTIONS["angle_step"].check(angle_step) or auto_angle
+    scale_step = OPTIONS["scale_step"].check(scale_step) or auto_scale
+    levels = pyramid_levels(int(h * scales[0]), int(w * scales[0]), min_size=MIN_COARSE)
+    full_circle = angles[1] - angles[0] >= 360.0 - 1e-9
+
+    def count(lo, hi, step, wrap):  # len(grid_points(lo, hi, step, wrap=wrap)), without the list
+        if hi <= lo:
+            return 1
+        n = max(1, math.ceil((hi - lo) / step - 1e-9))
+        return n if wrap else n + 1
+
+    coarse_angle = min(angle_step * GRID_FACTOR * 2**levels, MAX_COARSE_ANGLE_STEP)
+    poses = (count(*angles, coarse_angle, full_circle)
+             * count(*scales, scale_step * GRID_FACTOR * 2**levels, False))
+    big = scales[1] ** 2  # the largest turned template's pixels, per template pixel
+
+    def template_pixels(level):
+        return h * w * big / 4**level
+
+    H, W = (int(v) for v in image_shape[:2])
+    work = poses * math.ceil(H / 2**levels) * math.ceil(W / 2**levels) * template_pixels(levels)
+    k = 32 if max_matches is None else max(16, 4 * max_matches)
+    per_candidate = 3 * (3 if scales[1] > scales[0] else 1) * (2 * _RADIUS + 1) ** 2
+    work += sum(k * per_candidate * template_pixels(level) for level in range(levels))
+    work += _REFINED * _REFINE_EVALS * _REMAP_WORK * h * w
+    return int(math.ceil(work * channels))

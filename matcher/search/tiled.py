@@ -53,8 +53,8 @@ TILE_BUDGET = 0.75
 BYTES_PER_PIXEL = 100
 """Peak working set of :func:`matcher.match_template` per image pixel and channel, for sizing tiles.
 
-Measured 72-103 bytes on the general float64 path (masks); about 45 on the
-large-map path; the larger figure keeps every search within the budget.
+Measured 72-103 bytes with float64 work on masks; about 45 with float32
+work on large unmasked maps; the larger figure keeps every search within the budget.
 """
 
 _MIN_TILE_BYTES = 16 << 20

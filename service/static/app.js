@@ -11,7 +11,11 @@
  *
  * Matches are drawn here, from the JSON, as an SVG over the image: each box is
  * <rect class="box" data-rank data-x data-y data-width data-height data-score>
- * in the image's pixel coordinates (the SVG's viewBox is the image's size).
+ * in the image's pixel coordinates (the SVG's viewBox is the image's size); a
+ * match of a turned or resized template (angles, scales) is a
+ * <polygon class="box box--turned"> around the template's pixels under its pose,
+ * with data-angle, data-scale, data-cx, data-cy as well (x, y, width, height:
+ * its bounding box).
  */
 (function () {
   "use strict";
@@ -22,7 +26,8 @@
   var FIELD_NAMES = {
     image: "search image", template: "template", mask: "mask", method: "score method", threshold: "threshold",
     max_matches: "max matches", max_overlap: "max overlap", subpixel: "sub-pixel", precision: "precision",
-    gray: "match in gray", "return": "heatmap", api_key: "API key"
+    gray: "match in gray", "return": "heatmap", api_key: "API key", angles: "angles", scales: "scales",
+    angle_step: "angle step", scale_step: "scale step"
   };
 
   var state = {
@@ -72,6 +77,27 @@
     if (a !== 0 && (a >= 1e5 || a < 1e-3)) return s.toExponential(digits - 1);
     if (a >= 100) return s.toFixed(1);
     return s.toFixed(digits);
+  }
+
+  function formatAngle(a) { return a.toFixed(2).replace("-", "−") + "°"; }
+
+  function formatScale(s) { return s.toFixed(3); }
+
+  // A match of a turned or resized template (the API gives angle 0 and scale 1 otherwise).
+  function isTurned(m) { return (typeof m.angle === "number" && m.angle !== 0) || (typeof m.scale === "number" && m.scale !== 1); }
+
+  // The outline of the template's pixels under the match's pose, in SVG units (pixel i spans i to i + 1).
+  // The API's corners are the centres of the template's corner pixels: the outline lies half a pixel
+  // (turned and scaled) outside them.
+  function turnedOutline(m, w, h) {
+    var c = m.corners.map(function (p) { return [p[0] + 0.5, p[1] + 0.5]; });
+    if (!(w > 1 && h > 1)) return c;
+    var u = [(c[1][0] - c[0][0]) / (w - 1) / 2, (c[1][1] - c[0][1]) / (w - 1) / 2];
+    var v = [(c[3][0] - c[0][0]) / (h - 1) / 2, (c[3][1] - c[0][1]) / (h - 1) / 2];
+    var signs = [[-1, -1], [1, -1], [1, 1], [-1, 1]];
+    return c.map(function (p, i) {
+      return [p[0] + signs[i][0] * u[0] + signs[i][1] * v[0], p[1] + signs[i][0] * u[1] + signs[i][1] * v[1]];
+    });
   }
 
   function formatMs(ms) { return ms >= 1000 ? (ms / 1000).toFixed(2) + " s" : (ms >= 10 ? Math.round(ms) : ms.toFixed(1)) + " ms"; }
@@ -187,6 +213,12 @@
         return { message: "This picture has too many pixels for this server" + (m ? " (at most " + m[1] + ")" : "") +
           ". Use a smaller picture.", detail: detail };
       case "too-large":
+        if (/MATCHER_MAX_TURN_WORK/.test(detail)) {
+          m = /would cost about ([\d,]+).*limit of ([\d,]+)/.exec(detail);
+          return { message: "This turned search is too much work for this server" +
+            (m ? " (about " + m[1] + ", the limit is " + m[2] + ")" : "") +
+            ": narrow the angle or scale range, use a larger step, or a smaller search image.", detail: detail };
+        }
         if (/MATCHER_MAX_WORK|searched pixels/.test(detail)) {
           return { message: "This search is too much work for this server: use a smaller search image or template.", detail: detail };
         }
@@ -215,7 +247,13 @@
           return { message: "Enter a whole number from 1 to " + (m ? m[1] : "the server's limit") + ".", detail: detail };
         }
         if (field === "max_overlap") return { message: "Choose a value from 0 to 1.", detail: detail };
+        if (field === "method" && /turned/.test(detail)) {
+          return { message: "A turned or resized search needs a normalised method: ncc, ccorr_normed or ssd_normed.", detail: detail };
+        }
         if (field === "method" || field === "precision") return { message: "Choose one of the listed values.", detail: detail };
+        if (field === "angles") return { message: "Enter two angles from −360 to 360, the first no larger than the second and at most 360 apart (−180 to 180 is the full circle).", detail: detail };
+        if (field === "scales") return { message: "Enter two scales from 0.001 to 1000, the first no larger than the second (1 to 1: the template's own size).", detail: detail };
+        if (field === "angle_step" || field === "scale_step") return { message: "Enter a number above 0, or leave it empty for the automatic step.", detail: detail };
         return { message: capitalise(detail) || "An option has a value the service does not accept." };
       case "invalid-request":
         if (/part is missing/.test(detail) && FIELD_NAMES[field]) return { message: "Choose a " + FIELD_NAMES[field] + ".", detail: detail };
@@ -382,16 +420,32 @@
     $("labels").textContent = "";
     result.matches.forEach(function (m, i) { m.rank = i + 1; });
     // Drawn worst first, so the best match's box ends up on top.
+    var tpl = result.template || {};
     result.matches.slice().reverse().forEach(function (m) {
-      var rect = svg("rect", {
-        "class": "box" + (m.rank === 1 ? " box--best" : ""), x: m.x, y: m.y, width: m.width, height: m.height,
+      var attrs = {
+        "class": "box" + (m.rank === 1 ? " box--best" : ""),
         "data-rank": m.rank, "data-x": m.x, "data-y": m.y, "data-width": m.width, "data-height": m.height,
         "data-score": m.score, "vector-effect": "non-scaling-stroke"
-      });
+      };
+      var shape, where = "at (" + formatCoord(m.x) + ", " + formatCoord(m.y) + ")";
+      if (isTurned(m)) {
+        attrs["class"] += " box--turned";
+        attrs.points = turnedOutline(m, tpl.width, tpl.height).map(function (p) { return p[0] + "," + p[1]; }).join(" ");
+        attrs["data-angle"] = m.angle;
+        attrs["data-scale"] = m.scale;
+        attrs["data-cx"] = m.center.x;
+        attrs["data-cy"] = m.center.y;
+        shape = svg("polygon", attrs);
+        where = "centred at (" + m.center.x.toFixed(2) + ", " + m.center.y.toFixed(2) + "), turned " + formatAngle(m.angle) +
+          ", scale " + formatScale(m.scale);
+      } else {
+        attrs.x = m.x; attrs.y = m.y; attrs.width = m.width; attrs.height = m.height;
+        shape = svg("rect", attrs);
+      }
       var title = svg("title", {});
-      title.textContent = "#" + m.rank + " at (" + formatCoord(m.x) + ", " + formatCoord(m.y) + "), score " + formatScore(m.score);
-      rect.appendChild(title);
-      box.appendChild(rect);
+      title.textContent = "#" + m.rank + " " + where + ", score " + formatScore(m.score);
+      shape.appendChild(title);
+      box.appendChild(shape);
     });
     result.matches.forEach(function (m) {
       var label = el("span", { className: "box-label" + (m.rank === 1 ? " box-label--best" : ""), "data-rank": m.rank }, [
@@ -409,7 +463,8 @@
     var heat = $("stage-heatmap"), hasHeat = typeof result.heatmap === "string" && result.heatmap.length > 0;
     if (hasHeat) heat.src = "data:image/png;base64," + result.heatmap; else heat.removeAttribute("src");
     $("heatmap-toggle").disabled = !hasHeat;
-    $("heatmap-toggle").title = hasHeat ? "" : "Tick “Compute the score heatmap” under More options, then search again.";
+    $("heatmap-toggle").title = hasHeat ? "" : used.turned ? "The heatmap is not computed for a turned or resized search."
+      : "Tick “Compute the score heatmap” under More options, then search again.";
     applyHeatmap(hasHeat && $("heatmap-toggle").getAttribute("aria-pressed") === "true");
     applyBoxes($("boxes-toggle").getAttribute("aria-pressed") !== "false");
     $("toolbar").hidden = false;
@@ -454,9 +509,15 @@
       facts.appendChild(el("dd", { text: pair[1] }));
     });
     state.sort = { key: "rank", dir: "asc" };
+    state.turned = !!used.turned;
+    // A turned match: its angle and scale in the table, in place of the size (the template's, scaled).
+    document.querySelectorAll("#matches th.col-turn").forEach(function (th) { th.hidden = !state.turned; });
+    document.querySelectorAll("#matches th.col-size").forEach(function (th) { th.hidden = state.turned; });
     renderTable();
-    $("matches-note").textContent = n ? "x and y are the top-left corner of each box; every box is the template's size, " +
-      t.width + " × " + t.height + "." : "No matches to list.";
+    $("matches-note").textContent = !n ? "No matches to list." : state.turned
+      ? "Angle is counter-clockwise, scale the size found over the template's (" + t.width + " × " + t.height +
+        "); x and y are the top-left corner of the turned box's bounding box."
+      : "x and y are the top-left corner of each box; every box is the template's size, " + t.width + " × " + t.height + ".";
   }
 
   // On a narrow screen the results are below the form: bring them into view (focus stays put).
@@ -480,8 +541,11 @@
     rows.forEach(function (m) {
       var tr = el("tr", { "data-rank": m.rank }, [
         el("td", { text: String(m.rank) }), el("td", { text: formatCoord(m.x) }), el("td", { text: formatCoord(m.y) }),
-        el("td", { className: "col-size", text: String(m.width) }), el("td", { className: "col-size", text: String(m.height) }),
-        el("td", { text: formatScore(m.score) })
+        state.turned ? null : el("td", { className: "col-size", text: String(m.width) }),
+        state.turned ? null : el("td", { className: "col-size", text: String(m.height) }),
+        el("td", { text: formatScore(m.score) }),
+        state.turned ? el("td", { className: "col-turn", text: formatAngle(m.angle) }) : null,
+        state.turned ? el("td", { className: "col-turn", text: formatScale(m.scale) }) : null
       ]);
       tr.addEventListener("mouseenter", function () { highlight(m.rank, true); });
       tr.addEventListener("mouseleave", function () { highlight(m.rank, false); });
@@ -514,7 +578,7 @@
   }
 
   function highlight(rank, on) {
-    document.querySelectorAll('#boxes rect[data-rank="' + rank + '"], #labels [data-rank="' + rank + '"], #matches-body tr[data-rank="' + rank + '"]')
+    document.querySelectorAll('#boxes .box[data-rank="' + rank + '"], #labels [data-rank="' + rank + '"], #matches-body tr[data-rank="' + rank + '"]')
       .forEach(function (n) { n.classList.toggle("is-active", on); });
   }
 
@@ -626,6 +690,7 @@
         if (o.threshold !== undefined) $("threshold").value = o.threshold === null ? "" : String(o.threshold);
         if (o.max_matches !== undefined) $("max_matches").value = String(o.max_matches);
         if (o.max_overlap !== undefined) { $("max_overlap").value = String(o.max_overlap); updateOverlap(); }
+        setTurn(o.angles || o.scales ? { angles: o.angles || [0, 0], scales: o.scales || [1, 1] } : null);
         updateMethodHint();
         markSample(sample.name);
         $("match-form").requestSubmit();
@@ -677,6 +742,43 @@
     return null;
   }
 
+  // ---- turned and resized search -------------------------------------------------------------------
+
+  function showTurn(on) {
+    $("turn-fields").hidden = !on;
+    $("turn").setAttribute("aria-expanded", on ? "true" : "false");
+  }
+
+  // A sample's ranges ({angles: [a, b], scales: [lo, hi]}), or null: the plain search, as by default.
+  function setTurn(ranges) {
+    $("turn").checked = !!ranges;
+    if (ranges) {
+      $("angles").value = String(ranges.angles[0]);
+      $("angles-to").value = String(ranges.angles[1]);
+      $("scales").value = String(ranges.scales[0]);
+      $("scales-to").value = String(ranges.scales[1]);
+      $("angle_step").value = "";
+      $("scale_step").value = "";
+    }
+    ["angles", "scales", "angle_step", "scale_step"].forEach(clearFieldError);
+    showTurn(!!ranges);
+  }
+
+  // What the page can say before sending: both ends of each range given, steps numbers if given.
+  function checkTurn() {
+    [["angles", "Enter the smallest and the largest angle, for example −180 and 180 (the full circle)."],
+     ["scales", "Enter the smallest and the largest scale, for example 0.9 and 1.2 (1 and 1: the template's own size)."]
+    ].forEach(function (pair) {
+      var lo = $(pair[0]), hi = $(pair[0] + "-to");
+      if (lo.validity.badInput || hi.validity.badInput || lo.value.trim() === "" || hi.value.trim() === "") {
+        showFieldError(pair[0], pair[1]);
+      }
+    });
+    ["angle_step", "scale_step"].forEach(function (id) {
+      if ($(id).validity.badInput) showFieldError(id, "Enter a number above 0, or leave it empty for the automatic step.");
+    });
+  }
+
   function updateOverlap() { $("max_overlap-value").textContent = Number($("max_overlap").value).toFixed(2); }
 
   function submit(e) {
@@ -692,6 +794,8 @@
     } else if (mm.validity.rangeUnderflow || mm.validity.rangeOverflow) {
       showFieldError("max_matches", "Enter a whole number from " + mm.min + " to " + mm.max + ".");
     }
+    var turned = $("turn").checked;
+    if (turned) checkTurn();
     state.apiKey = $("api_key").value.trim();
     if (!state.methods.length && state.apiKey) loadMethods();  // it needed the key
     if (document.querySelector(".field.has-error")) {
@@ -713,10 +817,17 @@
     form.append("subpixel", $("subpixel").checked ? "true" : "false");
     form.append("precision", $("precision").value);
     form.append("gray", $("gray").checked ? "true" : "false");
-    if ($("want-heatmap").checked) form.append("return", "heatmap");
+    if (turned) {
+      form.append("angles", $("angles").value.trim() + "," + $("angles-to").value.trim());
+      form.append("scales", $("scales").value.trim() + "," + $("scales-to").value.trim());
+      if ($("angle_step").value.trim() !== "") form.append("angle_step", $("angle_step").value.trim());
+      if ($("scale_step").value.trim() !== "") form.append("scale_step", $("scale_step").value.trim());
+    }
+    // The heatmap is the score map of the template as it is: the API does not make one for a turned search.
+    if ($("want-heatmap").checked && !turned) form.append("return", "heatmap");
 
     var used = { imageUrl: state.urls.image, templateUrl: state.urls.template, imageName: state.files.image.name,
-                 maskName: state.files.mask ? state.files.mask.name : null, threshold: threshold };
+                 maskName: state.files.mask ? state.files.mask.name : null, threshold: threshold, turned: turned };
     if (state.controller) state.controller.abort();
     var controller = new AbortController();
     state.controller = controller;
@@ -782,8 +893,15 @@
     $("method").addEventListener("change", function () { clearFieldError("method"); updateMethodHint(); });
     $("threshold").addEventListener("input", function () { clearFieldError("threshold"); updateMethodHint(); });
     $("max_overlap").addEventListener("input", function () { clearFieldError("max_overlap"); updateOverlap(); });
-    ["max_matches", "precision", "subpixel", "gray", "api_key"].forEach(function (id) {
+    ["max_matches", "precision", "subpixel", "gray", "api_key", "angle_step", "scale_step"].forEach(function (id) {
       $(id).addEventListener("input", function () { clearFieldError(id); });
+    });
+    ["angles", "scales"].forEach(function (id) {
+      [id, id + "-to"].forEach(function (input) { $(input).addEventListener("input", function () { clearFieldError(id); }); });
+    });
+    $("turn").addEventListener("change", function () {
+      showTurn($("turn").checked);
+      ["angles", "scales", "angle_step", "scale_step"].forEach(clearFieldError);
     });
     $("want-heatmap").addEventListener("change", function () { clearFieldError("return"); });
     $("heatmap-toggle").addEventListener("click", function () {
@@ -796,6 +914,7 @@
       b.addEventListener("click", function () { sortBy(b.parentNode.getAttribute("data-key")); });
     });
     updateOverlap();
+    showTurn($("turn").checked);  // a reload may keep the box ticked
     setState("idle");
     Promise.all([loadMethods(), loadSamples()]).then(function () {
       document.documentElement.setAttribute("data-ready", "true");

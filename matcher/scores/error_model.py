@@ -1,0 +1,121 @@
+"""The engine's one error model: how far a correlation or a window sum can be from its exact value.
+
+Every correlation routine returns its values with the two coefficients of a
+per-output bound, ``||k|| (local sqrt(E) + per_peak max|c|)`` for kernel
+``k``, plane ``c`` and window energy ``E = sum(c^2)`` over the window
+(:func:`correlation_error_bound`):
+
+- OpenCV's float32 correlation (:func:`float32_coefficients`): measured
+  constants with a margin (``_FLOAT32_MODEL``);
+- float64 correlations (:func:`float64_coefficients`): 0 for exact integer
+  sums, else a per-peak term that grows with the number of taps (direct) or
+  with ``log2`` of the transform's grid (FFT);
+- window sums (box filters or split sums): their own bounds, from
+  :meth:`matcher.scores.image_channel.BandChannel.sum_errors`;
+- denominators built from window sums: :func:`denominator_error`.
+
+The assembly turns these into a bound for every score and recomputes the
+windows whose bound exceeds the precision's tolerance.
+"""
+
+import numpy as np
+
+__all__ = ["correlation_error_bound", "float32_coefficients", "float64_coefficients", "EPS32", "EPS64"]
+
+EPS32 = float(np.finfo(np.float32).eps)
+EPS64 = float(np.finfo(np.float64).eps)
+# Error bound of OpenCV's float32 correlation of an image c with a kernel k,
+# per output: eps32 ||k|| (A sqrt(E) + B max|c|) through its blocked DFT,
+# eps32 ||k|| A_DIRECT sqrt(E) through its direct filter (up to 11 x 11), E
+# the sum of c^2 over the window. On photographs, random, spiky, flat (sky)
+# and DC-offset images with 3-64 px kernels, the measured error reaches at
+# most 4.3 eps32 ||k|| (sqrt(E) + 4 max|c|) and 4.5 eps32 ||k|| sqrt(E)
+# (direct) for the centred image with zero-mean kernels (ncc, ccoeff), and
+# 5.3 and 15.4 for the raw image with raw kernels (the other methods). The
+# constants leave a margin of 2 (tests/test_large_maps.py pins it), which
+# also covers rounding the kernel and the image to float32.
+_FLOAT32_MODEL = {  # plane: (A, B, A_DIRECT)
+    "centred": (9.0, 36.0, 10.0),
+    "raw": (11.0, 44.0, 32.0),
+}
+
+
+def correlation_error_bound(kernel_norm, window_energy, peak, *, plane="centred", direct=False):
+    """Bound on the error of one float32 correlation output.
+
+    Parameters
+    ----------
+    kernel_norm : float
+        ``||k||``, the kernel's Euclidean norm.
+    window_energy : float or ndarray
+        ``E``, the sum of the plane's squares over the window.
+    peak : float
+        The plane's largest magnitude.
+    plane : {"centred", "raw"}, keyword-only
+        The image minus its mean with a zero-mean kernel, or the raw image.
+    direct : bool, keyword-only
+        OpenCV's direct filter computed it (else its blocked DFT).
+
+    Returns
+    -------
+    float or ndarray
+        ``||k|| (local sqrt(E) + per_peak peak)``.
+
+    Examples
+    --------
+    >>> float(correlation_error_bound(1.0, 0.0, 0.0))
+    0.0
+    """
+    local, per_peak = float32_coefficients(plane, direct)
+    return kernel_norm * (local * np.sqrt(window_energy) + per_peak * peak)
+
+
+def float32_coefficients(plane, direct):
+    """``(local, per_peak)`` of OpenCV's float32 correlation: the bound is ``||k|| (local sqrt(E) + per_peak max|c|)``.
+
+    >>> local, per_peak = float32_coefficients("centred", direct=True)
+    >>> per_peak
+    0.0
+    """
+    a, b, a_direct = _FLOAT32_MODEL[plane]
+    return (a_direct * EPS32, 0.0) if direct else (a * EPS32, b * EPS32)
+
+
+def float64_coefficients(algorithm, taps, grid_points, exact=False):
+    """``(local, per_peak)`` of a float64 correlation.
+
+    ``exact`` says every product and partial sum is an integer below 2**53
+    (integer data, direct sums): no error at all. Otherwise, direct sums of
+    ``taps`` products err by at most ``taps eps |k| |c| <= taps^1.5 eps ||k|| max|c|``;
+    the transforms' error grows with ``log2`` of the grid (``grid_points``
+    values), relative to the image's magnitude.
+
+    >>> float64_coefficients("direct", 9, 100, exact=True)
+    (0.0, 0.0)
+    """
+    if exact:
+        return 0.0, 0.0
+    if algorithm == "direct":
+        factor = taps * np.sqrt(taps) + 64.0
+    else:
+        factor = 4.0 * np.log2(max(float(grid_points), 2.0)) + 64.0
+    return 0.0, EPS64 * float(factor)
+
+
+def denominator_error(terms, method, centres):
+    """Bound on the error of the denominators built from window terms, summed over channels.
+
+    ``terms`` are the channels' :class:`matcher.scores.window_terms.WindowTerms`;
+    the denominator is ``sw den`` for ncc (``sw`` times the window's weighted
+    variance) and the raw window energy ``sum(M^2 I^2)`` otherwise. Window sums
+    may be exact (small integers) while the denominators round: the rounding
+    terms cover that.
+    """
+    total = 0.0
+    for t, centre in zip(terms, centres):
+        m, sw, e1, e2 = t.peak, t.sw, t.err1, t.err2
+        if method == "ncc":  # sw s2 - 2 s1 a2 + s1^2 sw2 / sw, from sums of (plane - offset)
+            total += sw * e2 + 4.0 * sw * m * e1 + 8.0 * EPS64 * (sw * m) ** 2
+        else:  # raw energy s2 + 2 offset a2 + sw2 offset^2
+            total += e2 + 2.0 * abs(t.offset) * e1 + 8.0 * EPS64 * sw * (m + abs(t.offset)) ** 2
+    return total

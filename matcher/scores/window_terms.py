@@ -1,0 +1,86 @@
+"""The window terms every score is assembled from, with or without a mask (private).
+
+For one image channel ``P = I - offset`` and mask weights ``M`` (all ones
+without a mask), over every window:
+
+- ``s1 = sum(M P)``, ``a2 = sum(M^2 P)``, ``s2 = sum(M^2 P^2)``;
+- ``sw = sum(M)``, ``sw2 = sum(M^2)``.
+
+Without a mask these are box sums (``a2`` is ``s1``, ``sw = sw2 = h w``),
+exact for small integers (:meth:`matcher.scores.image_channel.BandChannel.sums`).
+With a mask they are float64 correlations of the centred channel (``offset``
+its centre) with ``M`` and ``M^2``, as in Padfield's masked NCC; a binary
+mask has ``a2 = s1``. Each comes with a bound on its error.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .error_model import EPS64
+from .image_channel import sum_peak
+
+_EXACT = 2.0**52
+
+
+@dataclass
+class WindowTerms:
+    """One channel's window terms over a band (arrays of the band's output shape, or None when not needed).
+
+    ``err1`` bounds the errors of ``s1`` and ``a2``, ``err2`` that of ``s2``;
+    ``exact`` says all three are exact. ``peak`` is the largest magnitude of
+    the values summed (``|P|``).
+    """
+
+    s1: "np.ndarray | None"
+    a2: "np.ndarray | None"
+    s2: np.ndarray
+    sw: float
+    sw2: float
+    offset: float
+    peak: float
+    err1: float
+    err2: float
+    exact: bool
+    binary: bool
+
+
+def box_terms(ch, shape, first):
+    """The terms of an unmasked ``shape`` template (box sums of ``ch``; ``s1`` only if ``first``)."""
+    h, w = shape
+    n = float(h * w)
+    s1, s2 = ch.sums(shape, first)
+    e1, e2 = ch.sum_errors(h * w)
+    exact = ch.exact and ch.exact_for(h * w)
+    return WindowTerms(s1, s1, s2, n, n, ch.offset, sum_peak(ch), e1, e2, exact, True)
+
+
+def masked_terms(ch, weights, algorithm, out_shape, need_first, need_second):
+    """The terms of a template with mask ``weights`` (``(h, w)`` float64 in [0, 1]) over the centred channel.
+
+    ``need_first``: ``s1`` (and ``a2``); ``need_second``: ``s2`` (and ``a2``).
+    Correlations in float64 through ``algorithm`` (the channel keeps the
+    spectra of its centred plane and of its square for the next template).
+    """
+    m2 = weights * weights
+    binary = bool(np.array_equal(weights, m2))
+    taps = int(np.count_nonzero(weights))
+    peak = ch.peak
+    exact_ints = ch.integer_valued and binary
+    s1 = a2 = None
+    e1 = 0.0
+    if need_first or (need_second and not binary):
+        exact = exact_ints and algorithm == "direct" and taps * peak < _EXACT
+        s1, e1 = ch.correlate64(weights, algorithm, plane="centred", exact=exact)
+        a2 = s1
+        if not binary and need_second:
+            a2, e_a2 = ch.correlate64(m2, algorithm, plane="centred")
+            e1 = max(e1, e_a2)
+    s2, e2 = np.zeros(out_shape), 0.0
+    if need_second:
+        exact = exact_ints and algorithm == "direct" and taps * peak * peak < _EXACT
+        s2, e2 = ch.correlate64(m2, algorithm, plane="centred_squared", exact=exact)
+        if not exact:
+            e2 += 4.0 * EPS64 * float(m2.sum()) * peak * peak  # the squares' own rounding
+    exact = e1 == 0.0 and e2 == 0.0
+    return WindowTerms(s1, a2, s2, float(weights.sum()), float(m2.sum()), ch.centre, peak, e1, e2, exact, binary)

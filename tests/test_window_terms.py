@@ -1,0 +1,119 @@
+"""The window terms (matcher.scores.window_terms) and window extremes against brute force.
+
+- ``box_terms`` (no mask; OpenCV's box filters, or split sums): on integer
+  images the sums equal Python's integer sums and claim no error; on float
+  images (noise, a DC offset of 1e6, values over 16 decades) every window's
+  ``s1 = sum(I - offset)`` and ``s2 = sum((I - offset)^2)`` is within its
+  claimed bound of the exact rational sum;
+- ``masked_terms`` (binary and fractional masks, direct and FFT): ``s1 =
+  sum(M C)``, ``a2 = sum(M^2 C)``, ``s2 = sum(M^2 C^2)`` of the centred channel
+  ``C`` within their bounds of exact rationals, and exact where they say so;
+- ``window_extremes``: the minimum and maximum of a box at an offset inside
+  every window, against numpy's min/max of the cut-out box.
+"""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from matcher.scores.image_channel import BandChannel
+from matcher.scores.window_extremes import window_extremes
+from matcher.scores.window_terms import box_terms, masked_terms
+
+SHAPES = [(1, 1), (1, 7), (5, 1), (3, 4), (8, 8), (7, 13)]
+
+
+def exact_sums(a, shape, weights=None, power=1, shift=0.0):
+    """Every window's ``sum(weights * (a - shift)**power)`` as exact rationals (a 2-D object array)."""
+    h, w = shape
+    H, W = a.shape
+    values = [[(Fraction(float(v)) - Fraction(shift)) ** power for v in row] for row in a.tolist()]
+    wts = [[Fraction(1)] * w for _ in range(h)] if weights is None else [[Fraction(float(v)) for v in row]
+                                                                          for row in weights.tolist()]
+    out = np.empty((H - h + 1, W - w + 1), dtype=object)
+    for y in range(out.shape[0]):
+        for x in range(out.shape[1]):
+            out[y, x] = sum(wts[r][c] * values[y + r][x + c] for r in range(h) for c in range(w))
+    return out
+
+
+def assert_within(got, want, bound, what):
+    err = np.array([[abs(Fraction(float(g)) - v) for g, v in zip(grow, wrow)] for grow, wrow in zip(got, want)],
+                   dtype=float)
+    assert np.all(err <= bound), (what, float(err.max()), bound)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint16])
+def test_box_terms_of_integer_images_are_exact(shape, dtype):
+    rng = np.random.default_rng(0)
+    info = np.iinfo(dtype)
+    a = rng.integers(max(info.min, -3000), min(info.max, 3000) + 1, (20, 24)).astype(dtype)
+    t = box_terms(BandChannel(0, a, True), shape, True)
+    out = (a.shape[0] - shape[0] + 1, a.shape[1] - shape[1] + 1)
+    assert t.exact and t.err1 == t.err2 == 0.0 and t.sw == t.sw2 == shape[0] * shape[1] and t.binary
+    for got, power in ((t.s1, 1), (t.s2, 2)):
+        want = exact_sums(a.astype(np.float64), shape, power=power, shift=t.offset)
+        assert all(Fraction(float(g)) == v for g, v in zip(got[: out[0], : out[1]].ravel(), want.ravel()))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("data", ["normal", "offset", "wide-range"])
+@pytest.mark.parametrize("split", [False, True])
+def test_box_terms_of_float_images_within_their_bounds(shape, data, split):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((16, 18))
+    if data == "offset":
+        a += 1e6
+    elif data == "wide-range":
+        a *= 10.0 ** rng.integers(-8, 8, a.shape)
+    ch = BandChannel(0, a, False)
+    ch.split = split
+    t = box_terms(ch, shape, True)
+    out = (a.shape[0] - shape[0] + 1, a.shape[1] - shape[1] + 1)
+    assert not t.exact and t.err1 > 0 and t.err2 > 0
+    assert_within(t.s1[: out[0], : out[1]], exact_sums(a, shape, shift=t.offset), t.err1, "s1")
+    assert_within(t.s2[: out[0], : out[1]], exact_sums(a, shape, power=2, shift=t.offset), t.err2, "s2")
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "fft"])
+@pytest.mark.parametrize("mask_kind", ["binary", "fractional"])
+@pytest.mark.parametrize("data", ["uint8", "float-offset"])
+def test_masked_terms_within_their_bounds(algorithm, mask_kind, data):
+    rng = np.random.default_rng(2)
+    shape = (5, 7)
+    a = rng.integers(0, 256, (18, 21)).astype(np.uint8) if data == "uint8" else rng.standard_normal((18, 21)) + 1e6
+    weights = rng.random(shape)
+    weights = (weights > 0.4).astype(np.float64) if mask_kind == "binary" else weights
+    ch = BandChannel(0, a, data == "uint8")
+    out = (a.shape[0] - shape[0] + 1, a.shape[1] - shape[1] + 1)
+    t = masked_terms(ch, weights, algorithm, out, True, True)
+    assert t.offset == ch.centre and t.binary == (mask_kind == "binary")
+    assert t.sw == weights.sum() and t.sw2 == (weights * weights).sum()
+    a64 = a.astype(np.float64)
+    assert_within(t.s1, exact_sums(a64, shape, weights, shift=ch.centre), t.err1, "s1")
+    assert_within(t.a2, exact_sums(a64, shape, weights * weights, shift=ch.centre), t.err1, "a2")
+    assert_within(t.s2, exact_sums(a64, shape, weights * weights, power=2, shift=ch.centre), t.err2, "s2")
+    # integer image, binary mask, direct sums: exact, and it says so
+    assert t.exact == (data == "uint8" and mask_kind == "binary" and algorithm == "direct")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (4, 4), (5, 9), (9, 2)])
+@pytest.mark.parametrize("offset", [(0, 0), (1, 2), (3, 0)])
+def test_window_extremes_against_brute_force(shape, offset):
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 5, (23, 27)).astype(np.float64)  # many ties and flat boxes
+    a[5:15, 4:20] = 3.0
+    h, w = shape
+    r0, c0 = offset
+    template = (h + r0 + 1, w + c0 + 2)  # the box lies inside a larger template
+    out_shape = (a.shape[0] - template[0] + 1, a.shape[1] - template[1] + 1)
+    lo, hi = window_extremes(a, shape, out_shape, offset)
+    assert lo.shape == hi.shape == out_shape
+    for y in range(out_shape[0]):
+        for x in range(out_shape[1]):
+            box = a[y + r0 : y + r0 + h, x + c0 : x + c0 + w]
+            assert lo[y, x] == box.min() and hi[y, x] == box.max(), (y, x)
+    flat = lo == hi
+    assert flat.any() and (not flat.all() or shape == (1, 1))
