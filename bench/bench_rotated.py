@@ -6,13 +6,17 @@ with noise and a gain/offset change; prints the mean and worst centre, angle
 and scale errors of :func:`matcher.search.rotated.find_rotated` (truth by
 construction).
 
-Time, side by side in one process (medians of ``--repeat`` runs): one
-``find_rotated`` call, against (a) a plain loop of masked
-``cv2.matchTemplate`` over the same angle/scale grid at full resolution (what
-people write by hand: angle step = our fine step) and (b) one unrotated
-``cv2.matchTemplate`` of the same pair.
+Time, side by side in one process (interleaved; medians of ``--repeat``
+calls, ``--runs`` times for the spread): one ``find_rotated`` call (and one
+with a reused :class:`PreparedTemplate`), in units of one unrotated
+``cv2.matchTemplate`` (TM_CCOEFF_NORMED, full resolution) of the same pair,
+for the full circle, 60 and 20 degree ranges and the full circle with scales
+0.9-1.1, with where the time goes (coarse level, finer levels, full-resolution
+refinement); and against a plain loop of masked ``cv2.matchTemplate`` over the
+same angle grid at full resolution (what people write by hand: angle step =
+our fine step).
 
-    .venv/bin/python bench/bench_rotated.py --cases 100
+    PYTHONPATH=. .venv/bin/python bench/bench_rotated.py --cases 100
 """
 
 import argparse
@@ -94,52 +98,121 @@ def opencv_loop(image, template, angles, scales):
     return best
 
 
-def timing(repeat, angles, scales, part):
-    rng = np.random.default_rng(7)
+def _phases():
+    """Wrap the search's three phases to add up their wall time: (totals dict, undo)."""
+    import matcher.search.rotated as rotated
+
+    totals = {"coarse": 0.0, "finer": 0.0, "refine": 0.0}
+    names = {"coarse": "coarse_candidates", "finer": "_finer", "refine": "refine_pose"}
+    saved = {key: getattr(rotated, name) for key, name in names.items()}
+
+    def timed(key, f):
+        def run(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                totals[key] += time.perf_counter() - t
+        return run
+
+    for key, name in names.items():
+        setattr(rotated, name, timed(key, saved[key]))
+
+    def undo():
+        for key, name in names.items():
+            setattr(rotated, name, saved[key])
+    return totals, undo
+
+
+def timing(repeat, runs, angles, scales, part, angle=37.0):
+    """Median times over ``repeat`` interleaved calls, ``runs`` times: the ratio's spread over the runs."""
     image = cv2.resize(photos()[0], (640, 480))
     cx, cy = 320.0, 240.0
-    template = cut(image, (cx, cy), 37.0, 1.0, (part, part))
+    template = cut(image, (cx, cy), angle, 1.0, (part, part))
+    prepared = PreparedTemplate(template, angles=angles, scales=scales)
+    find_rotated(image, prepared)  # warm up (and the prepared template's plan for this image size)
+    med = statistics.median
+    ratios, ratios_prepared, cpu_ratios, lines = [], [], [], []
+    for _ in range(runs):
+        ours, ours_prepared, plain, ours_cpu, plain_cpu = [], [], [], [], []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            find_rotated(image, template, angles=angles, scales=scales)
+            ours.append(time.perf_counter() - t)
+            t, c = time.perf_counter(), time.process_time()
+            find_rotated(image, prepared)
+            ours_prepared.append(time.perf_counter() - t)
+            ours_cpu.append(time.process_time() - c)
+            t, c = time.perf_counter(), time.process_time()
+            cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED)
+            plain.append(time.perf_counter() - t)
+            plain_cpu.append(time.process_time() - c)
+        ratios.append(med(ours) / med(plain))
+        ratios_prepared.append(med(ours_prepared) / med(plain))
+        cpu_ratios.append(med(ours_cpu) / med(plain_cpu))
+        lines.append(f"find_rotated {med(ours) * 1000:.0f} ms ({med(ours_prepared) * 1000:.0f} ms prepared), "
+                     f"cv2.matchTemplate {med(plain) * 1000:.1f} ms")
+    print(f"time, 640x480 image, {part}x{part} part turned {angle} degrees, angles {angles}, scales {scales} "
+          f"(medians of {repeat} interleaved calls; {runs} runs):")
+    for line in lines:
+        print(f"  {line}")
+    spread = lambda v: f"{med(v):.1f} ({min(v):.1f}-{max(v):.1f})"  # noqa: E731
+    print(f"  find_rotated = {spread(ratios)} unrotated searches; with a prepared template "
+          f"{spread(ratios_prepared)}; in CPU time (prepared) {spread(cpu_ratios)}")
+    totals, undo = _phases()
+    try:
+        t = time.perf_counter()
+        for _ in range(repeat):
+            find_rotated(image, prepared)
+        total = time.perf_counter() - t
+        t = time.perf_counter()
+        for _ in range(repeat):
+            cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED)
+        unit = (time.perf_counter() - t) / repeat
+    finally:
+        undo()
+    parts = ", ".join(f"{k} {v / repeat / unit:.1f}" for k, v in totals.items())
+    rest = (total - sum(totals.values())) / repeat / unit
+    print(f"  where it goes (prepared, in unrotated searches): {parts}, the rest {rest:.1f}")
+    return med(ratios_prepared)
+
+
+def opencv_loop_ratio(angles, scales, part):
+    """find_rotated against a plain loop of masked cv2.matchTemplate over the same grid (extrapolated from a sample)."""
+    image = cv2.resize(photos()[0], (640, 480))
+    template = cut(image, (320.0, 240.0), 37.0, 1.0, (part, part))
     a_step, s_step = auto_steps(part, part)
     grid_a = np.arange(angles[0], angles[1], a_step)
     grid_s = np.arange(scales[0], scales[1] + 1e-9, s_step) if scales[1] > scales[0] else [scales[0]]
-    prepared = PreparedTemplate(template, angles=angles, scales=scales)
-    ours, ours_prepared, plain = [], [], []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        find_rotated(image, template, angles=angles, scales=scales)
-        ours.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        find_rotated(image, prepared)
-        ours_prepared.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED)
-        plain.append(time.perf_counter() - t)
+    sample = grid_a[:: max(1, len(grid_a) // 60)]
     t = time.perf_counter()
-    opencv_loop(image, template, grid_a[:: max(1, len(grid_a) // 60)], grid_s)  # a sample of the grid
-    sampled = time.perf_counter() - t
-    n_sample = len(grid_a[:: max(1, len(grid_a) // 60)]) * len(grid_s)
-    loop = sampled / n_sample * len(grid_a) * len(grid_s)
-    med = statistics.median
-    print(f"time, 640x480 image, {part}x{part} part, angles {angles}, scales {scales} "
-          f"(medians of {repeat}; the OpenCV loop extrapolated from {n_sample} of its "
-          f"{len(grid_a) * len(grid_s)} poses):")
-    print(f"  find_rotated {med(ours) * 1000:.0f} ms ({med(ours_prepared) * 1000:.0f} ms with a prepared template)")
-    print(f"  one unrotated cv2.matchTemplate {med(plain) * 1000:.1f} ms: find_rotated = "
-          f"{med(ours) / med(plain):.1f} unrotated searches")
-    print(f"  loop of masked cv2.matchTemplate over the same grid ~{loop * 1000:.0f} ms: "
-          f"find_rotated = {med(ours) / loop:.3f}x of it")
+    opencv_loop(image, template, sample, grid_s)
+    loop = (time.perf_counter() - t) / (len(sample) * len(grid_s)) * len(grid_a) * len(grid_s)
+    t = time.perf_counter()
+    find_rotated(image, template, angles=angles, scales=scales)
+    ours = time.perf_counter() - t
+    print(f"  loop of masked cv2.matchTemplate over the same grid ({len(grid_a) * len(grid_s)} poses, "
+          f"extrapolated from {len(sample) * len(grid_s)}) ~{loop * 1000:.0f} ms: "
+          f"find_rotated = {ours / loop:.4f}x of it")
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cases", type=int, default=100)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=7, help="interleaved calls per run (medians)")
+    p.add_argument("--runs", type=int, default=3, help="runs: the spread of the ratios")
     p.add_argument("--part", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    accuracy(args.cases, (0.9, 1.1), args.size, args.seed)
-    timing(args.repeat, (-180.0, 180.0), (1.0, 1.0), args.part)
+    if args.cases:
+        accuracy(args.cases, (0.9, 1.1), args.size, args.seed)
+    full = timing(args.repeat, args.runs, (-180.0, 180.0), (1.0, 1.0), args.part)
+    opencv_loop_ratio((-180.0, 180.0), (1.0, 1.0), args.part)
+    for span in (60.0, 20.0):
+        part = timing(args.repeat, args.runs, (-span / 2, span / 2), (1.0, 1.0), args.part, angle=7.0)
+        print(f"  {span:.0f} degrees cost {part / full:.2f} of the full circle (prepared, medians)")
+    timing(args.repeat, args.runs, (-180.0, 180.0), (0.9, 1.1), args.part)
 
 
 if __name__ == "__main__":
