@@ -8,7 +8,9 @@ changes that body to the service's problem details
 (:func:`service.errors.transport_problem`), so every error a client gets has
 the same form, and closes a connection whose request headers are not complete
 within ``MATCHER_CLIENT_TIMEOUT`` seconds (408), so that slow clients cannot
-pile up connections without end. gunicorn is pinned (requirements-service.txt); the test of
+pile up connections without end, and answers a request whose client closed its
+sending side before the body's end with 400 (gunicorn's worker closed such
+connections without an answer). gunicorn is pinned (requirements-service.txt); the test of
 malformed chunked bodies in tests/test_service_server.py covers this override.
 """
 
@@ -57,6 +59,21 @@ class ProblemProtocol(ASGIProtocol):
     def connection_lost(self, exc):
         self._cancel_header_deadline()
         return super().connection_lost(exc)
+
+    def eof_received(self):
+        """The client closed its sending side (a half-close). A request whose body had not all arrived
+        gets 400 (the body ended before its Content-Length or its final chunk) and the connection
+        closes; a request that arrived in full still gets its answer (the transport stays open)."""
+        request, receiver = getattr(self, "_current_request", None), getattr(self, "_body_receiver", None)
+        if request is None or receiver is None:
+            return None  # between requests: close, as asyncio does by default
+        if not receiver._complete:  # gunicorn's BodyReceiver (pinned): the body is still expected
+            self._cancel_header_deadline()
+            self._send_error_response(400, "the request body ended before its declared end (its "
+                                           "Content-Length or its final chunk): the client closed its side")
+            self._close_transport()
+            return None
+        return True
 
     def _headers_too_slow(self):
         self._header_deadline = None

@@ -49,14 +49,7 @@ def test_the_matrix_is_large_and_covers_every_family():
         assert sum(c.name.startswith(family) for c in CASES) >= 3, family
 
 
-KNOWN_ISSUES = {
-    # the asyncio front (service/front.py) closes these without an answer; gunicorn's sync server answered 400
-    # malformed-body. The last two end with the client half-closing its side (it gave up mid-body); the first is
-    # a chunk size of 2^80 that the front waits for instead of refusing at once (413 or 400).
-    "chunked-size-overflow": "the front waits for a 2^80-byte chunk, then closes without an answer",
-    "chunked-cut-short": "the front closes without an answer when the client half-closes mid-body",
-    "chunked-no-final-chunk": "the front closes without an answer when the client half-closes mid-body",
-}
+KNOWN_ISSUES = {}  # case name -> why it fails today (strict xfail); none left
 
 
 def _params():

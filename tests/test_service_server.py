@@ -202,6 +202,25 @@ def test_malformed_chunked_bodies_are_4xx_problems_not_500():
         stop_server(proc)
 
 
+def test_a_client_that_closes_its_side_gets_an_answer(server):
+    """A half-close (the client shuts down its sending side, as ``nc -N`` does): a request that arrived in
+    full still gets its answer; one whose body had not all arrived gets 400, not a silent close."""
+    import socket
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(server)
+    body = json.dumps({"image": b64(sample("coins.png")), "template": b64(sample("coins_coin.png"))}).encode()
+    head = (f"POST /v1/match HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    for payload, status in ((head + body, b"200"), (head + body[: len(body) // 2], b"400")):
+        with socket.create_connection((url.hostname, url.port), timeout=20) as s:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            answer = b"".join(iter(lambda: s.recv(65536), b""))
+        assert answer.startswith(b"HTTP/1.1 " + status), (status, answer[:300])
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["type"] == "urn:matcher:problem:malformed-body"
+
+
 def _chunked(path, body, content_type="application/json", step=4096):
     head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
             "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
