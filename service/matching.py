@@ -53,7 +53,7 @@ def _run_match(inp, config):
     template = _load(upload, opts, config)
     mask = _mask(inp.mask, template, opts, config)
     area = _check_fit(image, [template], opts, config)
-    _check_turn_cost(area, [template], opts, config)
+    _check_turn_cost(area, [(template.height, template.width, template.channels)], opts, config)
     found, scores = _call(find_with_scores, image.pixels, template.pixels, opts.method, mask=mask,
                           **opts.find_kwargs())
     body = _body(image, opts, found) | {"template": _info(template, mask is not None)}
@@ -70,7 +70,7 @@ def _run_batch(inp, config):
     templates = {label: _load(upload, opts, config) for label, upload in inp.templates}
     masks = {label: t.matching_mask for label, t in templates.items()}
     area = _check_fit(image, list(templates.values()), opts, config)
-    _check_turn_cost(area, list(templates.values()), opts, config)
+    _check_turn_cost(area, [(t.height, t.width, t.channels) for t in templates.values()], opts, config)
     found = _call(find_many, image.pixels, {k: t.pixels for k, t in templates.items()}, opts.method,
                   masks={k: m for k, m in masks.items() if m is not None}, **opts.find_kwargs())
     body = _body(image, opts, found)
@@ -82,10 +82,11 @@ def search_factor(opts, templates):
     """How many plain searches one template's search costs: the work multiplier of :func:`request_cost`.
 
     1 for every request today: a turned or scaled search (``angles``,
-    ``scales``) has its own limit, MATCHER_MAX_TURN_WORK (:func:`_check_turn_cost`,
-    after decoding). This is the hook to fold it into MATCHER_MAX_WORK before
-    decoding: return the turned search's cost relative to one plain search,
-    from ``opts`` and the template headers ``templates``.
+    ``scales``) has its own limit, MATCHER_MAX_TURN_WORK, checked from the
+    same headers before decoding (:func:`_check_turn_cost`), in its own units
+    (searched pixels x template pixels over its poses). This is the hook to
+    fold it into MATCHER_MAX_WORK instead: return the turned search's cost
+    relative to one plain search, from ``opts`` and the template headers.
     """
     return 1.0
 
@@ -102,13 +103,19 @@ def request_cost(inp, image, templates):
     opts = inp.options
     channels = 1 if opts.gray or image.channels <= 2 else 3
     shapes = [(t.height, t.width, inp.mask is not None or t.channels in (2, 4)) for t in templates]
-    region = opts.region
-    if region is not None:  # a region reaching outside the image is refused later (422); cost what is inside
-        x, y, w, h = region
-        region = (x, y, max(min(w, image.width - x), 1), max(min(h, image.height - y), 1))
+    region = None if opts.region is None else _header_area(opts.region, image)
     return search_cost((image.height, image.width), channels=channels, bytes_per_sample=image.bytes_per_sample,
                        file_channels=image.channels, templates=shapes, region=region,
                        search_factor=search_factor(opts, templates))
+
+
+def _header_area(region, image):
+    """The searched area ``(x, y, w, h)`` from the image's header: a region reaching outside the image is
+    refused later (422); here it costs what is inside."""
+    if region is None:
+        return (0, 0, image.width, image.height)
+    x, y, w, h = region
+    return (x, y, max(min(w, image.width - x), 1), max(min(h, image.height - y), 1))
 
 
 def _check_budget(inp, config):
@@ -127,6 +134,9 @@ def _check_budget(inp, config):
             return
         headers.append(header)
     image, templates = headers[0], headers[1:]
+    channels = 1 if inp.options.gray or image.channels <= 2 else 3
+    _check_turn_cost(_header_area(inp.options.region, image), [(t.height, t.width, channels) for t in templates],
+                     inp.options, config)
     cost = request_cost(inp, image, templates)
     memory, work = config["MATCHER_MAX_MEMORY"], config["MATCHER_MAX_WORK"]
     if cost.memory <= memory and cost.work <= work:
@@ -188,15 +198,17 @@ def _check_fit(image, templates, opts, config):
     return area
 
 
-def _check_turn_cost(area, templates, opts, config):
+def _check_turn_cost(area, shapes, opts, config):
     """The turned search's estimated work (:func:`matcher.search.rotated.search_cost`, summed over the
-    templates) against ``MATCHER_MAX_TURN_WORK``: 413 before any searching, saying how to lower it."""
+    templates' ``(height, width, channels)``) against ``MATCHER_MAX_TURN_WORK``: 413 before any searching,
+    saying how to lower it. Called from the file headers before decoding, and again with the decoded
+    sizes (for files whose headers could not be read)."""
     if not opts.turned:
         return
     limit = config["MATCHER_MAX_TURN_WORK"]
     turn = {name: getattr(opts, name) for name in TURN_OPTION_NAMES}
-    cost = sum(turned_search_cost((area[3], area[2], t.channels), (t.height, t.width), max_matches=opts.max_matches, **turn)
-               for t in templates)
+    cost = sum(turned_search_cost((area[3], area[2], c), (h, w), max_matches=opts.max_matches, **turn)
+               for h, w, c in shapes)
     if cost > limit:
         asked = ", ".join(f"{name}={format_option(name, value)}" for name, value in turn.items() if value is not None)
         raise TooLarge(f"the turned search ({asked}) over {area[2]}x{area[3]} pixels would cost about {cost:,} "

@@ -21,7 +21,8 @@ from matcher.render import draw_matches
 from matcher.search.rotated import PreparedTemplate, pose_matrix, search_cost
 from service.errors import InvalidOption
 from service.options import parse_options
-from service_fixtures import SAMPLES, assert_problem, b64, client, make_client, openapi, png, sample  # noqa: F401
+from service_fixtures import (  # noqa: F401 (fixtures)
+    SAMPLES, assert_problem, b64, client, huge_png_header, make_client, openapi, png, sample)
 
 TRUTH = next(e for e in json.loads((SAMPLES / "truth.json").read_text()) if e["template"] == "camera_turned.png")
 CAMERA, TURNED = sample("camera.png"), sample("camera_turned.png")
@@ -222,6 +223,16 @@ def test_default_limit_refuses_a_search_that_would_run_for_minutes(client):
                           field="angles")
     assert "MATCHER_MAX_TURN_WORK" in body["detail"] and "narrow the angle or scale range" in body["detail"]
     body = assert_problem(post(client, form(scales="0.5,2", scale_step="0.00001")), 413, field="scales")
+
+
+def test_the_turned_cost_is_refused_from_the_headers_before_decoding(client):
+    """Headers that promise a 2000x2000 image whose data is not there (decoding would fail: 400): the turned
+    search's cost is known from the headers alone, so the answer is its 413, before any decoding."""
+    bomb = huge_png_header(2000, 2000)
+    assert post(client, form(image=bomb)).status_code == 400  # decoded: the data is missing
+    body = assert_problem(post(client, form(image=bomb, angles="-180,180", angle_step="0.001")), 413,
+                          field="angles")
+    assert "2000x2000 pixels" in body["detail"]
 
 
 # ---- the estimate ------------------------------------------------------------------------------
