@@ -36,6 +36,7 @@ import matcher
 
 from .app import VERSION_HEADER, create_app
 from .errors import Busy, ComputeUnavailable, RequestTimeout, RequestTooLarge, ServiceError, problem_document
+from .guards import check_api_key
 
 __all__ = ["COMPUTE_ROUTES", "FRONT_VARIABLES", "Front", "create_front", "wsgi_environ"]
 
@@ -109,6 +110,9 @@ class Front:
             if body is None:  # the client went away (gunicorn's access log shows "500 0": nothing was sent)
                 return
             if (scope["method"], scope["path"]) in COMPUTE_ROUTES:
+                # a request without a valid key (when keys are set) takes no place in the queue
+                check_api_key(self.app.config["MATCHER_API_KEYS"], _header(scope, b"authorization"),
+                              _header(scope, b"x-api-key"))
                 status, headers, content = await self._compute(scope, body)
             else:
                 status, headers, content = await self._local(scope, body)

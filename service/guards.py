@@ -8,31 +8,31 @@ from flask import current_app, request
 
 from .errors import Busy, Unauthorized
 
-__all__ = ["require_api_key", "Gate", "limited"]
+__all__ = ["require_api_key", "check_api_key", "Gate", "limited"]
 
 _CHALLENGE = 'Bearer realm="matcher"'
 
 
-def _presented_key():
-    auth = request.headers.get("Authorization", "")
-    scheme, _, token = auth.partition(" ")
+def _presented_key(authorization, x_api_key):
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.headers.get("X-API-Key") or None
+    return x_api_key or None
 
 
-def require_api_key():
-    """``before_request`` hook: 401 unless a configured key is presented.
+def check_api_key(keys, authorization, x_api_key):
+    """Raise :class:`~service.errors.Unauthorized` (401) unless one of ``keys`` is presented.
 
-    Does nothing when ``MATCHER_API_KEYS`` is empty. The key comes from
-    ``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` and is compared with
-    :func:`hmac.compare_digest` against *every* configured key (no early exit),
-    so the time taken says nothing about which key, or how much of one, matched.
+    Does nothing when ``keys`` is empty. The key comes from ``Authorization:
+    Bearer KEY`` (the header's value ``authorization``) or ``X-API-Key: KEY``
+    (``x_api_key``) and is compared with :func:`hmac.compare_digest` against
+    *every* configured key (no early exit), so the time taken says nothing
+    about which key, or how much of one, matched. The front calls it before a
+    match takes a place in the queue; the app before every ``/v1`` view.
     """
-    keys = current_app.config["MATCHER_API_KEYS"]
     if not keys:
         return
-    given = _presented_key()
+    given = _presented_key(authorization, x_api_key)
     if given is None:
         raise Unauthorized("this endpoint needs an API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
                            headers={"WWW-Authenticate": _CHALLENGE})
@@ -43,6 +43,12 @@ def require_api_key():
     if not ok:
         raise Unauthorized("the API key is not valid",
                            headers={"WWW-Authenticate": _CHALLENGE + ', error="invalid_token"'})
+
+
+def require_api_key():
+    """``before_request`` hook: 401 unless a configured key is presented (:func:`check_api_key`)."""
+    check_api_key(current_app.config["MATCHER_API_KEYS"], request.headers.get("Authorization"),
+                  request.headers.get("X-API-Key"))
 
 
 class Gate:

@@ -87,6 +87,26 @@ def test_a_full_queue_is_503_with_retry_after_and_a_waiting_match_times_out():
     assert "within 1 s" in json.loads(body2)["detail"]
 
 
+def test_a_match_without_a_valid_api_key_takes_no_place_in_the_queue():
+    """Keys configured, the compute worker busy and the queue full: a request without a key, or with a wrong
+    one, is 401 at once (not 503: it never reaches the queue); one with the key is the queue's 503."""
+    async def scenario():
+        front = make_front(MATCHER_API_KEYS="secret-key", MATCHER_QUEUE=1)
+        front.free = asyncio.Semaphore(0)  # the one compute worker is busy
+        front.waiting = 1  # and the queue's one place is taken
+        answers = []
+        for headers in ([], [("Authorization", "Bearer wrong")], [("X-API-Key", "secret-key")]):
+            request = scope("POST", "/v1/match", [("Content-Type", "application/json")] + headers)
+            answers.append(await call(front, request, [TINY]))
+        return answers
+
+    (s1, h1, b1), (s2, h2, b2), (s3, h3, _) = asyncio.run(scenario())
+    assert s1 == 401 and h1["www-authenticate"] == 'Bearer realm="matcher"'
+    assert json.loads(b1)["type"] == "urn:matcher:problem:unauthorized"
+    assert s2 == 401 and "error=\"invalid_token\"" in h2["www-authenticate"]
+    assert s3 == 503 and h3["retry-after"]
+
+
 def test_wsgi_environ_has_the_decoded_path_the_raw_query_and_repeated_headers():
     s = scope("POST", "/v1/caf\u00e9 b", [("Content-Type", "text/plain"), ("X-Tag", "a"), ("X-Tag", "b"),
                                   ("Transfer-Encoding", "chunked")], query=b"q=%20x")
