@@ -88,7 +88,7 @@ def test_masked_terms_within_their_bounds(algorithm, mask_kind, data):
     weights = (weights > 0.4).astype(np.float64) if mask_kind == "binary" else weights
     ch = BandChannel(0, a, data == "uint8")
     out = (a.shape[0] - shape[0] + 1, a.shape[1] - shape[1] + 1)
-    t = masked_terms(ch, weights, algorithm, out, True, True)
+    t = masked_terms(ch, weights, algorithm, True, True, True)
     assert t.offset == ch.centre and t.binary == (mask_kind == "binary")
     assert t.sw == weights.sum() and t.sw2 == (weights * weights).sum()
     a64 = a.astype(np.float64)

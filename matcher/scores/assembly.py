@@ -34,10 +34,8 @@ from .reference import centred, rescore
 from .settle import NOMINAL_RANGE, settle_global, settle_normalised
 from .window_terms import box_terms, masked_terms
 
-__all__ = ["assemble", "WORK_DTYPES"]
+__all__ = ["assemble"]
 
-WORK_DTYPES = ("float32", "float64")
-"""The working precisions of the correlations."""
 _CHUNK = 1 << 17  # output values per chunk of rows
 _SMALLEST = 1e-30  # squared denominators below this are treated as degenerate (float32 keeps ~1e-38)
 _RANGE32 = 2.0**40  # centred magnitudes float32 handles with room for n * magnitude^2
@@ -148,12 +146,17 @@ class _Assembly:
         self.centred = self.zero_mean or self.float64
         self._kernels(p, channels)
         self.feasible = self.float64 or self._fits_float32(channels)
+        if self.feasible and self.constant is None:  # else assemble() is done without them
+            self._prepare_terms(algorithm)
+
+    def _prepare_terms(self, algorithm):
+        """The window terms, the denominators' error and the buffers the chunks fill."""
+        method, out, C = self.p.method, self.out, len(self.channels)
         self.terms = self._window_terms(algorithm)
         self.exact_den = all(t.exact for t in self.terms) if self.terms else False
         self.err_den = 0.0
         if self.normalised and not self.exact_den:
-            self.err_den = denominator_error(self.terms, method, [ch.centre for ch in channels])
-            self.err_den *= max(self.den_factors)
+            self.err_den = denominator_error(self.terms, method) * max(self.den_factors)
         self.bound = np.empty(out.shape, self.work) if self.normalised else None
         # one unmasked channel's raw energy is its window sums themselves: no copy
         self.den_view = (C == 1 and method in ("ccorr_normed", "ssd_normed") and not self.masked
@@ -256,7 +259,7 @@ class _Assembly:
         _, h, w = self.p.template.shape
         if not self.masked:
             return [box_terms(ch, (h, w), need_s1 or need_a2) for ch in self.channels]
-        return [masked_terms(ch, self.p.weights[c], algorithm, self.out.shape, need_s1 or need_a2, need_s2)
+        return [masked_terms(ch, self.p.weights[c], algorithm, need_s1, need_a2, need_s2)
                 for c, ch in enumerate(self.channels)]
 
     # -- correlations ----------------------------------------------------------

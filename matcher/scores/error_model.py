@@ -102,7 +102,7 @@ def float64_coefficients(algorithm, taps, grid_points, exact=False):
     return 0.0, EPS64 * float(factor)
 
 
-def denominator_error(terms, method, centres):
+def denominator_error(terms, method):
     """Bound on the error of the denominators built from window terms, summed over channels.
 
     ``terms`` are the channels' :class:`matcher.scores.window_terms.WindowTerms`;
@@ -112,7 +112,7 @@ def denominator_error(terms, method, centres):
     terms cover that.
     """
     total = 0.0
-    for t, centre in zip(terms, centres):
+    for t in terms:
         m, sw, e1, e2 = t.peak, t.sw, t.err1, t.err2
         if method == "ncc":  # sw s2 - 2 s1 a2 + s1^2 sw2 / sw, from sums of (plane - offset)
             total += sw * e2 + 4.0 * sw * m * e1 + 8.0 * EPS64 * (sw * m) ** 2

@@ -34,7 +34,7 @@ class WindowTerms:
 
     s1: "np.ndarray | None"
     a2: "np.ndarray | None"
-    s2: np.ndarray
+    s2: "np.ndarray | None"
     sw: float
     sw2: float
     offset: float
@@ -55,29 +55,30 @@ def box_terms(ch, shape, first):
     return WindowTerms(s1, s1, s2, n, n, ch.offset, sum_peak(ch), e1, e2, exact, True)
 
 
-def masked_terms(ch, weights, algorithm, out_shape, need_first, need_second):
+def masked_terms(ch, weights, algorithm, need_s1, need_a2, need_s2):
     """The terms of a template with mask ``weights`` (``(h, w)`` float64 in [0, 1]) over the centred channel.
 
-    ``need_first``: ``s1`` (and ``a2``); ``need_second``: ``s2`` (and ``a2``).
-    Correlations in float64 through ``algorithm`` (the channel keeps the
-    spectra of its centred plane and of its square for the next template).
+    Only the terms asked for are computed (the others are None): ``s1``,
+    ``a2`` (``s1`` itself for a binary mask) and ``s2``. Correlations in
+    float64 through ``algorithm`` (the channel keeps the spectra of its
+    centred plane and of its square for the next template).
     """
     m2 = weights * weights
     binary = bool(np.array_equal(weights, m2))
     taps = int(np.count_nonzero(weights))
     peak = ch.peak
     exact_ints = ch.integer_valued and binary
-    s1 = a2 = None
-    e1 = 0.0
-    if need_first or (need_second and not binary):
+    s1 = a2 = s2 = None
+    e1 = e2 = 0.0
+    if need_s1 or (need_a2 and binary):
         exact = exact_ints and algorithm == "direct" and taps * peak < _EXACT
         s1, e1 = ch.correlate64(weights, algorithm, plane="centred", exact=exact)
+    if need_a2:
         a2 = s1
-        if not binary and need_second:
+        if not binary:
             a2, e_a2 = ch.correlate64(m2, algorithm, plane="centred")
             e1 = max(e1, e_a2)
-    s2, e2 = np.zeros(out_shape), 0.0
-    if need_second:
+    if need_s2:
         exact = exact_ints and algorithm == "direct" and taps * peak * peak < _EXACT
         s2, e2 = ch.correlate64(m2, algorithm, plane="centred_squared", exact=exact)
         if not exact:
