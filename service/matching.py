@@ -47,13 +47,14 @@ def run_batch(inp, config):
 def _run_match(inp, config):
     start = time.perf_counter()
     opts = inp.options
-    _check_budget(inp, config)
+    costed = _check_budget(inp, config)
     image = _load(inp.image, opts, config)
     (_, upload), = inp.templates
     template = _load(upload, opts, config)
     mask = _mask(inp.mask, template, opts, config)
     area = _check_fit(image, [template], opts, config)
-    _check_turn_cost(area, [(template.height, template.width, template.channels)], opts, config)
+    if not costed:
+        _check_turn_cost(area, [(template.height, template.width, template.channels)], opts, config)
     found, scores = _call(find_with_scores, image.pixels, template.pixels, opts.method, mask=mask,
                           **opts.find_kwargs())
     body = _body(image, opts, found) | {"template": _info(template, mask is not None)}
@@ -65,12 +66,13 @@ def _run_match(inp, config):
 def _run_batch(inp, config):
     start = time.perf_counter()
     opts = inp.options
-    _check_budget(inp, config)
+    costed = _check_budget(inp, config)
     image = _load(inp.image, opts, config)
     templates = {label: _load(upload, opts, config) for label, upload in inp.templates}
     masks = {label: t.matching_mask for label, t in templates.items()}
     area = _check_fit(image, list(templates.values()), opts, config)
-    _check_turn_cost(area, [(t.height, t.width, t.channels) for t in templates.values()], opts, config)
+    if not costed:
+        _check_turn_cost(area, [(t.height, t.width, t.channels) for t in templates.values()], opts, config)
     found = _call(find_many, image.pixels, {k: t.pixels for k, t in templates.items()}, opts.method,
                   masks={k: m for k, m in masks.items() if m is not None}, **opts.find_kwargs())
     body = _body(image, opts, found)
@@ -101,12 +103,18 @@ def request_cost(inp, image, templates):
     channel (even one that turns out fully opaque).
     """
     opts = inp.options
-    channels = 1 if opts.gray or image.channels <= 2 else 3
+    channels = _matched_channels(opts, image)
     shapes = [(t.height, t.width, inp.mask is not None or t.channels in (2, 4)) for t in templates]
     region = None if opts.region is None else _header_area(opts.region, image)
     return search_cost((image.height, image.width), channels=channels, bytes_per_sample=image.bytes_per_sample,
                        file_channels=image.channels, templates=shapes, region=region,
                        search_factor=search_factor(opts, templates))
+
+
+def _matched_channels(opts, image):
+    """Channels matched for an image of this header: 1 for gray files or ``gray=true``, else 3 (alpha is a
+    mask, not matched)."""
+    return 1 if opts.gray or image.channels <= 2 else 3
 
 
 def _header_area(region, image):
@@ -121,26 +129,29 @@ def _header_area(region, image):
 def _check_budget(inp, config):
     """Refuse (413) a request whose estimated memory or work is over budget, before decoding anything.
 
-    A file whose header cannot be read, or that is of a refused format or
-    over MATCHER_MAX_PIXELS, is left to :func:`_load`, which says exactly that.
+    Includes the turned search's own limit (:func:`_check_turn_cost`). A file
+    whose header cannot be read, or that is of a refused format or over
+    MATCHER_MAX_PIXELS, is left to :func:`_load`, which says exactly that:
+    returns whether the request was costed (False: the turned search's cost
+    is checked again with the decoded sizes).
     """
     headers = []
     for upload in [inp.image] + [u for _, u in inp.templates]:
         try:
             header = read_header(upload.data)
         except MatcherError:
-            return
+            return False
         if header.format not in config["MATCHER_FORMATS"] or header.pixels > config["MATCHER_MAX_PIXELS"]:
-            return
+            return False
         headers.append(header)
     image, templates = headers[0], headers[1:]
-    channels = 1 if inp.options.gray or image.channels <= 2 else 3
+    channels = _matched_channels(inp.options, image)
     _check_turn_cost(_header_area(inp.options.region, image), [(t.height, t.width, channels) for t in templates],
                      inp.options, config)
     cost = request_cost(inp, image, templates)
     memory, work = config["MATCHER_MAX_MEMORY"], config["MATCHER_MAX_WORK"]
     if cost.memory <= memory and cost.work <= work:
-        return
+        return True
     what = (f"a {image.width}x{image.height} image, {image.channels} channel(s) of {8 * image.bytes_per_sample} "
             f"bits, {len(inp.templates)} template(s){' with a mask' if inp.mask is not None else ''}")
     if cost.memory > memory:
@@ -201,8 +212,8 @@ def _check_fit(image, templates, opts, config):
 def _check_turn_cost(area, shapes, opts, config):
     """The turned search's estimated work (:func:`matcher.search.rotated.search_cost`, summed over the
     templates' ``(height, width, channels)``) against ``MATCHER_MAX_TURN_WORK``: 413 before any searching,
-    saying how to lower it. Called from the file headers before decoding, and again with the decoded
-    sizes (for files whose headers could not be read)."""
+    saying how to lower it. Called from the file headers before decoding, or with the decoded sizes
+    for files whose headers could not be read."""
     if not opts.turned:
         return
     limit = config["MATCHER_MAX_TURN_WORK"]
