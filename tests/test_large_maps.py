@@ -397,7 +397,8 @@ def float32_correlations(monkeypatch):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_float32_path_not_used_for_small_maps_masks_or_exact(method, fast_calls, float32_correlations):
-    small, small_template = _sized(120, 150, seed=1)
+    small, small_template = _sized(40, 60, seed=1)  # 2400 positions: under MIN_FLOAT32_OUTPUTS
+    assert 40 * 60 < plan.MIN_FLOAT32_OUTPUTS
     got = match_template(small, small_template, method)
     assert fast_calls == [] and float32_correlations == []
     assert_matches(got, match_template_reference(small, small_template, method), method)

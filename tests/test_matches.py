@@ -419,7 +419,7 @@ def test_find_many_agrees_with_a_naive_cross_template_loop(max_overlap):
     level = 0.3
     pool = []  # (score, template order, y, x, label): peak_local_max's peaks of every map
     for order, (label, t) in enumerate(templates.items()):
-        scores = match_template(image, t, "ncc")
+        scores = match_template(image, t, "ncc", precision="exact")  # near ties ordered as find_many's exact scores
         for y, x in skimage.feature.peak_local_max(scores, min_distance=1, threshold_abs=level,
                                                    exclude_border=False).tolist():
             pool.append((-scores[y, x], order, y, x, label))
@@ -428,7 +428,8 @@ def test_find_many_agrees_with_a_naive_cross_template_loop(max_overlap):
         h, w = templates[label].shape
         if all(box_iou((x, y, w, h), k) <= max_overlap for _, k in kept):
             kept.append((label, (x, y, w, h)))
-    found = find_many(image, templates, threshold=level, max_matches=None, max_overlap=max_overlap)
+    found = find_many(image, templates, threshold=level, max_matches=None, max_overlap=max_overlap,
+                      precision="exact")
     assert [(m.label, m.box) for m in found] == kept
     assert len({m.label for m in found}) == 3 and len(found) > 10
 

@@ -6,7 +6,7 @@ range for "exact", 1e-4 for "fast"), across: the six methods; no mask, bool,
 uint8 (0-255) and float-weight masks; uint8, uint16, int16, float32, float64
 and bool images; gray and 3-channel; DC offsets up to 1e12; magnitudes from
 1e-150 to 1e150; both precisions and both algorithms. Sizes straddle every
-switch of the engine (maps of 65,535 / 65,536 positions, 11 / 12 px
+switch of the engine (maps of 4,095 / 4,096 positions, 11 / 12 px
 templates with ``algorithm="direct"``, 49 / 50 taps, template sides of 256 /
 257 px, maps of 2**18 positions that are split into bands).
 
@@ -137,8 +137,8 @@ def test_small_maps_match_the_reference(case):
 
 # Sizes on both sides of the engine's switches: (image shape, template shape, algorithm).
 SWITCHES = {
-    "65535-positions": ((257, 257), (3, 2), "direct"),  # 255 x 256 = 65,535: the float64 assembly
-    "65536-positions": ((258, 257), (3, 2), "direct"),  # 256 x 256 = 65,536: the chunked assembly
+    "4095-positions": ((65, 66), (3, 2), "direct"),  # 63 x 65 = 4,095: float64 correlations
+    "4096-positions": ((66, 65), (3, 2), "direct"),  # 64 x 64 = 4,096: float32 ones in "fast"
     "11x11-direct": ((266, 266), (11, 11), "direct"),  # OpenCV's float32 filter sums directly
     "12x12-direct": ((267, 267), (12, 12), "direct"),  # beyond it: float64
     "49-taps": ((262, 262), (7, 7), "fft"),  # OpenCV sums 49 taps directly
@@ -168,7 +168,7 @@ def test_size_switches_match_the_reference(name, method, precision, dtype, near_
     check(got, image, template, method, precision, what=name)
 
 
-@pytest.mark.parametrize("name", ["65536-positions", "50-taps-small", "side-257"])
+@pytest.mark.parametrize("name", ["4096-positions", "50-taps-small", "side-257"])
 def test_size_switches_with_masks_and_colour(name):
     image_shape, template_shape, algorithm = SWITCHES[name]
     rng = np.random.default_rng(11)

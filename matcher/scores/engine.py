@@ -10,7 +10,7 @@ Scores are assembled from three kinds of pieces:
 One assembly (:mod:`matcher.scores.assembly`) combines them for every map,
 in cache-sized row chunks; the plan (:func:`matcher.scores.plan.choose_plan`)
 says in which precision the correlation runs: float32 through OpenCV for
-unmasked maps of 65536 positions and more in ``precision="fast"``, float64
+unmasked maps of 4096 positions and more in ``precision="fast"``, float64
 otherwise (and for a band whose float32 bounds cannot be settled cheaply:
 the assembly then runs again in float64). The image is centred
 where that helps (its mean subtracted; an integer for integer data so that

@@ -21,7 +21,7 @@ from .inputs import ALGORITHMS, PRECISIONS, check_choice
 __all__ = ["choose_algorithm", "choose_plan", "band_bounds", "Plan",
            "MIN_FLOAT32_OUTPUTS", "DIRECT_FLOAT32_SIDE", "MIN_BAND_OUTPUTS"]
 
-MIN_FLOAT32_OUTPUTS = 1 << 16
+MIN_FLOAT32_OUTPUTS = 1 << 12
 """Maps with fewer positions are correlated in float64 (cheap there, exact to the last bits)."""
 DIRECT_FLOAT32_SIDE = 11
 """OpenCV's float32 ``filter2D`` sums products directly up to 11 x 11 (its DFT above)."""
