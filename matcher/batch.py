@@ -48,6 +48,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 
 from .errors import MatcherError
+from .headers import read_header
 from .io import load_image
 from .options import FindOptions
 from .scores.engine import num_threads, set_num_threads
@@ -56,6 +57,8 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "LOCAL_SCHEDULERS",
     "DEFAULT_SCHEDULER",
+    "SMALL_IMAGE_PIXELS",
+    "choose_scheduler",
     "Template",
     "Job",
     "collect_images",
@@ -68,12 +71,16 @@ __all__ = [
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".webp", ".bmp", ".dib", ".tif", ".tiff")
 """File name extensions picked up when walking a directory (case-insensitive)."""
 
-LOCAL_SCHEDULERS = ("threads", "processes", "sync")
-DEFAULT_SCHEDULER = "threads"
-"""Measured with ``bench/bench_batch.py`` (see the README): the engine's FFTs,
-OpenCV's decoders and NumPy's loops release the GIL for about two thirds of
-an image's time, and threads need no process start-up nor pickling of
-templates and results."""
+LOCAL_SCHEDULERS = ("auto", "threads", "processes", "sync")
+DEFAULT_SCHEDULER = "auto"
+"""``"auto"`` asks :func:`choose_scheduler`, from the first images' headers."""
+SMALL_IMAGE_PIXELS = 640 * 480
+"""``"auto"`` runs processes for images up to this size, threads for larger ones.
+Measured with ``bench/bench_batch.py`` (see the README): a small image cannot
+fill the cores and holds the GIL for about a third of its time, so threads
+gain little there (1.05x the loop at 240x180) and processes 1.8x; a large one
+is split into bands that release the GIL, and threads, which pickle nothing,
+win (1.45-1.63x against 1.34-1.49x at 1280x960)."""
 
 _QUEUED_PER_WORKER = 4  # tasks waiting per worker: keeps every worker busy, bounds memory on huge runs
 _IMAGES_PER_PROCESS_TASK = 8  # at most; fewer round trips to worker processes
@@ -247,7 +254,9 @@ def run(paths, job, on_record, *, scheduler=DEFAULT_SCHEDULER, num_workers=None,
     on_record : callable
         Called in the calling thread, once per path, in completion order.
     scheduler : str
-        ``"threads"`` or ``"processes"`` run a pool of that many workers on
+        ``"auto"`` (the default) picks ``"processes"`` or ``"threads"`` by the
+        first images' sizes (:func:`choose_scheduler`). ``"threads"`` or
+        ``"processes"`` run a pool of that many workers on
         this machine (processes start the platform's default way: forked on
         Linux; each receives the job once), ``"sync"`` one image at a time in
         this thread (for debugging); while a local pool runs, each worker
@@ -281,12 +290,67 @@ def _need(module, what):
         raise MatcherError(f"{what} needs the {module!r} package: pip install {module}") from None
 
 
+def choose_scheduler(pixels, *, start_method=None):
+    """The local pool ``scheduler="auto"`` runs: ``"processes"`` for small images, ``"threads"`` for large ones.
+
+    Processes are chosen only where they start by forking (Linux): a worker
+    that must start a new interpreter and import matcher (``"spawn"``,
+    ``"forkserver"``) costs more than a small image's whole search. Forked
+    workers score with one thread each (matcher's and OpenCV's), so no
+    thread pool inherited from the parent is used in them.
+
+    Parameters
+    ----------
+    pixels : sequence of int
+        The pixel counts of the first images (from their headers); empty if
+        none could be read.
+    start_method : str, optional, keyword-only
+        The multiprocessing start method; default: the platform's.
+
+    Returns
+    -------
+    str
+        ``"processes"`` if the median of ``pixels`` is at most
+        :data:`SMALL_IMAGE_PIXELS` and workers are forked, else ``"threads"``.
+
+    Examples
+    --------
+    >>> choose_scheduler([240 * 180, 320 * 240], start_method="fork")
+    'processes'
+    >>> choose_scheduler([1280 * 960], start_method="fork")
+    'threads'
+    >>> choose_scheduler([240 * 180], start_method="spawn")
+    'threads'
+    """
+    method = start_method or multiprocessing.get_start_method(allow_none=False)
+    sizes = sorted(int(n) for n in pixels)
+    if method != "fork" or not sizes:
+        return "threads"
+    return "processes" if sizes[len(sizes) // 2] <= SMALL_IMAGE_PIXELS else "threads"
+
+
+def _header_pixels(paths, count=8):
+    """Pixel counts of the first ``count`` readable image headers among ``paths`` (files that cannot be read
+    are skipped: their records will say why)."""
+    sizes = []
+    for path in paths[:count]:
+        try:
+            with open(path, "rb") as f:
+                header = read_header(f.read(1 << 16))
+        except (OSError, MatcherError):
+            continue
+        sizes.append(header.pixels)
+    return sizes
+
+
 def _run_local(paths, job, on_record, scheduler, num_workers):
+    if scheduler == "auto":
+        scheduler = choose_scheduler(_header_pixels(paths))
     if scheduler == "sync":
         for path in paths:
             on_record(process_image(path, job))
         return
-    workers = num_workers or _USABLE_CORES
+    workers = min(num_workers or _USABLE_CORES, len(paths))  # a single image gets every core
     threads_each = max(1, _USABLE_CORES // workers)  # each worker's share of the cores
     if scheduler == "threads":
         with _engine_threads(threads_each), ThreadPoolExecutor(workers, thread_name_prefix="matcher-batch") as pool:

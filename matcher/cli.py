@@ -200,7 +200,8 @@ def build_parser():
     b.add_argument("--resume", action="store_true",
                    help="append to --out, skipping the images already recorded in it")
     b.add_argument("--scheduler", type=_scheduler, default=None, metavar="S",
-                   help="'threads' (default) or 'processes' for a pool on this machine, 'sync' for one image at a time, "
+                   help="'auto' (default: processes for images up to 640x480, threads for larger ones), 'threads' or "
+                        "'processes' for a pool on this machine, 'sync' for one image at a time, "
                         "or the address of a Dask distributed scheduler, e.g. tcp://HOST:8786, whose workers "
                         "read the images (paths must be valid there)")
     b.add_argument("--workers", type=_positive_int, metavar="N",

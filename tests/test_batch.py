@@ -433,3 +433,119 @@ def test_batch_takes_the_turn_flags(tmp_path):
                 angles=(-12.0, 12.0))
     assert rec["matches"] == [dict(m.to_dict(), label="part") for m in want]
     assert round(rec["matches"][0]["angle"]) == -8
+
+
+# ---------------------------------------------------------------- the "auto" scheduler
+
+def test_choose_scheduler_picks_processes_for_small_forked_images_only():
+    small = batch.SMALL_IMAGE_PIXELS
+    assert batch.choose_scheduler([small], start_method="fork") == "processes"
+    assert batch.choose_scheduler([small + 1], start_method="fork") == "threads"
+    # the median decides: one huge image among small ones does not
+    assert batch.choose_scheduler([100, 200, 10**8], start_method="fork") == "processes"
+    assert batch.choose_scheduler([100, 10**8, 10**8], start_method="fork") == "threads"
+    # nothing readable, or workers that would start a new interpreter: threads
+    assert batch.choose_scheduler([], start_method="fork") == "threads"
+    for method in ("spawn", "forkserver"):
+        assert batch.choose_scheduler([100], start_method=method) == "threads"
+
+
+@pytest.fixture
+def pools(monkeypatch):
+    """Which local pool ran: the names of the executors batch.run created."""
+    made = []
+
+    class Threads(batch.ThreadPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            made.append("threads")
+            super().__init__(*args, **kwargs)
+
+    class Processes(batch.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            made.append("processes")
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "ThreadPoolExecutor", Threads)
+    monkeypatch.setattr(batch, "ProcessPoolExecutor", Processes)
+    return made
+
+
+@pytest.mark.skipif(batch.multiprocessing.get_start_method() != "fork", reason="auto forks processes on Linux only")
+def test_auto_runs_processes_for_small_images_and_threads_for_large_ones(tmp_path, pools):
+    camera = cv2.imread(str(CAMERA), cv2.IMREAD_GRAYSCALE)  # 512 x 512: small
+    large = cv2.resize(camera, (1400, 1000), interpolation=cv2.INTER_CUBIC)  # 1.4 MP: large
+    job = batch.Job((batch.Template(LABEL, load_image(CAMCORDER).pixels),))
+    for name, pixels, want in (("small", camera, "processes"), ("large", large, "threads")):
+        paths = []
+        for k in range(4):
+            paths.append(str(tmp_path / f"{name}{k}.png"))
+            cv2.imwrite(paths[-1], np.roll(pixels, 7 * k, axis=1))
+        pools.clear()
+        seen = []
+        batch.run(paths, job, seen.append)  # scheduler="auto" is the default
+        assert pools == [want], name
+        assert sorted(r["path"] for r in seen) == sorted(paths)
+        for r in seen:
+            assert r["matches"] == oracle(r["path"])
+
+
+def test_one_image_gets_every_core(tmp_path, pools, monkeypatch):
+    """A pool never has more workers than images, so one image is scored with all the cores."""
+    shares = []
+    monkeypatch.setattr(batch, "_engine_threads", lambda threads: (shares.append(threads), _null())[1])
+    job = batch.Job((batch.Template(LABEL, load_image(CAMCORDER).pixels),))
+    seen = []
+    batch.run([str(CAMERA)], job, seen.append, scheduler="threads", num_workers=2)
+    assert shares == [max(1, batch._USABLE_CORES // 1)]
+    assert seen[0]["matches"] == oracle(str(CAMERA))
+
+
+def _null():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+FORK_AFTER_THREADS = r"""
+import json, sys
+import cv2, numpy as np, scipy.fft
+from matcher import batch, match_template, set_num_threads
+from matcher.io import load_image
+
+# every thread pool the parent can have started before it forks: OpenCV's, scipy.fft's, matcher's bands
+cv2.setNumThreads(2)
+set_num_threads(2)
+rng = np.random.default_rng(0)
+big = rng.random((1100, 1100)).astype(np.float32)
+cv2.matchTemplate(big, big[:64, :64].copy(), cv2.TM_CCOEFF_NORMED)
+scipy.fft.rfft2(big.astype(np.float64), workers=2)
+match_template(big, big[100:140, 200:240], "ncc")             # banded: matcher's thread pool
+match_template(big, big[100:140, 200:240], "ncc", precision="exact")
+job = batch.Job((batch.Template("t", load_image(sys.argv[2]).pixels),))
+seen = []
+batch.run(sys.argv[3:], job, seen.append, scheduler="processes", num_workers=2)
+json.dump(seen, open(sys.argv[1], "w"))
+"""
+
+
+def test_processes_forked_after_every_thread_pool_ran(tmp_path):
+    """Forking a parent whose OpenCV, FFT and matcher thread pools already ran must not hang the workers
+    (each scores with one thread), and their records are the loop's."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    camera = cv2.imread(str(CAMERA), cv2.IMREAD_GRAYSCALE)
+    paths = []
+    for k in range(12):
+        paths.append(str(tmp_path / f"img{k}.png"))
+        cv2.imwrite(paths[-1], np.roll(camera, (3 * k, -5 * k), axis=(0, 1)))
+    out = tmp_path / "seen.json"
+    proc = subprocess.run([sys.executable, "-c", FORK_AFTER_THREADS, str(out), str(CAMCORDER), *paths],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(out.read_text())
+    assert sorted(r["path"] for r in seen) == sorted(paths)
+    for r in seen:
+        assert r["matches"] == oracle(r["path"], (("t", CAMCORDER),)) != []
