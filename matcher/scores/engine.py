@@ -240,5 +240,5 @@ def _band_bounds(problems):
     """:func:`matcher.scores.plan.band_bounds` for problems scored together; under a deadline, at least
     :data:`_DEADLINE_BANDS` bands (large maps only), so that it is checked during the map, not only before."""
     out_shape = (min(p.out_shape[0] for p in problems), min(p.out_shape[1] for p in problems))
-    threads = _CORES if deadline.current() is None else max(_CORES, _DEADLINE_BANDS)
-    return band_bounds(out_shape, max(p.template.shape[1] for p in problems), threads)
+    bands = _CORES if deadline.current() is None else max(_CORES, _DEADLINE_BANDS)
+    return band_bounds(out_shape, max(p.template.shape[1] for p in problems), bands)

@@ -165,8 +165,8 @@ def choose_plan(image_shape, template_shape, *, masked=False, precision="fast", 
     return Plan(algo, "float64")
 
 
-def band_bounds(out_shape, tallest, threads):
-    """Output-row boundaries of the horizontal bands a map is scored in, one per thread.
+def band_bounds(out_shape, tallest, bands):
+    """Output-row boundaries of the horizontal bands a map is scored in: at most ``bands``.
 
     Maps under :data:`MIN_BAND_OUTPUTS` positions are not split, and bands are
     never thinner than the tallest template (a band reads that many more image
@@ -178,8 +178,8 @@ def band_bounds(out_shape, tallest, threads):
         Output rows and columns (the smallest among the templates scored together).
     tallest : int
         The tallest template's height.
-    threads : int
-        Threads available.
+    bands : int
+        Bands wanted: one per thread, or more where a deadline is checked between them.
 
     Returns
     -------
@@ -194,5 +194,5 @@ def band_bounds(out_shape, tallest, threads):
     [0, 100]
     """
     rows, cols = out_shape
-    bands = 1 if rows * cols < MIN_BAND_OUTPUTS else max(1, min(threads, rows // tallest))
-    return [round(rows * k / bands) for k in range(bands + 1)]
+    count = 1 if rows * cols < MIN_BAND_OUTPUTS else max(1, min(bands, rows // tallest))
+    return [round(rows * k / count) for k in range(count + 1)]
