@@ -33,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -160,7 +161,8 @@ def _die_with_parent():
         pass
 
 
-_compute = {}
+_compute = {}  # the compute pool's master process, its directory, and whether the front is stopping
+_compute_lock = threading.Lock()
 
 
 def start_compute_pool(log, wait=60):
@@ -173,28 +175,63 @@ def start_compute_pool(log, wait=60):
     """
     directory = tempfile.mkdtemp(prefix="matcher-")
     path = os.path.join(directory, "compute.sock")
-    env = os.environ | {"MATCHER_COMPUTE_BIND": f"unix:{path}"}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", os.path.abspath(__file__)], env=env,
-                            preexec_fn=_die_with_parent)
-    _compute.update(proc=proc, directory=directory)
-    deadline = time.monotonic() + wait
-    ready = lambda: sum(name.startswith("ready-") for name in os.listdir(directory))  # noqa: E731
-    while time.monotonic() < deadline and proc.poll() is None and ready() < compute_workers:
-        time.sleep(0.1)
+    proc, ready = _launch_compute_pool(directory, path, wait)
     if proc.poll() is not None or not os.path.exists(path):
         stop_compute_pool(log)
         raise SystemExit(f"gunicorn.conf.py: the compute pool did not start (exit status {proc.poll()})")
-    if ready() < compute_workers:
-        log.warning("compute pool: %d of %d workers ready after %d s; starting anyway", ready(), compute_workers,
+    if ready < compute_workers:
+        log.warning("compute pool: %d of %d workers ready after %d s; starting anyway", ready, compute_workers,
                     wait)
     os.environ.update(MATCHER_COMPUTE_SOCKET=path, MATCHER_COMPUTE_SLOTS=str(compute_workers),
                       MATCHER_FRONT_THREADS=str(front_threads), MATCHER_COMPUTE_TIMEOUT=str(timeout + 15))
     log.info("compute pool: %d sync worker(s) on %s (pid %d)", compute_workers, path, proc.pid)
+    threading.Thread(target=_watch_compute_pool, args=(log, directory, path), name="compute-watch",
+                     daemon=True).start()
+
+
+def _launch_compute_pool(directory, path, wait):
+    """Start the compute pool's master on ``path``; wait up to ``wait`` s for its workers. Returns
+    (process, workers ready)."""
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):  # a previous pool's ready files (its socket: gunicorn replaces it)
+        if name.startswith("ready-"):
+            os.remove(os.path.join(directory, name))
+    env = os.environ | {"MATCHER_COMPUTE_BIND": f"unix:{path}"}
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", os.path.abspath(__file__)], env=env,
+                            preexec_fn=_die_with_parent)
+    _compute["proc"], _compute["directory"] = proc, directory
+    deadline = time.monotonic() + wait
+    ready = lambda: sum(name.startswith("ready-") for name in os.listdir(directory))  # noqa: E731
+    while time.monotonic() < deadline and proc.poll() is None and ready() < compute_workers:
+        time.sleep(0.1)
+    return proc, ready() if os.path.isdir(directory) else 0
+
+
+def _watch_compute_pool(log, directory, path, every=0.5):
+    """In the front's master: start the compute pool again, on the same socket, whenever its master
+    exits while the front runs (killed, or crashed); matches meanwhile get 503 and /readyz says why."""
+    while True:
+        time.sleep(every)
+        with _compute_lock:
+            proc = _compute.get("proc")
+            if _compute.get("stopping") or proc is None:
+                return
+            if proc.poll() is None:
+                continue
+            log.error("compute pool: its master (pid %d) exited with status %s; starting it again",
+                      proc.pid, proc.returncode)
+            proc, ready = _launch_compute_pool(directory, path, 60)
+            log.info("compute pool: restarted, %d of %d worker(s) ready on %s (pid %d)", ready, compute_workers,
+                     path, proc.pid)
+        if proc.poll() is not None:  # it could not start: try again later, not in a tight loop
+            time.sleep(10)
 
 
 def stop_compute_pool(log):
     """SIGTERM the compute pool (it finishes its matches), SIGKILL it if it hangs; remove its directory."""
-    proc = _compute.pop("proc", None)
+    _compute["stopping"] = True  # the watcher stops watching (and restarts nothing)
+    with _compute_lock:
+        proc = _compute.pop("proc", None)
     if proc is not None and proc.poll() is None:
         proc.terminate()
         try:

@@ -217,3 +217,23 @@ def test_the_compute_pool_stops_when_the_fronts_master_is_killed():
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_the_compute_pool_is_started_again_when_its_master_dies():
+    """SIGKILL of the compute pool's master (its workers then exit): the front's master starts a new
+    pool on the same socket, and matches are answered again; meanwhile they get 503, never a hang."""
+    proc, url = start_server(MATCHER_WORKERS="1")
+    try:
+        master, workers = compute_workers(proc.pid)
+        assert master and workers
+        assert probe(url, "/v1/match", TINY, "application/json")[0] == 200
+        kill(master)
+        assert wait_for(lambda: compute_workers(proc.pid)[0] not in (None, master), 30) is not None
+        back = wait_for(lambda: probe(url, "/readyz", timeout=2)[0] == 200
+                        and probe(url, "/v1/match", TINY, "application/json", timeout=10)[0] == 200, 60)
+        assert back is not None, proc.log_path.read_text()[-3000:]
+        assert "starting it again" in proc.log_path.read_text()
+    finally:
+        assert stop_server(proc) == 0
+    log = proc.log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]
