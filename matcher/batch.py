@@ -361,8 +361,8 @@ def _run_local(paths, job, on_record, scheduler, num_workers):
     # imported); the job goes to each worker once, then chunks of paths.
     size = max(1, min(_IMAGES_PER_PROCESS_TASK, len(paths) // (workers * _QUEUED_PER_WORKER)))
     chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(), initializer=_start_worker_process,
-                             initargs=(job, threads_each)) as pool:
+    with _forkable(), ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(),
+                                          initializer=_start_worker_process, initargs=(job, threads_each)) as pool:
         _stream(pool, chunks, lambda chunk: pool.submit(_process_chunk, chunk), on_record, workers)
 
 
@@ -396,6 +396,25 @@ def _start_worker_process(job, threads):
     _WORKER_JOB = job
     set_num_threads(threads)
     cv2.setNumThreads(threads)
+
+
+@contextmanager
+def _forkable():
+    """OpenCV's worker threads stopped in this process while worker processes are forked from it.
+
+    A forked child inherits OpenCV's thread pool but not its threads: the
+    first change of its thread count (or a parallel call) then waits forever
+    for threads that do not exist there. Set to one thread, OpenCV's pthreads
+    pool joins its workers at once, so the children start from an empty pool
+    and make their own. This process only collects records meanwhile; its
+    setting is restored after the pool.
+    """
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
 
 
 @contextmanager
