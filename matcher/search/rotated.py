@@ -68,10 +68,11 @@ from .prepared import GRID_FACTOR, MAX_COARSE_ANGLE_STEP, MIN_COARSE, PreparedTe
 from .pyramid import pyr_down, pyramid_levels
 
 __all__ = ["PreparedTemplate", "find_rotated", "search_rotated", "turned_template", "auto_steps", "pose_matrix",
-           "rotated_iou", "search_cost", "coarse_candidates"]
+           "rotated_iou", "search_cost", "coarse_candidates", "followed"]
 
 _CV_METHODS = {"ncc": cv2.TM_CCOEFF_NORMED, "ccorr_normed": cv2.TM_CCORR_NORMED, "ssd_normed": cv2.TM_SQDIFF_NORMED}
 _PEAKS_PER_POSE = 4
+_FOLLOWED_PER_POSE = 0.3  # coarse candidates followed down per coarse pose (see followed)
 _RADIUS = 4  # finer-level search radius (pixels of the level) around a coarser candidate's position
 _REFINE_WITHIN = 0.1  # candidates scoring more than this below the best at level 1 are not refined
 _KEEP_WITHIN = 0.2  # below full resolution, candidates scoring more than this below the level's best are dropped
@@ -129,7 +130,7 @@ def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scale
     images = [img.astype(np.float32)]
     for _ in range(prepared.levels):
         images.append(pyr_down(images[-1]))
-    k = 32 if max_matches is None else max(16, 4 * max_matches)
+    k = followed(len(prepared.grid(prepared.levels)), max_matches)
     cands = coarse_candidates(prepared, images[-1], k)
     for level in range(prepared.levels - 1, _LAST_GRID - 1, -1):
         if level == 0 and cands and max_matches is not None:  # only those that may still be among the best
@@ -159,6 +160,19 @@ def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scale
             if max_matches is not None and len(kept) == max_matches:
                 break
     return [_match(r, prepared) for r in kept]
+
+
+def followed(poses, max_matches):
+    """How many of the coarsest level's candidates are followed down: ``_FOLLOWED_PER_POSE`` per coarse pose
+    (a false candidate's chance to outscore the part grows with the poses tried), at least four per match
+    asked and at most ``max(16, 4 * max_matches)`` (32 for all matches).
+
+    >>> followed(56, 1), followed(5, 1), followed(5, 3), followed(5, None)
+    (16, 4, 12, 32)
+    """
+    if max_matches is None:
+        return 32
+    return min(max(16, 4 * max_matches), max(4 * max_matches, math.ceil(_FOLLOWED_PER_POSE * poses)))
 
 
 def search_rotated(job):
@@ -327,7 +341,7 @@ def _near(prepared, image, level, cx, cy, angle, scale, radius=_RADIUS):
 def _vertex(left, mid, right):
     """Offset in [-0.5, 0.5] of the parabola's vertex through three equally spaced values (0 if flat)."""
     curv = left - 2.0 * mid + right
-    return float(np.clip(0.5 * (left - right) / curv, -0.5, 0.5)) if curv < 0 else 0.0
+    return min(max(float(0.5 * (left - right) / curv), -0.5), 0.5) if curv < 0 else 0.0
 
 
 def _goodness_map(seen, template, cv_mask, method):
@@ -341,9 +355,8 @@ def _goodness_map(seen, template, cv_mask, method):
 def _flat(seen, y, x, shape, t_var):
     """Whether the window of ``shape`` at (y, x) of ``seen`` is nearly flat: OpenCV's unmasked ``ncc`` scores
     such windows up to +-1 by rounding, where the definition scores them 0 (float64 here)."""
-    w = seen[y : y + shape[0], x : x + shape[1]].astype(np.float64)
-    mean = w.mean(axis=(0, 1))
-    var = float(((w - mean) ** 2).mean(axis=(0, 1)).sum())
+    mean, std = cv2.meanStdDev(seen[y : y + shape[0], x : x + shape[1]])  # accumulated in float64
+    var = float((std * std).sum())
     return var <= max(_FLAT * t_var, 1e-5 * float((mean * mean).sum()))
 
 
@@ -449,7 +462,7 @@ def search_cost(image_shape, template_shape, *, angles=None, scales=None, angle_
 
     H, W = (int(v) for v in image_shape[:2])
     work = poses * math.ceil(H / 2**levels) * math.ceil(W / 2**levels) * template_pixels(levels)
-    k = 32 if max_matches is None else max(16, 4 * max_matches)
+    k = followed(poses, max_matches)
     per_candidate = 3 * (3 if scales[1] > scales[0] else 1) * (2 * _RADIUS + 1) ** 2
     work += sum(k * per_candidate * template_pixels(level) for level in range(levels))
     work += _REFINED * _REFINE_EVALS * _REMAP_WORK * h * w
