@@ -159,6 +159,22 @@ def _derivatives(patch):
     return gx, gy
 
 
+def _dot(x, y):
+    """``x . y`` of two long vectors by einsum: OpenBLAS splits long dot products over threads, which stall
+    for milliseconds on a busy machine."""
+    return float(np.einsum("i,i", x, y))
+
+
+def _gram(rows):
+    """``rows @ rows.T`` (a few long rows) by :func:`_dot`."""
+    n = len(rows)
+    out = np.empty((n, n))
+    for i in range(n):
+        for k in range(i, n):
+            out[i, k] = out[k, i] = _dot(rows[i], rows[k])
+    return out
+
+
 def _forward_compositional(prepared, image, start, free):
     """Levenberg-Marquardt on ``|a/|a| - t/|t||**2`` over the ``free`` parameters, the pose composed with a
     small similarity about the template's centre, the Jacobian from the resampled patch's own gradient: the
@@ -191,8 +207,8 @@ def _forward_compositional(prepared, image, start, free):
         if centre:
             a -= a.mean(axis=0)
         a = a.reshape(-1)
-        norm = float(np.sqrt(a @ a))
-        return None if norm == 0 else (float(a @ t_hat) / norm, a / norm, norm, patch)
+        norm = math.sqrt(_dot(a, a))
+        return None if norm == 0 else (_dot(a, t_hat) / norm, a / norm, norm, patch)
 
     def linearise(seen):
         corr, a_hat, norm, patch = seen
@@ -206,14 +222,15 @@ def _forward_compositional(prepared, image, start, free):
         if free[3]:
             np.add(gx * u, gy * v, out=jac[k])
         jac = jac.reshape(len(jac), -1)
-        jtj = jac @ jac.T
+        jtj = _gram(jac)
         if centre:  # the Jacobian of the centred samples: each row centred per channel
             means = jac.reshape(len(jac), n_used, channels).mean(axis=1)
-            jtj -= n_used * (means @ means.T)
+            jtj -= n_used * np.einsum("ic,kc->ik", means, means)
         # a_hat and t_hat are centred already: centring the rows does not change these products
-        j_a = jac @ a_hat
+        j_a = np.array([_dot(row, a_hat) for row in jac])
         jtj -= np.outer(j_a, j_a)
-        jtr = jac @ (corr * a_hat - t_hat)
+        residual = corr * a_hat - t_hat
+        jtr = np.array([_dot(row, residual) for row in jac])
         return corr, jtj / norm**2, jtr / norm
 
     def compose(p, d):
