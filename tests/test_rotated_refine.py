@@ -172,8 +172,9 @@ def test_followed_candidates_grow_with_the_coarse_poses():
 
 
 def test_search_cost_follows_the_range():
-    """Narrower ranges are estimated cheaper, a full circle with scales dearer (the refinement, the same
-    for all, no longer dominates)."""
+    """Narrower ranges are estimated cheaper (strictly: fewer coarse poses, fewer candidates followed), a full
+    circle with scales dearer; the refinement, the same for all, is a part (as measured, bench_rotated's
+    200 x 200 part costs 1.5 to 2 times as much over the full circle as over +-10 degrees)."""
     costs = [search_cost((480, 640), (200, 200), angles=r) for r in ((-5, 5), (-10, 10), (-30, 30), (-180, 180))]
-    assert costs == sorted(costs) and costs[-1] > 3 * costs[1]
+    assert all(a < b for a, b in zip(costs, costs[1:])) and costs[-1] > 1.4 * costs[1]
     assert search_cost((480, 640), (200, 200), angles=(-180, 180), scales=(0.9, 1.1)) > costs[-1]

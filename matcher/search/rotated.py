@@ -64,21 +64,18 @@ from ..scores.inputs import as_array
 from .match import Match
 from .pose_refine import refine_pose
 from .poses import auto_steps, level_matrix, pose_matrix, rotated_iou
-from .prepared import GRID_FACTOR, MAX_COARSE_ANGLE_STEP, MIN_COARSE, PreparedTemplate
-from .pyramid import pyr_down, pyramid_levels
+from .prepared import PreparedTemplate
+from .pyramid import pyr_down
+from .turn_cost import LAST_GRID, PEAKS_PER_POSE, RADIUS, followed, search_cost
 
 __all__ = ["PreparedTemplate", "find_rotated", "search_rotated", "turned_template", "auto_steps", "pose_matrix",
            "rotated_iou", "search_cost", "coarse_candidates", "followed"]
 
 _CV_METHODS = {"ncc": cv2.TM_CCOEFF_NORMED, "ccorr_normed": cv2.TM_CCORR_NORMED, "ssd_normed": cv2.TM_SQDIFF_NORMED}
-_PEAKS_PER_POSE = 4
-_FOLLOWED_PER_POSE = 0.3  # coarse candidates followed down per coarse pose (see followed)
-_RADIUS = 4  # finer-level search radius (pixels of the level) around a coarser candidate's position
 _REFINE_WITHIN = 0.1  # candidates scoring more than this below the best at level 1 are not refined
 _KEEP_WITHIN = 0.2  # below full resolution, candidates scoring more than this below the level's best are dropped
 _FLAT = 1e-4  # a window whose variance is below this fraction of the template's is flat
 _CLIMBS = 6  # largest number of moves of a finer level's pose neighbourhood
-_LAST_GRID = 1  # the finest level searched on a grid (then the continuous refinement)
 
 
 def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scales=(1.0, 1.0), angle_step=None,
@@ -132,7 +129,7 @@ def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scale
         images.append(pyr_down(images[-1]))
     k = followed(len(prepared.grid(prepared.levels)), max_matches)
     cands = coarse_candidates(prepared, images[-1], k)
-    for level in range(prepared.levels - 1, _LAST_GRID - 1, -1):
+    for level in range(prepared.levels - 1, LAST_GRID - 1, -1):
         if level == 0 and cands and max_matches is not None:  # only those that may still be among the best
             keep = max(2, 2 * max_matches)
             cands = [c for c in cands[:keep] if c[0] >= cands[0][0] - _REFINE_WITHIN]
@@ -160,19 +157,6 @@ def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scale
             if max_matches is not None and len(kept) == max_matches:
                 break
     return [_match(r, prepared) for r in kept]
-
-
-def followed(poses, max_matches):
-    """How many of the coarsest level's candidates are followed down: ``_FOLLOWED_PER_POSE`` per coarse pose
-    (a false candidate's chance to outscore the part grows with the poses tried), at least four per match
-    asked and at most ``max(16, 4 * max_matches)`` (32 for all matches).
-
-    >>> followed(56, 1), followed(5, 1), followed(5, 3), followed(5, None)
-    (16, 4, 12, 32)
-    """
-    if max_matches is None:
-        return 32
-    return min(max(16, 4 * max_matches), max(4 * max_matches, math.ceil(_FOLLOWED_PER_POSE * poses)))
 
 
 def search_rotated(job):
@@ -205,7 +189,7 @@ def coarse_candidates(prepared, image, k):
     For each pose the image is turned into the template's frame (one canvas
     for all poses, :meth:`PreparedTemplate.coarse_plan`), the level's
     template matched at every position whose window the turned image covers,
-    and the best ``_PEAKS_PER_POSE`` local maxima kept.
+    and the best ``PEAKS_PER_POSE`` local maxima kept.
 
     Returns
     -------
@@ -220,7 +204,7 @@ def coarse_candidates(prepared, image, k):
     flags = cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR
     kernel = np.ones((3, 3), np.uint8)
     guard = cv_mask is None and prepared.method.name == "ncc"
-    values = np.full((len(plan.poses), _PEAKS_PER_POSE), -np.inf)
+    values = np.full((len(plan.poses), PEAKS_PER_POSE), -np.inf)
     ys = np.zeros(values.shape, int)
     xs = np.zeros(values.shape, int)
     for i, (m, canvas, valid) in enumerate(zip(plan.matrices, plan.canvases, plan.valid)):
@@ -230,7 +214,7 @@ def coarse_candidates(prepared, image, k):
         g[~valid] = -np.inf
         g[g < cv2.dilate(g, kernel)] = -np.inf  # local maxima only
         flat = g.reshape(-1)
-        n = min(_PEAKS_PER_POSE, flat.size)
+        n = min(PEAKS_PER_POSE, flat.size)
         top = np.argpartition(-flat, n - 1)[:n] if n < flat.size else np.arange(n)
         values[i, :n] = flat[top]
         ys[i, :n], xs[i, :n] = np.divmod(top, g.shape[1])
@@ -280,7 +264,7 @@ def _finer(prepared, image, level, cands, within=None):
         for _ in range(_CLIMBS - 1):
             if not c.round():
                 break
-    return [c.vertex() if level == _LAST_GRID else c.best for c in climbs]
+    return [c.vertex() if level == LAST_GRID else c.best for c in climbs]
 
 
 class _Climb:
@@ -330,8 +314,8 @@ class _Climb:
         return g, cx, cy, angle, scale
 
 
-def _near(prepared, image, level, cx, cy, angle, scale, radius=_RADIUS):
-    """Best goodness of a pose with its centre within ``_RADIUS`` level pixels of (cx, cy) (full-resolution
+def _near(prepared, image, level, cx, cy, angle, scale, radius=RADIUS):
+    """Best goodness of a pose with its centre within ``RADIUS`` level pixels of (cx, cy) (full-resolution
     coordinates), the image warped into the template's frame: (goodness, cx, cy), sub-pixel."""
     deadline.check()  # between candidates
     tpl = prepared.templates[level]
@@ -405,80 +389,3 @@ def _match(r, prepared):
     x, y = cx - (width - 1) / 2.0, cy - (height - 1) / 2.0
     return Match(float(x), float(y), width, height, float(score), None, prepared.method.name,
                  angle=float(angle), scale=float(scale), corners=tuple((float(a), float(b)) for a, b in corners))
-
-
-_REFINED = 2  # candidates usually left to refine (the others score more than _REFINE_WITHIN below the best)
-_REFINE_EVALS = 600  # score evaluations of one refinement (calibrated for Nelder-Mead, maxiter 300; the
-# Gauss-Newton refinement now takes at most 12 x (2 n + 2) <= 120 resamplings: an overestimate until
-# bench_turn_cost is re-run)
-_REMAP_WORK = 16  # products per template pixel of one evaluation (cubic resampling: 4 x 4 taps)
-
-
-def search_cost(image_shape, template_shape, *, angles=None, scales=None, angle_step=None, scale_step=None,
-                max_matches=1):
-    """Estimated work of the turned and scaled search, in pixel products (searched pixels x template pixels).
-
-    The unit of the plain search's work (``width * height`` of the searched
-    area times the template's pixels), so that one budget may cover both:
-    every pose of the coarsest level (as :meth:`PreparedTemplate.grid`) over
-    every position of the reduced image, plus the candidates followed down
-    the finer levels (3 angles, and 3 scales when a scale range is given,
-    each within :data:`_RADIUS` pixels of its position) and the joint
-    refinement of the two best, at full resolution. Times channels. Computed
-    from the shapes and options alone, without building anything: cheap for
-    any step, however small (``angle_step=1e-6`` gives a huge number, not a
-    huge list).
-
-    Parameters
-    ----------
-    image_shape : tuple
-        ``(H, W)`` or ``(H, W, C)`` of the searched area (the region, if any).
-    template_shape : tuple
-        ``(h, w)`` or ``(h, w, C)``.
-    angles, scales, angle_step, scale_step, max_matches
-        As :func:`find_rotated` (checked as it checks them); an absent range is
-        not searched (angle 0, scale 1).
-
-    Returns
-    -------
-    int
-
-    Examples
-    --------
-    >>> search_cost((480, 640), (60, 60), angles=(-180, 180)) > search_cost((480, 640), (60, 60), angles=(-10, 10))
-    True
-    >>> search_cost((480, 640, 3), (60, 60, 3), angles=(0, 90)) == 3 * search_cost((480, 640), (60, 60), angles=(0, 90))
-    True
-    """
-    angles = OPTIONS["angles"].check((0.0, 0.0) if angles is None else angles)
-    scales = OPTIONS["scales"].check((1.0, 1.0) if scales is None else scales)
-    max_matches = OPTIONS["max_matches"].check(max_matches)
-    h, w = (int(v) for v in template_shape[:2])
-    channels = int(image_shape[2]) if len(image_shape) > 2 else 1
-    auto_angle, auto_scale = auto_steps(h, w)
-    angle_step = OPTIONS["angle_step"].check(angle_step) or auto_angle
-    scale_step = OPTIONS["scale_step"].check(scale_step) or auto_scale
-    levels = pyramid_levels(int(h * scales[0]), int(w * scales[0]), min_size=MIN_COARSE)
-    full_circle = angles[1] - angles[0] >= 360.0 - 1e-9
-
-    def count(lo, hi, step, wrap):  # len(grid_points(lo, hi, step, wrap=wrap)), without the list
-        if hi <= lo:
-            return 1
-        n = max(1, math.ceil((hi - lo) / step - 1e-9))
-        return n if wrap else n + 1
-
-    coarse_angle = min(angle_step * GRID_FACTOR * 2**levels, MAX_COARSE_ANGLE_STEP)
-    poses = (count(*angles, coarse_angle, full_circle)
-             * count(*scales, scale_step * GRID_FACTOR * 2**levels, False))
-    big = scales[1] ** 2  # the largest turned template's pixels, per template pixel
-
-    def template_pixels(level):
-        return h * w * big / 4**level
-
-    H, W = (int(v) for v in image_shape[:2])
-    work = poses * math.ceil(H / 2**levels) * math.ceil(W / 2**levels) * template_pixels(levels)
-    k = followed(poses, max_matches)
-    per_candidate = 3 * (3 if scales[1] > scales[0] else 1) * (2 * _RADIUS + 1) ** 2
-    work += sum(k * per_candidate * template_pixels(level) for level in range(levels))
-    work += _REFINED * _REFINE_EVALS * _REMAP_WORK * h * w
-    return int(math.ceil(work * channels))
