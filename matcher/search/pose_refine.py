@@ -145,7 +145,7 @@ def _goodness(prepared, image, pose):
 
 
 _FC_ITERATIONS = 12
-_FC_DONE = 0.01  # stop after a step that moved the template's farthest pixel by less than this (pixels)
+_FC_DONE = 0.03  # stop after a step that moved the template's farthest pixel by less than this (pixels)
 
 
 _STENCIL = np.array([[1.0, -8.0, 0.0, 8.0, -1.0]], np.float32) / 12.0  # the five-point derivative

@@ -124,7 +124,7 @@ def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scale
     threshold = OPTIONS["threshold"].check(threshold, method=method.name)  # the spec's checks, as find's
     max_matches = OPTIONS["max_matches"].check(max_matches)
     max_overlap = OPTIONS["max_overlap"].check(max_overlap)
-    images = [img.astype(np.float32)]
+    images = [img if img.dtype == np.float32 else img.astype(np.float32)]  # read only
     for _ in range(prepared.levels):
         images.append(pyr_down(images[-1]))
     k = followed(len(prepared.grid(prepared.levels)), max_matches)
