@@ -11,7 +11,9 @@ with OpenCV's ``matchTemplate`` (float32, for ranking only):
    steps ``2 * 2**L`` times the fine ones, HALCON's ``'auto'`` rule at that
    level [1]_ [3]_) the whole reduced image is turned into the template's
    frame and matched at every position; the best local peaks of all poses, apart from
-   one another, become candidates.
+   one another, become candidates: :func:`~matcher.search.turn_cost.followed`
+   many, in proportion to the coarse poses (a narrow range tries few poses,
+   so few false candidates can outscore the part: 4 for one match, up to 16).
 2. **Finer levels, down to level 1.** Each candidate is re-searched around its
    position, at its angle and scale and one step either side (the steps halve
    with every level), by warping a small window of the level's image; while
@@ -21,11 +23,13 @@ with OpenCV's ``matchTemplate`` (float32, for ranking only):
    through the peak). After one neighbourhood, candidates far below the
    level's best stop; those that converge onto a better one are dropped.
    Nearly flat windows (which OpenCV's unmasked ``ncc`` scores up to 1 by
-   rounding) score 0, as by the definition.
+   rounding) score 0, as by the definition. At level 1 the best pose's angle
+   and scale move to the vertex of the parabola through its neighbours' scores.
 3. **Full resolution, continuous.** The best few candidates' centre, angle and
    scale are refined jointly (:func:`~matcher.search.pose_refine.refine_pose`:
-   Gauss-Newton on the normalised residual, the image resampled by cubic
-   interpolation at the template's pixels [2]_), so neither the angle nor the
+   forward-compositional Gauss-Newton on the normalised residual, the image
+   resampled by cubic interpolation at the template's pixels, one resampling
+   per iteration [2]_), so neither the angle nor the
    position is biased by a grid; the reported score is the method's score by
    definition (:func:`matcher.scores.reference.window_scores`) at the pose.
 
@@ -45,7 +49,8 @@ References
 .. [1] MVTec, HALCON operator reference, ``create_ncc_model`` (``AngleStep``
    ``'auto'``, ``NumLevels``) and ``find_ncc_model``.
 .. [2] S. Baker, I. Matthews, "Lucas-Kanade 20 years on: a unifying
-   framework", IJCV 56(3), 2004 (joint refinement of a warp's parameters).
+   framework", IJCV 56(3), 2004 (joint refinement of a warp's parameters,
+   the forward compositional algorithm).
 .. [3] C. Steger, "Similarity measures for occlusion, clutter, and
    illumination invariant object recognition", DAGM 2001, LNCS 2191 (the
    model's pyramid of turned templates, candidates followed level by level);
