@@ -3,8 +3,8 @@
 :func:`followed` is how many coarse candidates :func:`matcher.search.rotated.find_rotated` follows
 down the levels; :func:`search_cost` estimates the whole search's work from the shapes and options
 alone (the service refuses a search over ``MATCHER_MAX_TURN_WORK`` with a 413 before decoding
-anything). The constants are those of the search; the estimate's three weights
-(:data:`CORRELATION_WORK`, :data:`FOLLOW_WORK`, :data:`REFINE_WORK`) were fitted with
+anything). The constants are those of the search; the estimate's four weights
+(:data:`CORRELATION_WORK`, :data:`POSE_WORK`, :data:`FOLLOW_WORK`, :data:`REFINE_WORK`) were fitted with
 ``bench/bench_turn_cost.py`` so that the seconds per unit vary as little as possible across its
 searches.
 """
@@ -17,19 +17,20 @@ from .prepared import GRID_FACTOR, MAX_COARSE_ANGLE_STEP, MIN_COARSE
 from .pyramid import pyramid_levels
 
 __all__ = ["followed", "search_cost", "PEAKS_PER_POSE", "RADIUS", "LAST_GRID", "FOLLOWED_PER_POSE",
-           "CORRELATION_WORK", "FOLLOW_WORK", "REFINED", "REFINE_WORK"]
+           "CORRELATION_WORK", "POSE_WORK", "FOLLOW_WORK", "REFINED", "REFINE_WORK"]
 
 PEAKS_PER_POSE = 4  # local maxima kept per coarse pose
 FOLLOWED_PER_POSE = 0.3  # coarse candidates followed down per coarse pose (see followed)
 RADIUS = 4  # finer-level search radius (pixels of the level) around a coarser candidate's position
 LAST_GRID = 1  # the finest level searched on a grid (then the continuous refinement)
 # the estimate's weights, fitted with bench/bench_turn_cost.py (2026-11-30):
-CORRELATION_WORK = 175  # products per position of the coarsest level at most (cv2.matchTemplate correlates by
+CORRELATION_WORK = 200  # products per position of the coarsest level at most (cv2.matchTemplate correlates by
 # DFT: beyond this many template pixels a position costs about the same)
-FOLLOW_WORK = 15  # products per level-template pixel of one pose scored around a candidate (warp and
-# correlation of a window a few pixels wider than the template)
+POSE_WORK = 150_000  # units of one pose scored around a candidate whatever the template's size (the fixed
+# costs of its calls: a warp, a correlation, a peak; some 0.03 ms)
+FOLLOW_WORK = 5  # and per level-template pixel (the window a few pixels wider than the template)
 REFINED = 2  # candidates usually refined (the others score more than 0.1 below the best at level 1)
-REFINE_WORK = 300  # products per template pixel of one refinement (about 6 cubic resamplings of 16 taps
+REFINE_WORK = 500  # products per template pixel of one refinement (about 5 cubic resamplings of 16 taps
 # with the Jacobian's products, and the score by definition)
 
 
@@ -72,14 +73,15 @@ def search_cost(image_shape, template_shape, *, angles=None, scales=None, angle_
     largest turned template's pixels at level ``l`` (``h w hi**2 / 4**l``) and
     ``k = min(followed(P, max_matches), 4 P)`` the candidates followed::
 
-        P * ceil(H / 2**L) * ceil(W / 2**L) * min(t_L, CORRELATION_WORK)    (coarsest level, every position)
-        + k * n * FOLLOW_WORK * sum(t_l, l = 1 .. L - 1)                    (finer levels)
-        + REFINED * REFINE_WORK * h * w                                     (refinement at full resolution)
+        P * ceil(H / 2**L) * ceil(W / 2**L) * min(t_L, CORRELATION_WORK)   (coarsest level, every position)
+        + k * n * sum(POSE_WORK + FOLLOW_WORK * t_l, l = 1 .. L - 1)       (finer levels)
+        + REFINED * REFINE_WORK * h * w                                    (refinement at full resolution)
 
     where ``n`` is 3 (angles) or 9 (angles and scales) poses around each
     candidate. The weights are measured, not counted: OpenCV correlates by DFT,
     so a coarse position costs about the same for any template beyond
-    ``CORRELATION_WORK`` pixels. Times channels. Computed from the shapes and
+    ``CORRELATION_WORK`` pixels, and a pose scored around a candidate costs
+    mostly its calls (``POSE_WORK``). Times channels. Computed from the shapes and
     options alone, without building anything: cheap for any step, however
     small (``angle_step=1e-6`` gives a huge number, not a huge list).
 
@@ -134,6 +136,6 @@ def search_cost(image_shape, template_shape, *, angles=None, scales=None, angle_
                                                                               CORRELATION_WORK)
     k = min(followed(poses, max_matches), PEAKS_PER_POSE * poses)
     around = 3 * (3 if scales[1] > scales[0] else 1)
-    work += k * around * FOLLOW_WORK * sum(template_pixels(level) for level in range(LAST_GRID, levels))
+    work += k * around * sum(POSE_WORK + FOLLOW_WORK * template_pixels(level) for level in range(LAST_GRID, levels))
     work += REFINED * REFINE_WORK * h * w
     return int(math.ceil(work * channels))
