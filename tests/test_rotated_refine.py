@@ -178,3 +178,14 @@ def test_search_cost_follows_the_range():
     costs = [search_cost((480, 640), (200, 200), angles=r) for r in ((-5, 5), (-10, 10), (-30, 30), (-180, 180))]
     assert all(a < b for a, b in zip(costs, costs[1:])) and costs[-1] > 1.4 * costs[1]
     assert search_cost((480, 640), (200, 200), angles=(-180, 180), scales=(0.9, 1.1)) > costs[-1]
+
+
+def test_refinement_next_to_the_image_edge():
+    """A part whose template reaches within a pixel of the image's edge is still refined to its pose (the
+    resampled patch's margin for the derivatives replicates the edge; only the template's pixels must lie
+    inside)."""
+    cx, cy, angle, scale = 20.3, 240.2, 0.4, 1.0  # the left column at x = 0.8 (a quarter pixel more at a corner)
+    template = _noisy(cut(CAMERA, (cx, cy), angle, scale, (40, 40)), 4)
+    prepared = PreparedTemplate(template, angles=(-10, 10))
+    score, x, y, a, _, s = refine_pose(prepared, CAMERA, (cx + 0.6, cy - 0.3, angle + 0.3, scale))
+    assert math.hypot(x - cx, y - cy) <= 0.1 and angle_error(a, angle) <= 0.1, (x, y, a)

@@ -116,17 +116,25 @@ def pose_score(prepared, image, pose):
     return float(window_scores(windows, prepared.channels, prepared.weights, prepared.method.name)[0])
 
 
-def _seen(prepared, image, pose, remap=False, margin=0):
-    """The image resampled (cubic) at the template's pixels under ``pose`` (and ``margin`` more pixels on
-    every side); None when the turned template (with the margin) reaches outside the image."""
+def _inside(prepared, image_shape, pose):
+    """Whether the template's pixels under ``pose`` ``(cx, cy, angle, scale)`` all lie inside the image."""
     cx, cy, angle, scale = pose
     h, w = prepared.shape
     # the turned box's half extents about the centre, in plain floats (called many times per search)
     a, b = scale * math.cos(math.radians(angle)), scale * math.sin(math.radians(angle))
-    ex = 0.5 * ((w - 1 + 2 * margin) * abs(a) + (h - 1 + 2 * margin) * abs(b))
-    ey = 0.5 * ((w - 1 + 2 * margin) * abs(b) + (h - 1 + 2 * margin) * abs(a))
-    if cx - ex < 0 or cy - ey < 0 or cx + ex > image.shape[1] - 1 or cy + ey > image.shape[0] - 1:
+    ex = 0.5 * ((w - 1) * abs(a) + (h - 1) * abs(b))
+    ey = 0.5 * ((w - 1) * abs(b) + (h - 1) * abs(a))
+    return cx - ex >= 0 and cy - ey >= 0 and cx + ex <= image_shape[1] - 1 and cy + ey <= image_shape[0] - 1
+
+
+def _seen(prepared, image, pose, remap=False, margin=0):
+    """The image resampled (cubic) at the template's pixels under ``pose`` (and ``margin`` more pixels on
+    every side, for derivatives: the image's edge is replicated there); None when the turned template
+    reaches outside the image."""
+    if not _inside(prepared, image.shape, pose):
         return None
+    cx, cy, angle, scale = pose
+    h, w = prepared.shape
     m = pose_matrix((cx, cy), angle, scale, prepared.shape)
     if remap:  # the reported score: an explicit map per pixel
         yy, xx = prepared.pixel_grid
@@ -145,7 +153,7 @@ def _goodness(prepared, image, pose):
 
 
 _FC_ITERATIONS = 12
-_FC_DONE = 0.03  # stop after a step that moved the template's farthest pixel by less than this (pixels)
+_FC_DONE = 0.03  # the last step: it moves the template's farthest pixel by less than this (pixels)
 
 
 _STENCIL = np.array([[1.0, -8.0, 0.0, 8.0, -1.0]], np.float32) / 12.0  # the five-point derivative
@@ -259,11 +267,11 @@ def _forward_compositional(prepared, image, start, free):
         except np.linalg.LinAlgError:
             break
         q = compose(p, step)
+        if np.abs(step).max() < _FC_DONE:  # a step this small is taken without checking (it would cost a resampling)
+            return q if _inside(prepared, image.shape, q) else p
         seen = correlation(q)
         if seen is not None and seen[0] >= corr:
             p = q
-            if np.abs(step).max() < _FC_DONE:
-                break
             state = linearise(seen)
             lam = max(lam / 4.0, 1e-6)
         else:
