@@ -30,7 +30,7 @@ POSE_WORK = 150_000  # units of one pose scored around a candidate whatever the 
 # costs of its calls: a warp, a correlation, a peak; some 0.03 ms)
 FOLLOW_WORK = 5  # and per level-template pixel (the window a few pixels wider than the template)
 REFINED = 2  # candidates usually refined (the others score more than 0.1 below the best at level 1)
-REFINE_WORK = 500  # products per template pixel of one refinement (about 5 cubic resamplings of 16 taps
+REFINE_WORK = 500  # products per template pixel of one refinement (3 to 5 cubic resamplings of 16 taps
 # with the Jacobian's products, and the score by definition)
 
 
