@@ -19,6 +19,7 @@ from matcher import find, find_many, load_image
 from matcher.methods import METHODS, get_method
 from matcher.render import draw_matches
 from matcher.search.rotated import PreparedTemplate, pose_matrix, search_cost
+from matcher.search.turn_cost import CORRELATION_WORK
 from service.errors import InvalidOption
 from service.options import parse_options
 from service_fixtures import (  # noqa: F401 (fixtures)
@@ -238,17 +239,20 @@ def test_the_turned_cost_is_refused_from_the_headers_before_decoding(client):
 # ---- the estimate ------------------------------------------------------------------------------
 
 def test_search_cost_counts_the_poses_prepared_template_searches():
-    """The coarse level's term: grid poses x reduced positions x reduced template pixels; only it grows with the
-    image, so the difference between two image sizes isolates it (checked against PreparedTemplate's own grid)."""
+    """The coarse level's term: grid poses x reduced positions x reduced template pixels (at most
+    CORRELATION_WORK: OpenCV correlates by DFT); only it grows with the image, so the difference between two
+    image sizes isolates it (checked against PreparedTemplate's own grid)."""
     for shape, angles, scales, step in [((70, 90), (-180, 180), (1, 1.3), None), ((40, 40), (0, 45), (1, 1), 2.0),
-                                        ((64, 30), (-10, 10), (0.8, 1.25), None), ((20, 20), (-180, 180), (1, 1), None)]:
+                                        ((64, 30), (-10, 10), (0.8, 1.25), None), ((20, 20), (-180, 180), (1, 1), None),
+                                        ((26, 26), (-180, 180), (1, 1), None)]:  # 169 coarse pixels: below the cap
         prepared = PreparedTemplate(np.zeros(shape), angles=angles, scales=scales, angle_step=step)
         L = prepared.levels
         poses = len(prepared.grid(L))
         small, large = (256, 256), (256 + 2**L * 10, 256)
         diff = (search_cost(large, shape, angles=angles, scales=scales, angle_step=step)
                 - search_cost(small, shape, angles=angles, scales=scales, angle_step=step))
-        expected = poses * 10 * math.ceil(256 / 2**L) * shape[0] * shape[1] * scales[1] ** 2 / 4**L
+        expected = poses * 10 * math.ceil(256 / 2**L) * min(shape[0] * shape[1] * scales[1] ** 2 / 4**L,
+                                                              CORRELATION_WORK)
         assert diff == pytest.approx(expected, rel=1e-6, abs=2), (shape, angles, scales)
 
 

@@ -130,7 +130,9 @@ class PreparedTemplate:
         self.cv_masks = [(m >= 0.5).astype(np.uint8) if masked else None for m in self.masks]
         self._banks = {}
         self._plans = {}
-        self.pixel_grid = tuple(np.mgrid[0 : self.shape[0], 0 : self.shape[1]].astype(np.float64))
+        h, w = self.shape  # the pixels' (y, x) coordinates: read-only broadcast views (np.mgrid costs 0.4 ms)
+        self.pixel_grid = (np.broadcast_to(np.arange(h, dtype=np.float64)[:, None], self.shape),
+                           np.broadcast_to(np.arange(w, dtype=np.float64)[None, :], self.shape))
         self.channels = channels_first("template", self.template)
         self.weights = np.broadcast_to(self.mask[None], self.channels.shape).astype(np.float64)
         # the fast score: the template's used pixels (n, C), centred per channel for ncc, and their norm

@@ -11,7 +11,9 @@ with OpenCV's ``matchTemplate`` (float32, for ranking only):
    steps ``2 * 2**L`` times the fine ones, HALCON's ``'auto'`` rule at that
    level [1]_ [3]_) the whole reduced image is turned into the template's
    frame and matched at every position; the best local peaks of all poses, apart from
-   one another, become candidates.
+   one another, become candidates: :func:`~matcher.search.turn_cost.followed`
+   many, in proportion to the coarse poses (a narrow range tries few poses,
+   so few false candidates can outscore the part: 4 for one match, up to 16).
 2. **Finer levels, down to level 1.** Each candidate is re-searched around its
    position, at its angle and scale and one step either side (the steps halve
    with every level), by warping a small window of the level's image; while
@@ -21,11 +23,13 @@ with OpenCV's ``matchTemplate`` (float32, for ranking only):
    through the peak). After one neighbourhood, candidates far below the
    level's best stop; those that converge onto a better one are dropped.
    Nearly flat windows (which OpenCV's unmasked ``ncc`` scores up to 1 by
-   rounding) score 0, as by the definition.
+   rounding) score 0, as by the definition. At level 1 the best pose's angle
+   and scale move to the vertex of the parabola through its neighbours' scores.
 3. **Full resolution, continuous.** The best few candidates' centre, angle and
    scale are refined jointly (:func:`~matcher.search.pose_refine.refine_pose`:
-   Gauss-Newton on the normalised residual, the image resampled by cubic
-   interpolation at the template's pixels [2]_), so neither the angle nor the
+   forward-compositional Gauss-Newton on the normalised residual, the image
+   resampled by cubic interpolation at the template's pixels, one resampling
+   per iteration [2]_), so neither the angle nor the
    position is biased by a grid; the reported score is the method's score by
    definition (:func:`matcher.scores.reference.window_scores`) at the pose.
 
@@ -45,7 +49,8 @@ References
 .. [1] MVTec, HALCON operator reference, ``create_ncc_model`` (``AngleStep``
    ``'auto'``, ``NumLevels``) and ``find_ncc_model``.
 .. [2] S. Baker, I. Matthews, "Lucas-Kanade 20 years on: a unifying
-   framework", IJCV 56(3), 2004 (joint refinement of a warp's parameters).
+   framework", IJCV 56(3), 2004 (joint refinement of a warp's parameters,
+   the forward compositional algorithm).
 .. [3] C. Steger, "Similarity measures for occlusion, clutter, and
    illumination invariant object recognition", DAGM 2001, LNCS 2191 (the
    model's pyramid of turned templates, candidates followed level by level);
@@ -64,20 +69,18 @@ from ..scores.inputs import as_array
 from .match import Match
 from .pose_refine import refine_pose
 from .poses import auto_steps, level_matrix, pose_matrix, rotated_iou
-from .prepared import GRID_FACTOR, MAX_COARSE_ANGLE_STEP, MIN_COARSE, PreparedTemplate
-from .pyramid import pyr_down, pyramid_levels
+from .prepared import PreparedTemplate
+from .pyramid import pyr_down
+from .turn_cost import LAST_GRID, PEAKS_PER_POSE, RADIUS, followed, search_cost
 
 __all__ = ["PreparedTemplate", "find_rotated", "search_rotated", "turned_template", "auto_steps", "pose_matrix",
-           "rotated_iou", "search_cost", "coarse_candidates"]
+           "rotated_iou", "search_cost", "coarse_candidates", "followed"]
 
 _CV_METHODS = {"ncc": cv2.TM_CCOEFF_NORMED, "ccorr_normed": cv2.TM_CCORR_NORMED, "ssd_normed": cv2.TM_SQDIFF_NORMED}
-_PEAKS_PER_POSE = 4
-_RADIUS = 4  # finer-level search radius (pixels of the level) around a coarser candidate's position
 _REFINE_WITHIN = 0.1  # candidates scoring more than this below the best at level 1 are not refined
 _KEEP_WITHIN = 0.2  # below full resolution, candidates scoring more than this below the level's best are dropped
 _FLAT = 1e-4  # a window whose variance is below this fraction of the template's is flat
 _CLIMBS = 6  # largest number of moves of a finer level's pose neighbourhood
-_LAST_GRID = 1  # the finest level searched on a grid (then the continuous refinement)
 
 
 def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scales=(1.0, 1.0), angle_step=None,
@@ -126,12 +129,12 @@ def find_rotated(image, template, method="ncc", *, angles=(-180.0, 180.0), scale
     threshold = OPTIONS["threshold"].check(threshold, method=method.name)  # the spec's checks, as find's
     max_matches = OPTIONS["max_matches"].check(max_matches)
     max_overlap = OPTIONS["max_overlap"].check(max_overlap)
-    images = [img.astype(np.float32)]
+    images = [img if img.dtype == np.float32 else img.astype(np.float32)]  # read only
     for _ in range(prepared.levels):
         images.append(pyr_down(images[-1]))
-    k = 32 if max_matches is None else max(16, 4 * max_matches)
+    k = followed(len(prepared.grid(prepared.levels)), max_matches)
     cands = coarse_candidates(prepared, images[-1], k)
-    for level in range(prepared.levels - 1, _LAST_GRID - 1, -1):
+    for level in range(prepared.levels - 1, LAST_GRID - 1, -1):
         if level == 0 and cands and max_matches is not None:  # only those that may still be among the best
             keep = max(2, 2 * max_matches)
             cands = [c for c in cands[:keep] if c[0] >= cands[0][0] - _REFINE_WITHIN]
@@ -191,7 +194,7 @@ def coarse_candidates(prepared, image, k):
     For each pose the image is turned into the template's frame (one canvas
     for all poses, :meth:`PreparedTemplate.coarse_plan`), the level's
     template matched at every position whose window the turned image covers,
-    and the best ``_PEAKS_PER_POSE`` local maxima kept.
+    and the best ``PEAKS_PER_POSE`` local maxima kept.
 
     Returns
     -------
@@ -206,7 +209,7 @@ def coarse_candidates(prepared, image, k):
     flags = cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR
     kernel = np.ones((3, 3), np.uint8)
     guard = cv_mask is None and prepared.method.name == "ncc"
-    values = np.full((len(plan.poses), _PEAKS_PER_POSE), -np.inf)
+    values = np.full((len(plan.poses), PEAKS_PER_POSE), -np.inf)
     ys = np.zeros(values.shape, int)
     xs = np.zeros(values.shape, int)
     for i, (m, canvas, valid) in enumerate(zip(plan.matrices, plan.canvases, plan.valid)):
@@ -216,7 +219,7 @@ def coarse_candidates(prepared, image, k):
         g[~valid] = -np.inf
         g[g < cv2.dilate(g, kernel)] = -np.inf  # local maxima only
         flat = g.reshape(-1)
-        n = min(_PEAKS_PER_POSE, flat.size)
+        n = min(PEAKS_PER_POSE, flat.size)
         top = np.argpartition(-flat, n - 1)[:n] if n < flat.size else np.arange(n)
         values[i, :n] = flat[top]
         ys[i, :n], xs[i, :n] = np.divmod(top, g.shape[1])
@@ -266,7 +269,7 @@ def _finer(prepared, image, level, cands, within=None):
         for _ in range(_CLIMBS - 1):
             if not c.round():
                 break
-    return [c.best for c in climbs]
+    return [c.vertex() if level == LAST_GRID else c.best for c in climbs]
 
 
 class _Climb:
@@ -300,9 +303,24 @@ class _Climb:
         self.centre = top
         return moved
 
+    def vertex(self):
+        """The best pose with its angle and scale moved to the vertex of the parabola through its score and
+        its neighbours' one step either side (where both were scored): a closer start for the refinement."""
+        g, cx, cy, angle, scale = self.best
+        i, j = self.centre
+        for axis, step in ((0, self.steps[0]), (1, self.steps[1])):
+            lo, hi = ((i - 1, j), (i + 1, j)) if axis == 0 else ((i, j - 1), (i, j + 1))
+            if lo in self.seen and hi in self.seen:
+                shift = _vertex(self.seen[lo][0], g, self.seen[hi][0]) * step
+                if axis == 0:
+                    angle += shift
+                else:
+                    scale += shift
+        return g, cx, cy, angle, scale
 
-def _near(prepared, image, level, cx, cy, angle, scale, radius=_RADIUS):
-    """Best goodness of a pose with its centre within ``_RADIUS`` level pixels of (cx, cy) (full-resolution
+
+def _near(prepared, image, level, cx, cy, angle, scale, radius=RADIUS):
+    """Best goodness of a pose with its centre within ``RADIUS`` level pixels of (cx, cy) (full-resolution
     coordinates), the image warped into the template's frame: (goodness, cx, cy), sub-pixel."""
     deadline.check()  # between candidates
     tpl = prepared.templates[level]
@@ -327,7 +345,7 @@ def _near(prepared, image, level, cx, cy, angle, scale, radius=_RADIUS):
 def _vertex(left, mid, right):
     """Offset in [-0.5, 0.5] of the parabola's vertex through three equally spaced values (0 if flat)."""
     curv = left - 2.0 * mid + right
-    return float(np.clip(0.5 * (left - right) / curv, -0.5, 0.5)) if curv < 0 else 0.0
+    return min(max(float(0.5 * (left - right) / curv), -0.5), 0.5) if curv < 0 else 0.0
 
 
 def _goodness_map(seen, template, cv_mask, method):
@@ -341,9 +359,8 @@ def _goodness_map(seen, template, cv_mask, method):
 def _flat(seen, y, x, shape, t_var):
     """Whether the window of ``shape`` at (y, x) of ``seen`` is nearly flat: OpenCV's unmasked ``ncc`` scores
     such windows up to +-1 by rounding, where the definition scores them 0 (float64 here)."""
-    w = seen[y : y + shape[0], x : x + shape[1]].astype(np.float64)
-    mean = w.mean(axis=(0, 1))
-    var = float(((w - mean) ** 2).mean(axis=(0, 1)).sum())
+    mean, std = cv2.meanStdDev(seen[y : y + shape[0], x : x + shape[1]])  # accumulated in float64
+    var = float((std * std).sum())
     return var <= max(_FLAT * t_var, 1e-5 * float((mean * mean).sum()))
 
 
@@ -377,80 +394,3 @@ def _match(r, prepared):
     x, y = cx - (width - 1) / 2.0, cy - (height - 1) / 2.0
     return Match(float(x), float(y), width, height, float(score), None, prepared.method.name,
                  angle=float(angle), scale=float(scale), corners=tuple((float(a), float(b)) for a, b in corners))
-
-
-_REFINED = 2  # candidates usually left to refine (the others score more than _REFINE_WITHIN below the best)
-_REFINE_EVALS = 600  # score evaluations of one refinement (calibrated for Nelder-Mead, maxiter 300; the
-# Gauss-Newton refinement now takes at most 12 x (2 n + 2) <= 120 resamplings: an overestimate until
-# bench_turn_cost is re-run)
-_REMAP_WORK = 16  # products per template pixel of one evaluation (cubic resampling: 4 x 4 taps)
-
-
-def search_cost(image_shape, template_shape, *, angles=None, scales=None, angle_step=None, scale_step=None,
-                max_matches=1):
-    """Estimated work of the turned and scaled search, in pixel products (searched pixels x template pixels).
-
-    The unit of the plain search's work (``width * height`` of the searched
-    area times the template's pixels), so that one budget may cover both:
-    every pose of the coarsest level (as :meth:`PreparedTemplate.grid`) over
-    every position of the reduced image, plus the candidates followed down
-    the finer levels (3 angles, and 3 scales when a scale range is given,
-    each within :data:`_RADIUS` pixels of its position) and the joint
-    refinement of the two best, at full resolution. Times channels. Computed
-    from the shapes and options alone, without building anything: cheap for
-    any step, however small (``angle_step=1e-6`` gives a huge number, not a
-    huge list).
-
-    Parameters
-    ----------
-    image_shape : tuple
-        ``(H, W)`` or ``(H, W, C)`` of the searched area (the region, if any).
-    template_shape : tuple
-        ``(h, w)`` or ``(h, w, C)``.
-    angles, scales, angle_step, scale_step, max_matches
-        As :func:`find_rotated` (checked as it checks them); an absent range is
-        not searched (angle 0, scale 1).
-
-    Returns
-    -------
-    int
-
-    Examples
-    --------
-    >>> search_cost((480, 640), (60, 60), angles=(-180, 180)) > search_cost((480, 640), (60, 60), angles=(-10, 10))
-    True
-    >>> search_cost((480, 640, 3), (60, 60, 3), angles=(0, 90)) == 3 * search_cost((480, 640), (60, 60), angles=(0, 90))
-    True
-    """
-    angles = OPTIONS["angles"].check((0.0, 0.0) if angles is None else angles)
-    scales = OPTIONS["scales"].check((1.0, 1.0) if scales is None else scales)
-    max_matches = OPTIONS["max_matches"].check(max_matches)
-    h, w = (int(v) for v in template_shape[:2])
-    channels = int(image_shape[2]) if len(image_shape) > 2 else 1
-    auto_angle, auto_scale = auto_steps(h, w)
-    angle_step = OPTIONS["angle_step"].check(angle_step) or auto_angle
-    scale_step = OPTIONS["scale_step"].check(scale_step) or auto_scale
-    levels = pyramid_levels(int(h * scales[0]), int(w * scales[0]), min_size=MIN_COARSE)
-    full_circle = angles[1] - angles[0] >= 360.0 - 1e-9
-
-    def count(lo, hi, step, wrap):  # len(grid_points(lo, hi, step, wrap=wrap)), without the list
-        if hi <= lo:
-            return 1
-        n = max(1, math.ceil((hi - lo) / step - 1e-9))
-        return n if wrap else n + 1
-
-    coarse_angle = min(angle_step * GRID_FACTOR * 2**levels, MAX_COARSE_ANGLE_STEP)
-    poses = (count(*angles, coarse_angle, full_circle)
-             * count(*scales, scale_step * GRID_FACTOR * 2**levels, False))
-    big = scales[1] ** 2  # the largest turned template's pixels, per template pixel
-
-    def template_pixels(level):
-        return h * w * big / 4**level
-
-    H, W = (int(v) for v in image_shape[:2])
-    work = poses * math.ceil(H / 2**levels) * math.ceil(W / 2**levels) * template_pixels(levels)
-    k = 32 if max_matches is None else max(16, 4 * max_matches)
-    per_candidate = 3 * (3 if scales[1] > scales[0] else 1) * (2 * _RADIUS + 1) ** 2
-    work += sum(k * per_candidate * template_pixels(level) for level in range(levels))
-    work += _REFINED * _REFINE_EVALS * _REMAP_WORK * h * w
-    return int(math.ceil(work * channels))
