@@ -8,6 +8,9 @@
 - ``masked_terms`` (binary and fractional masks, direct and FFT): ``s1 =
   sum(M C)``, ``a2 = sum(M^2 C)``, ``s2 = sum(M^2 C^2)`` of the centred channel
   ``C`` within their bounds of exact rationals, and exact where they say so;
+- ncc's split-sum variances ``n s2 - s1^2`` (``box_terms(..., variance=True)``)
+  within their bounds of exact rationals, also on smooth windows where the
+  plain formula cancels; float images of small integers summed exactly;
 - ``window_extremes``: the minimum and maximum of a box at an offset inside
   every window, against numpy's min/max of the cut-out box.
 """
@@ -75,6 +78,71 @@ def test_box_terms_of_float_images_within_their_bounds(shape, data, split):
     assert not t.exact and t.err1 > 0 and t.err2 > 0
     assert_within(t.s1[: out[0], : out[1]], exact_sums(a, shape, shift=t.offset), t.err1, "s1")
     assert_within(t.s2[: out[0], : out[1]], exact_sums(a, shape, power=2, shift=t.offset), t.err2, "s2")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("data", ["normal", "offset", "smooth", "wide-range"])
+def test_variance_terms_within_their_bounds(shape, data):
+    """ncc's split-sum terms: ``s1`` and ``var = n s2 - s1^2`` within their bounds of the exact rationals,
+    where var is a small difference of two large sums (smooth windows far from the centre)."""
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((16, 18))
+    if data == "offset":
+        a += 1e6
+    elif data == "smooth":  # windows of nearly one value, far from 0: n s2 and s1^2 agree to 12 digits
+        a = 0.75 + 1e-6 * a
+    elif data == "wide-range":
+        a *= 10.0 ** rng.integers(-8, 8, a.shape)
+    ch = BandChannel(0, a, False)
+    ch.split = True
+    t = box_terms(ch, shape, True, variance=True)
+    out = (a.shape[0] - shape[0] + 1, a.shape[1] - shape[1] + 1)
+    n = shape[0] * shape[1]
+    assert t.s2 is None and t.var is not None and t.binary and not t.exact
+    s1 = exact_sums(a, shape, shift=t.offset)
+    s2 = exact_sums(a, shape, power=2, shift=t.offset)
+    assert_within(t.s1[: out[0], : out[1]], s1, t.err1, "s1")
+    var = np.vectorize(lambda x, y: n * y - x * x, otypes=[object])(s1, s2)
+    got = t.var[: out[0], : out[1]]
+    assert_within(got, var, t.err_var + t.rel_var * np.abs(got), "var")
+
+
+def test_variance_terms_keep_the_digits_the_plain_sums_lose():
+    """On smooth windows far from 0 the plain formula ``n s2 - s1^2`` cancels to noise (its bound says so),
+    the split one keeps the variance to near float64 precision."""
+    rng = np.random.default_rng(3)
+    a = rng.random((24, 40))  # values over [0, 1]: the channel is summed without an offset
+    a[:, 20:] = 0.75 + 1e-7 * rng.standard_normal((24, 20))  # a smooth region far from 0
+    shape = (16, 16)
+    n = 256
+    ch = BandChannel(0, a, False)
+    ch.split = True
+    t = box_terms(ch, shape, True, variance=True)
+    assert t.offset == 0.0
+    plain = box_terms(BandChannel(0, a, False), shape, True)  # box sums, the plain formula
+    smooth = (slice(0, 9), slice(20, 25))  # windows inside the smooth region
+    s1 = exact_sums(a[:, 20:], shape)
+    want = np.vectorize(lambda x, y: float(n * y - x * x), otypes=[float])(s1, exact_sums(a[:, 20:], shape, power=2))
+    got = t.var[smooth]
+    naive = n * plain.s2[smooth] - plain.s1[smooth] ** 2
+    assert np.max(np.abs(got - want) / want) < 1e-6
+    assert np.max(np.abs(naive - want) / want) > 1e-2  # the cancellation this avoids
+
+
+def test_float_images_of_integers_are_summed_as_integers():
+    """A uint8 image converted to float: its float64 sums are promoted to exact integer sums (no split
+    sums, no error), as the uint8 image's."""
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 256, (20, 24)).astype(np.float32)
+    ch = BandChannel(0, a, False)
+    assert not ch.exact
+    assert ch.promote_integers() and ch.exact and ch.offset == 0.0
+    t = box_terms(ch, (5, 7), True)
+    assert t.exact and t.err1 == t.err2 == 0.0
+    want = exact_sums(a.astype(np.float64), (5, 7), power=2)
+    assert all(Fraction(float(g)) == v for g, v in zip(t.s2[:16, :18].ravel(), want.ravel()))
+    for values in (a + 0.5, a * 1000.0):  # not integers; integers beyond 65535
+        assert not BandChannel(0, values, False).promote_integers()
 
 
 @pytest.mark.parametrize("algorithm", ["direct", "fft"])

@@ -74,6 +74,8 @@ def assemble(p, algorithm, out, *, work="float64", precision="fast", channels=No
             cache[c] = BandChannel(c, p.image[c], p.integer_valued, workers=workers)
     float64 = work == "float64"
     for c in range(C):  # float64 normalised scores: sums as good as float64 allows (exact for small integers)
+        if float64:
+            cache[c].promote_integers()
         cache[c].split = float64 and p.method in NOMINAL_RANGE and not cache[c].exact
     job = _Assembly(p, [cache[c] for c in range(C)], out, work, algorithm)
     if not job.feasible:
@@ -155,6 +157,8 @@ class _Assembly:
         self.terms = self._window_terms(algorithm)
         self.exact_den = all(t.exact for t in self.terms) if self.terms else False
         self.err_den = 0.0
+        # a relative error rho of the denominator moves a score in [-1, 1] by at most rho
+        self.den_rel = max((t.rel_var for t in self.terms), default=0.0)
         if self.normalised and not self.exact_den:
             self.err_den = denominator_error(self.terms, method) * max(self.den_factors)
         self.bound = np.empty(out.shape, self.work) if self.normalised else None
@@ -258,7 +262,7 @@ class _Assembly:
             return []
         _, h, w = self.p.template.shape
         if not self.masked:
-            return [box_terms(ch, (h, w), need_s1 or need_a2) for ch in self.channels]
+            return [box_terms(ch, (h, w), need_s1 or need_a2, variance=method == "ncc") for ch in self.channels]
         return [masked_terms(ch, self.p.weights[c], algorithm, need_s1, need_a2, need_s2)
                 for c, ch in enumerate(self.channels)]
 
@@ -376,19 +380,22 @@ class _Assembly:
         den = self.den[rows, columns]
         q = buf("q", self.work)
         for c, (ch, t) in enumerate(zip(channels, self.terms)):
-            s1, s2 = t.s1[rows, columns], t.s2[rows, columns]
+            s1 = t.s1[rows, columns]
             part = den if c == 0 else buf("tmp")
-            term = buf("term")
-            np.multiply(s1, s1, out=term)
-            np.multiply(s2, t.sw, out=part)
-            if t.binary:
-                part -= term  # sw s2 - s1^2: shift invariant, exact for exact integers
-            else:  # sw s2 - 2 s1 a2 + s1^2 sw2 / sw
-                term *= t.sw2 / t.sw if t.sw > 0 else 0.0
-                part += term
-                np.multiply(s1, t.a2[rows, columns], out=term)
-                term *= 2.0
-                part -= term
+            if t.var is not None:  # sw s2 - s1^2, computed without cancellation
+                np.copyto(part, t.var[rows, columns])
+            else:
+                term = buf("term")
+                np.multiply(s1, s1, out=term)
+                np.multiply(t.s2[rows, columns], t.sw, out=part)
+                if t.binary:
+                    part -= term  # sw s2 - s1^2: shift invariant, exact for exact integers
+                else:  # sw s2 - 2 s1 a2 + s1^2 sw2 / sw
+                    term *= t.sw2 / t.sw if t.sw > 0 else 0.0
+                    part += term
+                    np.multiply(s1, t.a2[rows, columns], out=term)
+                    term *= 2.0
+                    part -= term
             if self.den_factors[c] != 1.0:
                 part *= self.den_factors[c]
             if c:
@@ -444,7 +451,7 @@ class _Assembly:
         np.maximum(dd, _SMALLEST, out=dd)
         np.sqrt(dd, out=dd)
         coef = 2.0 if method == "ssd_normed" else 1.0
-        alpha = coef * local + 4.0 * self.eps  # and the arithmetic of the assembly
+        alpha = coef * local + 4.0 * self.eps + self.den_rel  # and the arithmetic of the assembly
         beta = coef * absolute
         if method == "ncc":
             # the kernels' residual sums: sum_c |s_c| |window sum_c| / n <= q max_c |s_c| / (n ||k_c||)

@@ -114,7 +114,9 @@ def denominator_error(terms, method):
     total = 0.0
     for t in terms:
         m, sw, e1, e2 = t.peak, t.sw, t.err1, t.err2
-        if method == "ncc":  # sw s2 - 2 s1 a2 + s1^2 sw2 / sw, from sums of (plane - offset)
+        if method == "ncc" and t.var is not None:  # computed without cancellation: its own bound
+            total += t.err_var
+        elif method == "ncc":  # sw s2 - 2 s1 a2 + s1^2 sw2 / sw, from sums of (plane - offset)
             total += sw * e2 + 4.0 * sw * m * e1 + 8.0 * EPS64 * (sw * m) ** 2
         else:  # raw energy s2 + 2 offset a2 + sw2 offset^2
             total += e2 + 2.0 * abs(t.offset) * e1 + 8.0 * EPS64 * sw * (m + abs(t.offset)) ** 2

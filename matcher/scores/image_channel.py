@@ -44,9 +44,21 @@ class BandChannel:
         self.exact = small_integers
         self.offset = 0.0 if self.exact or self.magnitude <= 4.0 * self.peak else self.centre
         self.split = False  # set for "exact" scores on data whose running sums are not exact
+        self._integers_checked = small_integers
         self._sums = {}
         self._planes64 = {}
         self._spectra = {}
+
+    def promote_integers(self):
+        """Sum float data that holds only small integers (``|v| <= 65535``: an 8- or 16-bit image converted
+        to float, say) as integer data: exact box sums of the raw values, without split sums. Checked once
+        (it reads the channel twice); returns whether the sums are exact."""
+        if not self._integers_checked:
+            self._integers_checked = True
+            src = self._src
+            if src.dtype.kind == "f" and self.magnitude <= 65535 and np.array_equal(src, np.rint(src)):
+                self.exact, self.offset, self._sums = True, 0.0, {}
+        return self.exact
 
     def exact_for(self, n):
         """Whether the window terms of an ``n``-pixel template stay exact (below 2**52)."""
@@ -77,6 +89,17 @@ class BandChannel:
             if src.dtype == np.uint8 and h * w * top * top >= 2**31:
                 src = src.astype(np.uint16)
             self._sums = {key: (s1, cv2.sqrBoxFilter(src, cv2.CV_64F, (w, h), **kw))}
+        return self._sums[key]
+
+    def variances(self, shape):
+        """Split-sum window terms for ncc's denominator: ``(S1, V, err1, err_v, rel_v)`` (:func:`split_variances`),
+        with ``V = n sum(P^2) - sum(P)^2`` free of the cancellation between its two terms. Only the last
+        window shape is kept."""
+        key = (shape, "variances")
+        if key not in self._sums:
+            v = np.asarray(self._src if self.offset == 0.0 else np.subtract(self._src, self.offset, dtype=np.float64),
+                           dtype=np.float64)
+            self._sums = {key: split_variances(v, shape, sum_peak(self))}
         return self._sums[key]
 
     def sum_errors(self, n):
@@ -215,3 +238,94 @@ def split_sums(v, shape, m, first):
     whole *= part  # r (v + h)
     s2 += cv2.boxFilter(whole, cv2.CV_64F, (w, h), **kw)
     return s1, s2
+
+
+_INT_SUMS = 2.0**30  # |window sum| of the integer parts, so that n * sum(h^2) and sum(h)^2 fit in an int64
+_FLOAT_SUMS = 2.0**51  # window sums of the squared integer parts stay exact in float64
+
+
+def split_variances(v, shape, m):
+    """Window sums of ``v`` and ``n sum(v^2) - sum(v)^2`` (n pixels a window), the latter without cancellation.
+
+    ``v = h / 2^k + r`` with integers ``h`` (``k`` as large as keeps the
+    window sums of ``h`` below 2**30 and those of ``h^2`` below 2**51) and
+    remainders ``|r| <= 2^-k / 2``, exact in float64. Then, with
+    ``H1 = sum(h)``, ``H2 = sum(h^2)``, ``R1 = sum(r)`` and
+    ``X = sum(r (v + h / 2^k))`` (so that ``sum(v^2) = H2 / 4^k + X``)::
+
+        n sum(v^2) - sum(v)^2 = (n H2 - H1^2) / 4^k + n X - 2 H1 R1 / 2^k - R1^2
+
+    where ``n H2 - H1^2`` is computed exactly in int64: the variance of a
+    smooth window, a small difference of two large sums, keeps its digits.
+    Only the remainders' running sums round.
+
+    Parameters
+    ----------
+    v : ndarray, shape (H, W), float64
+    shape : (int, int)
+        The window's (h, w).
+    m : float
+        ``max |v|``.
+
+    Returns
+    -------
+    s1 : ndarray, shape (H, W)
+        ``sum(v)`` over the window anchored at each pixel (valid where the window fits).
+    var : ndarray, shape (H, W)
+        ``n sum(v^2) - sum(v)^2``.
+    err1 : float
+        Bound on the error of ``s1``.
+    err_var : float
+        Absolute part of the bound on the error of ``var``.
+    rel_var : float
+        Relative part: ``|var' - var| <= err_var + rel_var |var'|``.
+    """
+    hgt, wid = shape
+    n = hgt * wid
+    if m == 0:
+        return np.zeros_like(v), np.zeros_like(v), 0.0, 0.0, 0.0
+    k = math.floor(math.log2(min((_INT_SUMS / n - 0.5) / m, (math.sqrt(_FLOAT_SUMS / n) - 0.5) / m)))
+    scale = 2.0**k
+    kw = dict(anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    h = np.multiply(v, scale)
+    np.rint(h, out=h)
+    H1 = cv2.boxFilter(h, cv2.CV_64F, (wid, hgt), **kw)  # exact integers
+    H2 = cv2.sqrBoxFilter(h, cv2.CV_64F, (wid, hgt), **kw)
+    h /= scale  # exact: h 2^-k
+    r = np.subtract(v, h)  # exact (within half a step of v)
+    R1 = cv2.boxFilter(r, cv2.CV_64F, (wid, hgt), **kw)
+    h += v
+    h *= r  # r (v + h 2^-k)
+    X = cv2.boxFilter(h, cv2.CV_64F, (wid, hgt), **kw)
+    del h, r
+    exact = H2.astype(np.int64)
+    exact *= n
+    i1 = H1.astype(np.int64)
+    np.multiply(i1, i1, out=i1)
+    exact -= i1  # n H2 - H1^2: exact, below 2**61
+    del i1
+    var = exact.astype(np.float64)
+    del exact
+    var /= scale * scale
+    X *= n
+    var += X
+    del X
+    np.multiply(H1, 2.0 / scale, out=H2)
+    H2 *= R1  # 2 H1 R1 / 2^k
+    var -= H2
+    np.square(R1, out=H2)
+    var -= H2
+    del H2
+    H1 /= scale
+    H1 += R1  # sum(v)
+    # errors: the remainders' running sums (2 (H + W + 2) eps of n times their largest term), the roundings
+    steps = 2.0 * (v.shape[0] + v.shape[1] + 2) * _EPS64
+    rho = 0.5 / scale
+    tail = rho * (2.0 * m + rho)
+    d_r1 = steps * n * rho
+    d_x = (steps + 2.0 * _EPS64) * n * tail
+    s1_max, r1_max, x_max = n * (m + rho), n * rho + d_r1, n * tail + d_x
+    err1 = d_r1 + 2.0 * _EPS64 * s1_max
+    err_var = (n * d_x + 2.0 * (s1_max + r1_max) * d_r1 + d_r1 * d_r1
+               + 8.0 * _EPS64 * (n * x_max + 2.0 * s1_max * r1_max + r1_max * r1_max))
+    return H1, var, err1, err_var, 4.0 * _EPS64

@@ -29,7 +29,10 @@ class WindowTerms:
 
     ``err1`` bounds the errors of ``s1`` and ``a2``, ``err2`` that of ``s2``;
     ``exact`` says all three are exact. ``peak`` is the largest magnitude of
-    the values summed (``|P|``).
+    the values summed (``|P|``). ``var``, when given (unmasked ncc on split
+    sums), is ``sw s2 - s1^2`` computed without cancellation
+    (:func:`matcher.scores.image_channel.split_variances`), with an error of at
+    most ``err_var + rel_var |var|``; ``s2`` is then None.
     """
 
     s1: "np.ndarray | None"
@@ -43,12 +46,21 @@ class WindowTerms:
     err2: float
     exact: bool
     binary: bool
+    var: "np.ndarray | None" = None
+    err_var: float = 0.0
+    rel_var: float = 0.0
 
 
-def box_terms(ch, shape, first):
-    """The terms of an unmasked ``shape`` template (box sums of ``ch``; ``s1`` only if ``first``)."""
+def box_terms(ch, shape, first, variance=False):
+    """The terms of an unmasked ``shape`` template (box sums of ``ch``; ``s1`` only if ``first``).
+
+    With ``variance`` (ncc) and a channel on split sums, ``var`` in place of ``s2``.
+    """
     h, w = shape
     n = float(h * w)
+    if variance and ch.split:
+        s1, var, e1, e_var, rel = ch.variances(shape)
+        return WindowTerms(s1, s1, None, n, n, ch.offset, sum_peak(ch), e1, 0.0, False, True, var, e_var, rel)
     s1, s2 = ch.sums(shape, first)
     e1, e2 = ch.sum_errors(h * w)
     exact = ch.exact and ch.exact_for(h * w)
