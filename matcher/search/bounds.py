@@ -53,7 +53,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["TemplateTerms", "template_terms", "cell_bounds", "ROUNDING", "BOUNDED_METHODS"]
+__all__ = ["TemplateTerms", "template_terms", "cell_bounds", "block_stats", "stats_bounds", "pool_stats", "ROUNDING",
+           "BOUNDED_METHODS"]
 
 ROUNDING = 1e-5
 """Relative rounding allowance of the float32 coarse correlation (``sum|t| max|M|`` times this is added)."""
@@ -170,8 +171,44 @@ def cell_bounds(image, terms, method):
     H, W = image.shape[:2]
     ncy, ncx = (H - h) // b + 1, (W - w) // b + 1
     nby, nbx = terms.nb
-    M, A2 = _block_stats(image, b, ncy + nby, ncx + nbx, terms.centred)
+    M, A2 = block_stats(image, b, ncy + nby, ncx + nbx, terms.centred)
+    return stats_bounds(M, A2, terms, method, ncy, ncx)
+
+
+def stats_bounds(M, A2, terms, method, ncy, ncx, energy=None):
+    """:func:`cell_bounds` of ``ncy x ncx`` cells from the block statistics of the blocks they see.
+
+    Parameters
+    ----------
+    M, A2 : ndarray of float64, shape ``(ncy + nb[0], ncx + nb[1], C)`` at least
+        Block means and block sums of squares (:func:`block_stats`, or
+        :func:`pool_stats` of finer ones), starting at the first cell's block:
+        a slice of a whole image's statistics bounds the cells of that slice.
+    terms : TemplateTerms
+        For the same block size.
+    method : str
+        One of :data:`BOUNDED_METHODS`.
+    ncy, ncx : int
+        Cells to bound.
+    energy : ndarray of float64, shape (ncy, ncx), optional
+        A lower bound of the energy of every window of each cell (centred for
+        ``ncc``, summed over the channels; :func:`cell_energy`), used where it
+        is above the blocks' (the blocks every window holds miss up to ``b - 1``
+        rows and columns of it).
+
+    Returns
+    -------
+    bound, estimate : ndarray of float64, shape ``(ncy, ncx)``
+        As :func:`cell_bounds`.
+    """
+    nby, nbx = terms.nb
+    if M.shape[0] < ncy + nby or M.shape[1] < ncx + nbx or M.shape != A2.shape:
+        raise ValueError(f"block statistics {M.shape} and {A2.shape} do not cover {ncy}x{ncx} cells of "
+                         f"{nby}x{nbx} blocks")
+    M, A2 = M[: ncy + nby, : ncx + nbx], A2[: ncy + nby, : ncx + nbx]
     corner, at_q, rest, core2, ext2, aligned2 = _cell_sums(M, A2, terms, ncy, ncx)
+    if energy is not None:
+        core2 = np.maximum(core2, energy)
     tnorm = np.sqrt(terms.norm2.sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         den = np.where(core2 > 0, tnorm * np.sqrt(core2), np.inf)
@@ -184,7 +221,37 @@ def cell_bounds(image, terms, method):
     return np.minimum(cn, 1.0), estimate
 
 
-def _block_stats(image, b, gy, gx, centred):
+def pool_stats(M, A2):
+    """The block statistics of blocks twice as large: each ``2 x 2`` group of blocks summed.
+
+    Parameters
+    ----------
+    M, A2 : ndarray of float64, shape (gy, gx, C)
+        Block means and sums of squares for blocks of ``b x b`` (:func:`block_stats`).
+
+    Returns
+    -------
+    M2, A22 : ndarray of float64, shape ``(ceil(gy / 2), ceil(gx / 2), C)``
+        The same for blocks of ``2b x 2b`` (a missing last row or column counts as zeros,
+        as blocks past the image do).
+
+    Examples
+    --------
+    >>> M, A2 = pool_stats(np.arange(4.0).reshape(2, 2, 1), np.ones((2, 2, 1)))
+    >>> float(M[0, 0, 0]), float(A2[0, 0, 0])
+    (1.5, 4.0)
+    """
+    gy, gx, C = M.shape
+    ey, ex = gy + gy % 2, gx + gx % 2
+    out = []
+    for a, scale in ((M, 0.25), (A2, 1.0)):
+        if (ey, ex) != (gy, gx):
+            a = np.pad(a, ((0, ey - gy), (0, ex - gx), (0, 0)))
+        out.append(a.reshape(ey // 2, 2, ex // 2, 2, C).sum(axis=(1, 3)) * scale)
+    return out[0], out[1]
+
+
+def block_stats(image, b, gy, gx, centred):
     """Block means ``M`` and block sums of squares ``A2``, ``(gy, gx, C)`` float64, zero past the image.
 
     For ``ncc`` the image's mean is removed (the scores do not change; the sums

@@ -62,19 +62,21 @@ from ..options import FindOptions
 from ..scores.engine import num_threads, thread_pool
 from ..scores.inputs import as_array, channels_first
 from ..scores.reference import window_scores
-from .bounds import cell_bounds, template_terms
 from .exhaustive import search_exhaustive
 from .job import make_job
+from .levels import Levels, level_sizes
 from .peaks import local_peaks, suppress
 from .report import matches_at
 
 __all__ = ["find_pyramid", "search_pyramid", "PyramidInfo", "pyramid_levels", "pyr_down", "MIN_COARSE_SIZE",
-           "MAX_LEVELS", "MAX_SCORED", "MIN_SCORED", "BOUND_BLOCKS", "SLACK"]
+           "MAX_LEVELS", "MAX_SCORED", "MIN_SCORED", "MAX_SPLIT", "MIN_SPLIT", "TOP_BLOCKS", "FINE_4", "SLACK"]
 
 MIN_COARSE_SIZE = 16
 """Smallest template side, in blocks, a level may leave."""
-BOUND_BLOCKS = 24
-"""Blocks of more than 4 px must leave the template at least this many blocks a side (finer blocks, tighter bounds)."""
+TOP_BLOCKS = 12
+"""The coarsest cells' blocks must leave the template at least this many blocks a side."""
+FINE_4 = 64
+"""Templates at least this large a side end on cells of 4 x 4 positions, smaller ones on 2 x 2."""
 MAX_LEVELS = 4
 """At most this many halvings (blocks of at most 16 x 16)."""
 MAX_SCORED = 0.01
@@ -82,6 +84,11 @@ MAX_SCORED = 0.01
 (or :data:`MIN_SCORED` cells, if more): scoring scattered cells costs more per window than the exhaustive search."""
 MIN_SCORED = 1024
 """Cells the search may always score (small images: a few matches' neighbourhoods are a large fraction)."""
+MAX_SPLIT = 0.05
+"""Fall back when more than this fraction of a coarser level's cells (or :data:`MIN_SPLIT`, if more) would have to
+be split: their halves would cost more to bound than the exhaustive search."""
+MIN_SPLIT = 1024
+"""Cells of a coarser level the search may always split."""
 SLACK = 1e-3
 """Local peaks of the float32 ranking maps within this of the bar are climbed and scored exactly."""
 _MERGE = 0  # cells within this many of each other are scored in one rectangle (fewer, larger calls)
@@ -163,18 +170,18 @@ def search_pyramid(job):
         raise MatcherError(f"pyramid=True needs a normalised method {NORMALIZED_METHODS}, got {method.name!r}",
                            param="method")
     arr, tpl = as_array("image", job.image), as_array("template", job.templates[0])
-    reason, levels = _unsupported(job, arr, tpl)
+    reason, sizes = _unsupported(job, arr, tpl)
+    levels = int(np.log2(sizes[0])) if sizes else 0
     if reason:
         return _exhaustive(job, levels, reason)
-    terms = template_terms(tpl, 2**levels, method.name == "ncc")
-    if not terms.norm2.sum() > 0:
+    nested = Levels(arr, tpl, method.name, sizes)
+    if not nested.norm2.sum() > 0:
         return _exhaustive(job, levels, "constant template: every window scores the same")
-    bounds, estimate = cell_bounds(arr, terms, method.name)
-    cells = _Cells(job, arr, tpl, bounds, estimate, 2**levels)
+    cells = _Cells(job, arr, tpl, nested)
     outcome = cells.search()
     if isinstance(outcome, str):
         return _exhaustive(job, levels, outcome, cells)
-    return outcome, PyramidInfo(levels, cells.scored_count, False, "", bounds.size)
+    return outcome, PyramidInfo(levels, cells.scored_count, False, "", cells.scored.size)
 
 
 def _unsupported(job, arr, tpl):
@@ -182,22 +189,23 @@ def _unsupported(job, arr, tpl):
     if arr.ndim == 1 or tpl.ndim == 1:
         return "1-D image or template", 0
     size = job.sizes[0]
-    levels = max(pyramid_levels(*size, min_size=BOUND_BLOCKS), min(2, pyramid_levels(*size)))
-    if levels == 0:
+    if pyramid_levels(*size) == 0:
         return (f"template {size[1]}x{size[0]} too small: a coarse level would be under "
-                f"{MIN_COARSE_SIZE} px"), 0
+                f"{MIN_COARSE_SIZE} px"), []
     if tpl.shape[0] > arr.shape[0] or tpl.shape[1] > arr.shape[1] or arr.ndim != tpl.ndim:
-        return "shapes the engine rejects", 0  # the engine raises the documented error
+        return "shapes the engine rejects", []  # the engine raises the documented error
+    finest = 2 if min(size) < FINE_4 else 4
+    sizes = level_sizes(*size, top_blocks=TOP_BLOCKS, finest=finest, largest=2**MAX_LEVELS)
     if job.masks[0] is not None:
-        return "a mask: no bound for masked scores", levels
+        return "a mask: no bound for masked scores", sizes
     if job.max_matches is None and job.floor is None:
-        return "max_matches=None without a threshold asks for every peak", levels
-    return "", levels
+        return "max_matches=None without a threshold asks for every peak", sizes
+    return "", sizes
 
 
 def _exhaustive(job, levels, reason, cells=None):
     scored = 0 if cells is None else cells.scored_count
-    total = 0 if cells is None else cells.bounds.size
+    total = 0 if cells is None else cells.scored.size
     return search_exhaustive(job), PyramidInfo(levels, scored, True, reason, total)
 
 
@@ -208,9 +216,10 @@ class _Cells:
     ranking maps (float32); ``exact``: climbed local peaks of the exact scores.
     """
 
-    def __init__(self, job, arr, tpl, bounds, estimate, b):
-        self.job, self.arr, self.tpl, self.bounds, self.estimate, self.b = job, arr, tpl, bounds, estimate, b
-        self.scored = np.zeros(bounds.shape, bool)
+    def __init__(self, job, arr, tpl, levels):
+        self.job, self.arr, self.tpl, self.levels = job, arr, tpl, levels
+        self.b = levels.sizes[-1]
+        self.scored = np.zeros(levels.shapes[-1], bool)
         self.scored_count = 0
         self.sign = -1.0 if job.method.lower_is_better else 1.0
         self.map_shape = (arr.shape[0] - tpl.shape[0] + 1, arr.shape[1] - tpl.shape[1] + 1)
@@ -218,38 +227,62 @@ class _Cells:
         self.pool_done = np.zeros(0, bool)
         self.exact = {}
         self.exact_scores = _ExactScores(arr, tpl, job.method.name, self.sign)
+        self.known = job.max_matches is None  # the bar is final but for rising: max_matches matches were kept
 
     def search(self):
-        """Score cells until none left can reach the bar: the matches, or a reason to fall back.
+        """Split and score cells until none left can reach the bar: the matches, or a reason to fall back.
 
-        Each round climbs the most promising candidates, or else scores the
-        next cells that may reach the bar (the best guesses first; all of them
-        with ``max_matches=None``, whose bar is the threshold).
+        Each round climbs the most promising candidates, or else, level by
+        level, bounds the halves of the cells that may reach the bar and scores
+        the finest such cells (while ``max_matches`` are wanted, the best
+        guesses first, a few more each round: the bar rises early; with
+        ``max_matches=None``, whose bar is the threshold, all of them).
         """
-        k = self.job.max_matches
+        k, levels = self.job.max_matches, self.levels
         chunk = max(8, 4 * (k or 1))
-        limit = max(MAX_SCORED * self.bounds.size, MIN_SCORED)
+        last = len(levels.sizes) - 1
+        limits = [max(MAX_SPLIT * levels.bounds[i].size, MIN_SPLIT) for i in range(last)]
+        limits.append(max(MAX_SCORED * self.scored.size, MIN_SCORED))
+        done = [0] * (last + 1)  # cells split, per level; cells scored on the finest
         while True:
             deadline.check()  # between rounds of cells (matcher.deadline)
             bar = self.bar()
             if self.climb(bar):
                 continue
-            todo = np.flatnonzero(~self.scored & (self.bounds >= bar - 1e-9))
-            if todo.size == 0:
+            progress = False
+            for level in range(last + 1):
+                if level < last:
+                    todo = levels.open(level, bar)
+                else:
+                    todo = np.flatnonzero(~self.scored & levels.live[last] & (levels.bounds[last] >= bar - 1e-9))
+                if todo.size == 0:
+                    continue
+                if done[level] + todo.size <= limits[level] and (self.known or todo.size <= chunk):
+                    pass  # all of them
+                elif not self.known and done[level] + chunk <= limits[level]:  # the best guesses: a bar to start
+                    todo = todo[np.argpartition(-levels.estimate[level].flat[todo], chunk - 1)[:chunk]]
+                elif level < last:  # too many to split: bound the next level whole, as a flat search would
+                    levels.bound_all(level + 1)
+                    progress = True
+                    continue
+                else:
+                    size = levels.sizes[level]
+                    return (f"the bounds left {todo.size} of {levels.bounds[level].size} cells of {size}x{size} "
+                            f"positions that may reach {self.sign * bar:.4f}, more than {limits[level]:.0f}: "
+                            f"detail finer than {size} px dominates")
+                done[level] += todo.size
+                progress = True
+                if level < last:
+                    levels.refine(level, todo)
+                else:
+                    self.score(todo)
+            if not progress:
                 return self.report()
-            if self.scored_count + todo.size <= limit and (k is None or todo.size <= chunk):
-                pass  # all of them
-            elif k is not None and self.scored_count + chunk <= limit:  # the next best guesses: the bar may rise
-                todo = todo[np.argpartition(-self.estimate.flat[todo], chunk - 1)[:chunk]]
-            else:
-                return (f"the bounds left {todo.size} of {self.bounds.size} cells that may reach "
-                        f"{self.sign * bar:.4f}, more than {limit:.0f}: detail finer than {self.b} px dominates")
-            self.score(todo)
             chunk *= 4
 
     def score(self, cells):
         """Rank every position of ``cells`` (flat indices) in float32, grouped in rectangles: their local peaks join the pool."""
-        mask = np.zeros(self.bounds.shape, bool)
+        mask = np.zeros(self.scored.shape, bool)
         mask.flat[cells] = True
         self.scored.flat[cells] = True
         self.scored_count += len(cells)
@@ -296,10 +329,12 @@ class _Cells:
         """The score a window must reach to be reported: the threshold, or the ``max_matches``-th kept score."""
         floor = -np.inf if self.job.floor is None else self.job.floor
         k = self.job.max_matches
+        self.known = k is None
         if k is None:
             return floor
         ys, xs, kept = self.ranked()
-        if len(kept) < k:
+        self.known = len(kept) >= k
+        if not self.known:
             return floor
         y, x = int(ys[kept[k - 1]]), int(xs[kept[k - 1]])
         return max(floor, self.exact[y, x])
