@@ -1,47 +1,53 @@
 """Coarse-to-fine search with a proof: :func:`matcher.find` with ``pyramid=True``.
 
 The exhaustive search scores every window at full resolution. This search
-first bounds, for every cell of ``b x b`` positions (``b = 2**levels``), how
-well any window of the cell can score (:func:`matcher.search.bounds.cell_bounds`:
-``O(H W)`` block sums and one correlation at ``1/b`` of the resolution), then
-scores at full resolution only the cells whose bound reaches the answer, best
-bound first. A cell is skipped only when its bound proves that none of its
-windows can be reported, so the result is the exhaustive search's.
+bounds how well any window of a cell of ``s x s`` positions can score
+(:func:`matcher.search.bounds.stats_bounds`: block sums of ``s x s`` pixels and
+a correlation at ``1/s`` of the resolution), first for every cell of the
+coarsest size ``B``, then, only inside the cells whose bound reaches the bar,
+for the four cells of half the size each holds, down to the finest size
+(:class:`matcher.search.levels.Levels`); the finest cells that may still reach
+the bar are scored at full resolution. A cell is skipped only when its own
+bound proves that none of its windows can be reported, so the result is the
+exhaustive search's.
 
 Rules (the constants below):
 
-- **Blocks.** ``b = 2**L``: ``L`` the largest number of halvings (at most
-  :data:`MAX_LEVELS`) that leaves the template at least :data:`BOUND_BLOCKS`
-  blocks a side, but at least 2 (blocks of 4 px) when that leaves
-  :data:`MIN_COARSE_SIZE` (:func:`pyramid_levels`): finer blocks give tighter
-  bounds, coarser ones cheaper. ``L = 0`` (a template side under 31 px) means
-  the exhaustive search.
-- **Cells.** While the bar is unknown, the cells that may reach it are taken
-  in rounds, the best guesses first (the coarse score at the cell's corner;
-  ``max(8, 4 * max_matches)`` cells, then four times as many each round); once
-  it is known, every cell whose bound reaches it. A round's cells are grouped
+- **Cell sizes** (:func:`matcher.search.levels.level_sizes`): the finest is
+  4 px (2 px for templates under :data:`FINE_4` px a side); the coarsest, ``B``,
+  the largest power of two up to ``2**MAX_LEVELS`` leaving the template
+  :data:`TOP_BLOCKS` blocks a side, but at least twice the finest. Templates
+  under 31 px a side (:func:`pyramid_levels` is 0) use the exhaustive search.
+- **Rounds.** While ``max_matches`` matches are not yet found, each level
+  splits (the finest: scores) only its best guesses (the coarse score at the
+  cell's corner; ``max(8, 4 * max_matches)`` cells, four times as many each
+  round); then, every cell that may reach the bar. Scored cells are grouped
   into rectangles (8-connected) and ranked there (products in numpy for small
   rectangles, ``cv2.matchTemplate`` in float32, centred for ``ncc``, for large
   ones); every local peak within :data:`SLACK` of the bar is climbed to a
   local peak of the exact scores (by definition, float64), best first. The bar
   is the ``max_matches``-th exact score after suppression, or the threshold,
   whichever is higher (the threshold alone with ``max_matches=None``). The
-  search stops when every cell whose bound reaches the bar is scored and every
-  candidate within :data:`SLACK` of it climbed.
-- **Why it is the exhaustive answer.** Every window scoring at least the bar
-  lies in a scored cell, so every local peak of the full score map at or
-  above the bar was climbed to (its ranking score is within :data:`SLACK` of
-  its exact one); the greedy suppression over the peaks above the
-  ``max_matches``-th kept score only ever looks at those. Candidates nearly
+  search stops when no cell that may reach the bar is left unsplit (or, on the
+  finest level, unscored) and every candidate within :data:`SLACK` of it is climbed.
+- **Why it is the exhaustive answer.** A window scoring at least the bar lies
+  in a coarsest cell whose bound reaches the bar, so that cell was split, and
+  so on down: its finest cell was scored, and every local peak of the full
+  score map at or above the bar was climbed to (its ranking score is within
+  :data:`SLACK` of its exact one); the greedy suppression over the peaks above
+  the ``max_matches``-th kept score only ever looks at those. Candidates nearly
   tied are ranked by their exact scores (the exhaustive search ranks by its
   map, within its error of them: such near-ties may come out in another order).
+- **A whole level** is bounded at once, as a flat search would, when more than
+  :data:`MAX_SPLIT` of a level's cells (and more than :data:`MIN_SPLIT`) would
+  have to be split.
 - **Fallback** to the exhaustive search (``fell_back=True``, ``reason`` says
   which): no coarse level (``levels=0``); a 1-D image; a mask (no bound yet);
   ``max_matches=None`` without a threshold (every peak is wanted); a constant
-  template; or more cells than :data:`MAX_SCORED` of them (at least
-  :data:`MIN_SCORED`) would have to be scored (most of the texture's energy
-  is in detail finer than ``b``, where the bound assumes the worst: scattered
-  cells would cost more than the exhaustive search).
+  template; or more of the finest cells than :data:`MAX_SCORED` of them (at
+  least :data:`MIN_SCORED`) would have to be scored (most of the texture's
+  energy is in detail finer than the cells, where the bound assumes the worst:
+  scattered cells would cost more than the exhaustive search).
 
 Only the normalised methods (:data:`matcher.methods.NORMALIZED_METHODS`) are
 supported: the other scores grow with the template's area and the image's
@@ -52,20 +58,18 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from .. import deadline
 from ..errors import MatcherError
 from ..methods import NORMALIZED_METHODS
 from ..options import FindOptions
-from ..scores.engine import num_threads, thread_pool
-from ..scores.inputs import as_array, channels_first
-from ..scores.reference import window_scores
+from ..scores.inputs import as_array
 from .exhaustive import search_exhaustive
 from .job import make_job
 from .levels import Levels, level_sizes
 from .peaks import local_peaks, suppress
+from .ranking import ExactScores, ranking_scores
 from .report import matches_at
 
 __all__ = ["find_pyramid", "search_pyramid", "PyramidInfo", "pyramid_levels", "pyr_down", "MIN_COARSE_SIZE",
@@ -73,8 +77,8 @@ __all__ = ["find_pyramid", "search_pyramid", "PyramidInfo", "pyramid_levels", "p
 
 MIN_COARSE_SIZE = 16
 """Smallest template side, in blocks, a level may leave."""
-TOP_BLOCKS = 12
-"""The coarsest cells' blocks must leave the template at least this many blocks a side."""
+TOP_BLOCKS = 24
+"""The coarsest cells' blocks leave the template at least this many blocks a side (unless that is the finest size)."""
 FINE_4 = 64
 """Templates at least this large a side end on cells of 4 x 4 positions, smaller ones on 2 x 2."""
 MAX_LEVELS = 4
@@ -92,19 +96,16 @@ MIN_SPLIT = 1024
 SLACK = 1e-3
 """Local peaks of the float32 ranking maps within this of the bar are climbed and scored exactly."""
 _MERGE = 0  # cells within this many of each other are scored in one rectangle (fewer, larger calls)
-_MAX_CLIMB = 8  # full-resolution re-centring steps per candidate
-_DIRECT_VALUES = 1 << 21  # boxes of at most this many window values are ranked by numpy products
-_PARALLEL_OUTPUTS = 1 << 16  # ranking maps at least this large are scored in bands, one per thread
 
 
 @dataclass(frozen=True)
 class PyramidInfo:
     """How :func:`find_pyramid` found its matches.
 
-    ``levels``: halvings used (blocks of ``2**levels``; 0: exhaustive only);
-    ``candidates``: cells scored at full resolution; ``fell_back``: the
+    ``levels``: the coarsest cells are ``2**levels`` positions a side (0: exhaustive only);
+    ``candidates``: finest cells scored at full resolution; ``fell_back``: the
     exhaustive search produced the result; ``reason``: why it fell back ("" when
-    it did not); ``cells``: cells in all.
+    it did not); ``cells``: finest cells in all.
     """
 
     levels: int
@@ -160,9 +161,9 @@ def find_pyramid(image, template, method="ncc", *, threshold=None, max_matches=1
 def search_pyramid(job):
     """The bounded coarse-to-fine search of ``job`` (one template): ``(matches, info)``, in the searched image's coordinates.
 
-    Bounds every cell (:func:`matcher.search.bounds.cell_bounds`), scores cells
-    best bound first until none left can reach the bar (:class:`_Cells`), then
-    suppresses and reports. Any step may give up, with its reason: then the
+    Bounds the coarsest cells (:class:`matcher.search.levels.Levels`), splits and
+    scores cells, the best guesses first, until none left can reach the bar
+    (:class:`_Cells`), then suppresses and reports. Any step may give up, with its reason: then the
     exhaustive search answers.
     """
     method = job.method
@@ -226,7 +227,7 @@ class _Cells:
         self.pool_y, self.pool_x, self.pool_g = [np.zeros(0, np.intp)] * 2 + [np.zeros(0)]
         self.pool_done = np.zeros(0, bool)
         self.exact = {}
-        self.exact_scores = _ExactScores(arr, tpl, job.method.name, self.sign)
+        self.exact_scores = ExactScores(arr, tpl, job.method.name, self.sign)
         self.known = job.max_matches is None  # the bar is final but for rising: max_matches matches were kept
 
     def search(self):
@@ -294,7 +295,7 @@ class _Cells:
         for sy, sx in ndimage.find_objects(labels):
             y0, y1 = sy.start * b, min(sy.stop * b, ny) - 1
             x0, x1 = sx.start * b, min(sx.stop * b, nx) - 1
-            g = _ranking(self.arr, self.tpl, self.job.method.name, self.sign, y0, y1, x0, x1)
+            g = ranking_scores(self.arr, self.tpl, self.job.method.name, self.sign, y0, y1, x0, x1)
             ys, xs, vals = local_peaks(g, floor)
             found.append((ys + y0, xs + x0, vals))
         self.pool_y, self.pool_x, self.pool_g = (np.concatenate(a) for a in zip(*found))
@@ -348,10 +349,6 @@ class _Cells:
         return found
 
 
-def _float32(a):
-    return np.ascontiguousarray(a, dtype=np.float32)
-
-
 def pyr_down(a):
     """``cv2.pyrDown`` (each side halved, rounding up), keeping a trailing channel axis of length 1.
 
@@ -360,99 +357,3 @@ def pyr_down(a):
     """
     out = cv2.pyrDown(a)
     return out[:, :, None] if a.ndim == 3 and out.ndim == 2 else out
-
-
-_CV_METHODS = {"ncc": cv2.TM_CCOEFF_NORMED, "ccorr_normed": cv2.TM_CCORR_NORMED, "ssd_normed": cv2.TM_SQDIFF_NORMED}
-
-
-def _ranking(img, tpl, method, sign, y0, y1, x0, x1):
-    """Goodness of positions y0..y1 x x0..x1 (inclusive) by cv2.matchTemplate (float32): for ranking only.
-
-    For ncc both sides are centred first (the score does not change; float32 keeps more digits).
-    """
-    th, tw = tpl.shape[:2]
-    if (y1 - y0 + 1) * (x1 - x0 + 1) * tpl.size <= _DIRECT_VALUES:
-        return sign * _direct_scores(img[y0 : y1 + th, x0 : x1 + tw], tpl, method)
-    crop = _float32(img[y0 : y1 + th, x0 : x1 + tw])
-    t = _float32(tpl)
-    if crop.ndim == 3 and crop.shape[2] == 1:
-        crop, t = crop[:, :, 0], t[:, :, 0]
-    if method == "ncc":
-        axes = (0, 1)
-        crop = crop - crop.mean(axis=axes, dtype=np.float64).astype(np.float32)
-        t = t - t.mean(axis=axes, dtype=np.float64).astype(np.float32)
-    g = _match_in_bands(crop, t, _CV_METHODS[method]).astype(np.float64)
-    np.nan_to_num(g, copy=False, nan=0.0 if method != "ssd_normed" else 1.0)
-    return sign * g
-
-
-def _direct_scores(crop, tpl, method):
-    """Every position's score in ``crop``, by products with the template in float64 (few positions:
-    cheaper than OpenCV's transforms, whose cost follows the template's size)."""
-    h, w = tpl.shape[:2]
-    c = crop.astype(np.float64)
-    c = c[:, :, None] if c.ndim == 2 else c
-    t = channels_first("template", tpl)  # (C, h, w)
-    if method == "ncc":
-        t = t - t.mean(axis=(1, 2), keepdims=True)  # then <W, t> = <W - mean, t>
-    view = sliding_window_view(c, (h, w), axis=(0, 1))  # (ny, nx, C, h, w), no copy
-    num = np.einsum("yxchw,chw->yx", view, t)
-    Z1, Z2 = (cv2.integral(a, sdepth=cv2.CV_64F) for a in (c, c * c))
-    Z1, Z2 = (Z[:, :, None] if Z.ndim == 2 else Z for Z in (Z1, Z2))
-    s1, s2 = ((Z[h:, w:] - Z[:-h, w:] - Z[h:, :-w] + Z[:-h, :-w]) for Z in (Z1, Z2))
-    wn2 = (np.maximum(s2 - s1**2 / (h * w), 0.0) if method == "ncc" else s2).sum(axis=2)
-    tn2 = float((t**2).sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if method == "ssd_normed":
-            g = np.minimum((tn2 + wn2 - 2 * num) / np.sqrt(tn2 * wn2), 1.0)
-            return np.where(np.isfinite(g), g, 1.0)
-        return np.where(wn2 * tn2 > 0, num / np.sqrt(tn2 * wn2), 0.0)
-
-
-def _match_in_bands(image, templ, cv_method):
-    """``cv2.matchTemplate``, split into horizontal bands on the engine's threads when the map is large
-    (OpenCV's own function uses one core)."""
-    rows = image.shape[0] - templ.shape[0] + 1
-    cores = num_threads()  # matcher.set_num_threads sets it
-    if cores < 2 or rows * (image.shape[1] - templ.shape[1] + 1) < _PARALLEL_OUTPUTS or rows < 2 * templ.shape[0]:
-        return cv2.matchTemplate(image, templ, cv_method)
-    bounds = [round(rows * k / cores) for k in range(cores + 1)]
-    out = np.empty((rows, image.shape[1] - templ.shape[1] + 1), np.float32)
-
-    def band(k):
-        r0, r1 = bounds[k], bounds[k + 1]
-        out[r0:r1] = cv2.matchTemplate(image[r0 : r1 + templ.shape[0] - 1], templ, cv_method)
-
-    list(thread_pool().map(band, range(cores)))
-    return out
-
-
-class _ExactScores:
-    """Full-resolution scores by definition (:func:`matcher.scores.reference.window_scores`), around a position."""
-
-    def __init__(self, arr, tpl, method, sign):
-        self.arr, self.method, self.sign = arr, method, sign
-        self.h, self.w = tpl.shape[:2]
-        self.tpl = channels_first("template", tpl)
-        self.my, self.mx = arr.shape[0] - self.h, arr.shape[1] - self.w
-
-    def around(self, y, x):
-        """Goodness of the positions within 1 of (y, x), clipped to the map; and (y, x) in that array."""
-        y0, y1, x0, x1 = max(y - 1, 0), min(y + 1, self.my), max(x - 1, 0), min(x + 1, self.mx)
-        crop = self.arr[y0 : y1 + self.h, x0 : x1 + self.w]
-        crop = crop[:, :, None] if crop.ndim == 2 else crop
-        view = sliding_window_view(crop.astype(np.float64), (self.h, self.w), axis=(0, 1))  # (ny, nx, C, h, w)
-        ny, nx = view.shape[:2]
-        windows = np.ascontiguousarray(view.reshape((ny * nx,) + view.shape[2:]))
-        g = self.sign * window_scores(windows, self.tpl, None, self.method).reshape(ny, nx)
-        return g, y - y0, x - x0
-
-    def peak(self, y, x):
-        """Climb the exact scores from (y, x) to a local peak: (y, x, its 3 x 3 goodness, y and x in it)."""
-        for _ in range(_MAX_CLIMB):
-            g, cy, cx = self.around(y, x)
-            iy, ix = np.unravel_index(int(np.argmax(g)), g.shape)
-            if g[iy, ix] <= g[cy, cx]:
-                break
-            y, x = y + int(iy) - cy, x + int(ix) - cx
-        return y, x, g, cy, cx
