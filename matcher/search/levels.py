@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from .bounds import block_stats, pool_stats, stats_bounds, template_terms
 
-__all__ = ["Levels", "level_sizes", "window_energy_min", "GLOBAL_BLOCK"]
+__all__ = ["Levels", "level_sizes", "window_energy_min", "clusters", "GLOBAL_BLOCK"]
 
 _MERGE = 2  # cells to bound within 2 _MERGE of each other are bounded in one box (fewer calls)
 GLOBAL_BLOCK = 8
@@ -125,10 +125,7 @@ class Levels:
         child = np.repeat(np.repeat(mask, 2, axis=0), 2, axis=1)[:ny, :nx]
         self.live[level + 1] |= child
         need = child & np.isnan(self.bounds[level + 1])
-        near = cv2.dilate(need.view(np.uint8), np.ones((2 * _MERGE + 1,) * 2, np.uint8))
-        labels, _ = ndimage.label(near, structure=np.ones((3, 3), bool))
-        for sy, sx in ndimage.find_objects(labels):  # one box per cluster (cells within 2 _MERGE of each other)
-            y0, y1, x0, x1 = sy.start, sy.stop, sx.start, sx.stop
+        for y0, y1, x0, x1 in clusters(need, _MERGE):  # one box per cluster: few calls, little waste
             b, e = self._rectangle(level + 1, y0, y1, x0, x1)
             fresh = np.isnan(self.bounds[level + 1][y0:y1, x0:x1])
             self.bounds[level + 1][y0:y1, x0:x1][fresh] = b[fresh]
@@ -164,6 +161,32 @@ class Levels:
         else:
             energy = None
         return stats_bounds(M, A2, terms, self.method, ny, nx, energy)
+
+
+def clusters(mask, merge=0):
+    """Boxes ``(y0, y1, x0, x1)`` (ends excluded) around the 8-connected clusters of ``mask``'s cells, cells
+    within ``2 merge`` of each other counting as connected (boxes may then overlap cells not in ``mask``).
+
+    Examples
+    --------
+    >>> m = np.zeros((6, 8), bool); m[1, 1] = m[2, 2] = m[4, 6] = True
+    >>> clusters(m), clusters(m, merge=2)
+    ([(1, 3, 1, 3), (4, 5, 6, 7)], [(1, 5, 1, 7)])
+    """
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return []
+    oy, ox = max(rows[0] - merge, 0), max(cols[0] - merge, 0)  # label inside the marked box only
+    sub = mask[oy : rows[-1] + merge + 1, ox : cols[-1] + merge + 1]
+    near = cv2.dilate(sub.view(np.uint8), np.ones((2 * merge + 1,) * 2, np.uint8)) if merge else sub
+    labels, _ = ndimage.label(near, structure=np.ones((3, 3), bool))
+    boxes = []
+    for sy, sx in ndimage.find_objects(labels):
+        inner = sub[sy, sx]  # the box of the cluster's own cells, without the dilation's margin
+        r, c = np.flatnonzero(inner.any(axis=1)), np.flatnonzero(inner.any(axis=0))
+        boxes.append((int(oy + sy.start + r[0]), int(oy + sy.start + r[-1] + 1),
+                      int(ox + sx.start + c[0]), int(ox + sx.start + c[-1] + 1)))
+    return boxes
 
 
 def window_energy_min(image, shape, s, cells, centred):

@@ -58,7 +58,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from .. import deadline
 from ..errors import MatcherError
@@ -67,7 +66,7 @@ from ..options import FindOptions
 from ..scores.inputs import as_array
 from .exhaustive import search_exhaustive
 from .job import make_job
-from .levels import Levels, level_sizes
+from .levels import Levels, clusters, level_sizes
 from .peaks import local_peaks, suppress
 from .ranking import ExactScores, ranking_scores
 from .report import matches_at
@@ -287,14 +286,12 @@ class _Cells:
         mask.flat[cells] = True
         self.scored.flat[cells] = True
         self.scored_count += len(cells)
-        near = cv2.dilate(mask.view(np.uint8), np.ones((2 * _MERGE + 1,) * 2, np.uint8)) if _MERGE else mask
-        labels, _ = ndimage.label(near, structure=np.ones((3, 3), bool))
         b, (ny, nx) = self.b, self.map_shape
         floor = None if self.job.floor is None else self.job.floor - SLACK
         found = [(self.pool_y, self.pool_x, self.pool_g)]
-        for sy, sx in ndimage.find_objects(labels):
-            y0, y1 = sy.start * b, min(sy.stop * b, ny) - 1
-            x0, x1 = sx.start * b, min(sx.stop * b, nx) - 1
+        for cy0, cy1, cx0, cx1 in clusters(mask, _MERGE):
+            y0, y1 = cy0 * b, min(cy1 * b, ny) - 1
+            x0, x1 = cx0 * b, min(cx1 * b, nx) - 1
             g = ranking_scores(self.arr, self.tpl, self.job.method.name, self.sign, y0, y1, x0, x1)
             ys, xs, vals = local_peaks(g, floor)
             found.append((ys + y0, xs + x0, vals))
