@@ -208,8 +208,9 @@ def window_energy_min(image, shape, s, cells, centred):
     -------
     ndarray of float64
         Per cell, at most the energy (summed over channels) of any of its
-        windows inside the image: 8-bit sums are exact (integers in float64),
-        others lose a relative ``1e-9`` of the windows' sum of squares for rounding.
+        windows inside the image: 8-bit sums are exact (integers in float64, for
+        templates under about 370 000 pixels), others lose a relative ``1e-9`` of
+        the windows' sum of squares for rounding.
 
     Examples
     --------
@@ -222,12 +223,12 @@ def window_energy_min(image, shape, s, cells, centred):
     H, W = image.shape[:2]
     py1, px1 = min(s * y1, H - h + 1), min(s * x1, W - w + 1)  # positions past the map are no windows
     crop = image[s * y0 : py1 + h - 1, s * x0 : px1 + w - 1]
-    exact = crop.dtype == np.uint8
-    f = crop if exact else crop.astype(np.float64)
+    n = float(h * w)
+    exact = crop.dtype == np.uint8 and n * n * 255.0**2 < 2.0**53  # n s2 and s1^2: integers float64 holds
+    f = crop if crop.dtype == np.uint8 else crop.astype(np.float64)
     Z1, Z2 = cv2.integral2(f, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
     Z1, Z2 = (Z[:, :, None] if Z.ndim == 2 else Z for Z in (Z1, Z2))
     s1, s2 = ((Z[h:, w:] - Z[:-h, w:] - Z[h:, :-w] + Z[:-h, :-w]) for Z in (Z1, Z2))
-    n = float(h * w)
     energy = ((n * s2 - s1 * s1) / n if centred else s2).sum(axis=2)  # 8-bit: n s2 - s1^2 is an exact integer
     if not exact:
         energy -= 1e-9 * s2.sum(axis=2)
