@@ -273,3 +273,17 @@ def test_threshold_search_through_a_whole_level_agrees(monkeypatch):
         assert [(m.x, m.y) for m in p] == [(m.x, m.y) for m in e], info
         assert [m.score for m in p] == pytest.approx([m.score for m in e], abs=1e-9)
         assert not info.fell_back and whole == through_whole, (threshold, info, whole)
+
+
+@pytest.mark.parametrize("shape", [(64, 48), (67, 53), (67, 53, 3), (16, 200)])
+def test_eight_bit_block_statistics_are_exact(shape):
+    """The 8-bit path (area reductions in float32) gives the float64 path's sums exactly, blocks cut by the
+    image's edge and blocks past it included."""
+    img = np.random.default_rng(9).integers(0, 256, shape).astype(np.uint8)
+    for b in (2, 4, 8, 16):
+        for gy, gx in ((shape[0] // b, shape[1] // b), (-(-shape[0] // b) + 3, -(-shape[1] // b) + 2)):
+            M8, A8 = block_stats(img, b, gy, gx, False)
+            M64, A64 = block_stats(img.astype(np.float64), b, gy, gx, False)
+            assert M8.shape == M64.shape == (gy, gx, img.ndim * 2 - 3)
+            assert np.array_equal(M8, M64) and np.array_equal(A8, A64), (b, gy, gx)
+            assert A8.sum() == float((img.astype(np.float64) ** 2)[: gy * b, : gx * b].sum())

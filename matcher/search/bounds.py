@@ -255,17 +255,16 @@ def block_stats(image, b, gy, gx, centred):
     """Block means ``M`` and block sums of squares ``A2``, ``(gy, gx, C)`` float64, zero past the image.
 
     For ``ncc`` the image's mean is removed (the scores do not change; the sums
-    of squares keep their digits). 8-bit images: sums from the integer
-    integral image, squares reduced in float32 (exact: integers below 2**24);
-    others in float64.
+    of squares keep their digits). 8-bit images: sums and sums of squares
+    reduced by area in float32 (exact: integers below 2**24 for blocks of up to
+    16 x 16); others from float64 integral images.
     """
     img = image[:, :, None] if image.ndim == 2 else image
     H, W, C = img.shape
     ys, xs = np.minimum(np.arange(gy + 1) * b, H), np.minimum(np.arange(gx + 1) * b, W)
     if img.dtype == np.uint8 and b <= 16:
-        depth = cv2.CV_32S if H * W * 255 < 2**31 else cv2.CV_64F
-        S1 = _block_sums(cv2.integral(image, sdepth=depth), ys, xs)
-        A2 = _square_sums(img, b, gy, gx)
+        S1 = _area_sums(img.astype(np.float32), b, gy, gx)
+        A2 = _area_sums(cv2.multiply(img, img, dtype=cv2.CV_32F), b, gy, gx)
         if centred:  # remove the mean on the sums, in float64 (exact: integers times 2**-k)
             n = _pixels_per_block(ys, xs)
             mu = S1.sum(axis=(0, 1)) / (H * W)
@@ -287,22 +286,26 @@ def _block_sums(Z, ys, xs):
     return Zc[1:, 1:] - Zc[:-1, 1:] - Zc[1:, :-1] + Zc[:-1, :-1]
 
 
-def _square_sums(img, b, gy, gx):
-    """Block sums of the squares of an 8-bit image, ``(gy, gx, C)``: full blocks by area reduction, cut ones by numpy."""
-    H, W, C = img.shape
+def _area_sums(a, b, gy, gx):
+    """Block sums of a float32 image of integers, ``(gy, gx, C)`` float64, zero past the image: full blocks
+    by area reduction (exact while a block's sum is an integer below 2**24), the blocks the image's edge
+    cuts by numpy."""
+    H, W = a.shape[:2]
+    a = a.reshape(H, W, -1)
+    C = a.shape[2]
     hb, wb = min(H // b, gy), min(W // b, gx)
+    ry, rx = min(-(-H // b), gy), min(-(-W // b), gx)  # blocks holding some of the image
     out = np.zeros((gy, gx, C))
-    sq = cv2.multiply(img, img, dtype=cv2.CV_32F)
-    sq = sq[:, :, None] if sq.ndim == 2 else sq
     if hb and wb:
-        red = cv2.resize(sq[: hb * b, : wb * b], (wb, hb), interpolation=cv2.INTER_AREA)
-        out[:hb, :wb] = (red[:, :, None] if red.ndim == 2 else red) * float(b * b)
-    for i in range(hb, min(-(-H // b), gy)):  # the bottom row of blocks cut by the image's edge
-        for j in range(min(-(-W // b), gx)):
-            out[i, j] = sq[i * b : i * b + b, j * b : j * b + b].astype(np.float64).sum(axis=(0, 1))
-    for j in range(wb, min(-(-W // b), gx)):  # the right column
-        for i in range(hb):
-            out[i, j] = sq[i * b : i * b + b, j * b : j * b + b].astype(np.float64).sum(axis=(0, 1))
+        red = cv2.resize(a[: hb * b, : wb * b], (wb, hb), interpolation=cv2.INTER_AREA)
+        out[:hb, :wb] = red.reshape(hb, wb, C) * float(b * b)
+    if ry > hb:  # the bottom row of blocks, cut by the image's edge (with the corner)
+        cols = np.zeros((rx * b, C))
+        part = a[hb * b :, : rx * b].astype(np.float64).sum(axis=0)
+        cols[: part.shape[0]] = part
+        out[hb, :rx] = cols.reshape(rx, b, C).sum(axis=1)
+    if rx > wb and hb:  # the right column of blocks
+        out[:hb, wb] = a[: hb * b, wb * b :].astype(np.float64).sum(axis=1).reshape(hb, b, C).sum(axis=1)
     return out
 
 
