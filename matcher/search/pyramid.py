@@ -88,8 +88,8 @@ MAX_SCORED = 0.01
 MIN_SCORED = 1024
 """Cells the search may always score (small images: a few matches' neighbourhoods are a large fraction)."""
 MAX_SPLIT = 0.05
-"""Fall back when more than this fraction of a coarser level's cells (or :data:`MIN_SPLIT`, if more) would have to
-be split: their halves would cost more to bound than the exhaustive search."""
+"""Bound the next level whole (as a flat search would) when more than this fraction of a coarser level's cells (or
+:data:`MIN_SPLIT`, if more) would have to be split: their halves would cost more to bound box by box."""
 MIN_SPLIT = 1024
 """Cells of a coarser level the search may always split."""
 SLACK = 1e-3
