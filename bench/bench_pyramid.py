@@ -21,11 +21,13 @@ Scenes (uint8 gray, all seeded):
 
 For each case: median wall time of ``cv2.matchTemplate(..., TM_CCOEFF_NORMED)``
 + ``cv2.minMaxLoc`` and of ``matcher.find(..., pyramid=True)`` (run in turn, in
-one process), their ratio, whether the pyramid fell back, the fraction of cells
-it scored at full resolution, and whether it agrees with ``matcher.find``
-without the pyramid (the same best window, or a tie within 2e-4 between exactly
-scored windows; for the board, the same set). The summary gives, per scene, the
-agreement, the fallback rate and the median (range) of the ratios.
+one process), their ratio and its range over the repeats, whether the pyramid
+fell back, the fraction of the finest cells it scored at full resolution, and
+whether it agrees with ``matcher.find`` without the pyramid (the same best
+window, or a tie within 2e-4 between exactly scored windows; for the board, the
+same set). The summary gives, per scene, the agreement, the fallback count, the
+median (range) of the ratios and their median where it did not fall back, and
+over all cases the median ratio of each repeat.
 
 Run: ``python bench/bench_pyramid.py [--repeat N] [--scenes photos,decoys,...]``
 """
@@ -220,7 +222,7 @@ def run_case(img, tpl, kw, repeat):
         t, (matches, info) = timed(lambda: find_pyramid(img, tpl, "ncc", **kw), 1)
         t_py.append(t)
     exhaustive = find(img, tpl, "ncc", **kw)
-    return statistics.median(t_cv), statistics.median(t_py), matches, info, exhaustive
+    return t_cv, t_py, matches, info, exhaustive
 
 
 def main():
@@ -228,29 +230,39 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--scenes", default=",".join(SCENES))
     args = ap.parse_args()
-    print(f"{'scene':>10} {'tpl':>8} {'opencv_s':>9} {'pyramid_s':>9} {'ratio':>6} {'levels':>6} {'scored':>7} "
-          f"{'fell_back':>9} {'agree':>5}  note")
+    print(f"{'scene':>10} {'tpl':>8} {'opencv_s':>9} {'pyramid_s':>9} {'ratio':>6} {'range':>13} {'levels':>6} "
+          f"{'scored':>7} {'fell_back':>9} {'agree':>5}  note")
     summary = {}
     for name in args.scenes.split(","):
         for scene, img, tpl, kw in SCENES[name]():
-            t_cv, t_py, matches, info, exhaustive = run_case(img, tpl, kw, args.repeat)
+            cvs, pys, matches, info, exhaustive = run_case(img, tpl, kw, args.repeat)
+            t_cv, t_py = statistics.median(cvs), statistics.median(pys)
+            per_repeat = [p / c for p, c in zip(pys, cvs)]
             ok = agrees(exhaustive, matches, kw.get("max_matches", 1) is None)
-            note = f"{len(matches)} matches" if "threshold" in kw else ""
+            note = f"{len(matches)} matches; " if "threshold" in kw else ""
             note += info.reason[:70]
-            summary.setdefault(scene, []).append((t_py / t_cv, info.fell_back, ok))
+            summary.setdefault(scene, []).append((t_py / t_cv, info.fell_back, ok, per_repeat))
             print(f"{scene:>10} {tpl.shape[1]:>4}x{tpl.shape[0]:<3} {t_cv:>9.4f} {t_py:>9.4f} {t_py / t_cv:>6.3f} "
-                  f"{info.levels:>6} {info.candidates / max(info.cells, 1):>7.2%} {str(info.fell_back):>9} "
-                  f"{str(ok):>5}  {note}", flush=True)
-    print("\nscene       cases  agree  fell back  ratio median (range)")
+                  f"{min(per_repeat):>6.3f}-{max(per_repeat):<6.3f} {info.levels:>6} "
+                  f"{info.candidates / max(info.cells, 1):>7.2%} {str(info.fell_back):>9} {str(ok):>5}  {note}",
+                  flush=True)
+    print("\nratio: median time over median OpenCV time; range: the ratio in each repeat (run in turn)")
+    print("\nscene       cases  agree  fell back  ratio median (range)  bounded-only median")
     everything = []
     for scene, rows in summary.items():
         everything += rows
-        ratios = [r for r, _, _ in rows]
-        print(f"{scene:<10} {len(rows):>6} {sum(ok for *_, ok in rows):>6} {sum(f for _, f, _ in rows):>10}  "
-              f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})")
-    ratios = [r for r, _, _ in everything]
-    print(f"{'all':<10} {len(everything):>6} {sum(ok for *_, ok in everything):>6} "
-          f"{sum(f for _, f, _ in everything):>10}  {statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})")
+        print(_summary_line(scene, rows))
+    print(_summary_line("all", everything))
+    per_repeat = [statistics.median(r[3][j] for r in everything) for j in range(args.repeat)]
+    print("all cases, median ratio in each repeat: " + ", ".join(f"{r:.3f}" for r in per_repeat))
+
+
+def _summary_line(name, rows):
+    ratios = [r for r, *_ in rows]
+    bounded = [r for r, fell, *_ in rows if not fell]
+    inner = f"{statistics.median(bounded):.3f}" if bounded else "-"
+    return (f"{name:<10} {len(rows):>6} {sum(ok for _, _, ok, _ in rows):>6} {sum(f for _, f, _, _ in rows):>10}  "
+            f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})  {inner}")
 
 
 if __name__ == "__main__":

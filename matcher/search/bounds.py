@@ -53,7 +53,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["TemplateTerms", "template_terms", "cell_bounds", "ROUNDING", "BOUNDED_METHODS"]
+__all__ = ["TemplateTerms", "template_terms", "cell_bounds", "block_stats", "stats_bounds", "pool_stats", "ROUNDING",
+           "BOUNDED_METHODS"]
 
 ROUNDING = 1e-5
 """Relative rounding allowance of the float32 coarse correlation (``sum|t| max|M|`` times this is added)."""
@@ -170,8 +171,44 @@ def cell_bounds(image, terms, method):
     H, W = image.shape[:2]
     ncy, ncx = (H - h) // b + 1, (W - w) // b + 1
     nby, nbx = terms.nb
-    M, A2 = _block_stats(image, b, ncy + nby, ncx + nbx, terms.centred)
+    M, A2 = block_stats(image, b, ncy + nby, ncx + nbx, terms.centred)
+    return stats_bounds(M, A2, terms, method, ncy, ncx)
+
+
+def stats_bounds(M, A2, terms, method, ncy, ncx, energy=None):
+    """:func:`cell_bounds` of ``ncy x ncx`` cells from the block statistics of the blocks they see.
+
+    Parameters
+    ----------
+    M, A2 : ndarray of float64, shape ``(ncy + nb[0], ncx + nb[1], C)`` at least
+        Block means and block sums of squares (:func:`block_stats`, or
+        :func:`pool_stats` of finer ones), starting at the first cell's block:
+        a slice of a whole image's statistics bounds the cells of that slice.
+    terms : TemplateTerms
+        For the same block size.
+    method : str
+        One of :data:`BOUNDED_METHODS`.
+    ncy, ncx : int
+        Cells to bound.
+    energy : ndarray of float64, shape (ncy, ncx), optional
+        A lower bound of the energy of every window of each cell (centred for
+        ``ncc``, summed over the channels; :func:`cell_energy`), used where it
+        is above the blocks' (the blocks every window holds miss up to ``b - 1``
+        rows and columns of it).
+
+    Returns
+    -------
+    bound, estimate : ndarray of float64, shape ``(ncy, ncx)``
+        As :func:`cell_bounds`.
+    """
+    nby, nbx = terms.nb
+    if M.shape[0] < ncy + nby or M.shape[1] < ncx + nbx or M.shape != A2.shape:
+        raise ValueError(f"block statistics {M.shape} and {A2.shape} do not cover {ncy}x{ncx} cells of "
+                         f"{nby}x{nbx} blocks")
+    M, A2 = M[: ncy + nby, : ncx + nbx], A2[: ncy + nby, : ncx + nbx]
     corner, at_q, rest, core2, ext2, aligned2 = _cell_sums(M, A2, terms, ncy, ncx)
+    if energy is not None:
+        core2 = np.maximum(core2, energy)
     tnorm = np.sqrt(terms.norm2.sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         den = np.where(core2 > 0, tnorm * np.sqrt(core2), np.inf)
@@ -184,21 +221,50 @@ def cell_bounds(image, terms, method):
     return np.minimum(cn, 1.0), estimate
 
 
-def _block_stats(image, b, gy, gx, centred):
+def pool_stats(M, A2):
+    """The block statistics of blocks twice as large: each ``2 x 2`` group of blocks summed.
+
+    Parameters
+    ----------
+    M, A2 : ndarray of float64, shape (gy, gx, C)
+        Block means and sums of squares for blocks of ``b x b`` (:func:`block_stats`).
+
+    Returns
+    -------
+    M2, A22 : ndarray of float64, shape ``(ceil(gy / 2), ceil(gx / 2), C)``
+        The same for blocks of ``2b x 2b`` (a missing last row or column counts as zeros,
+        as blocks past the image do).
+
+    Examples
+    --------
+    >>> M, A2 = pool_stats(np.arange(4.0).reshape(2, 2, 1), np.ones((2, 2, 1)))
+    >>> float(M[0, 0, 0]), float(A2[0, 0, 0])
+    (1.5, 4.0)
+    """
+    gy, gx, C = M.shape
+    ey, ex = gy + gy % 2, gx + gx % 2
+    out = []
+    for a, scale in ((M, 0.25), (A2, 1.0)):
+        if (ey, ex) != (gy, gx):
+            a = np.pad(a, ((0, ey - gy), (0, ex - gx), (0, 0)))
+        out.append(a.reshape(ey // 2, 2, ex // 2, 2, C).sum(axis=(1, 3)) * scale)
+    return out[0], out[1]
+
+
+def block_stats(image, b, gy, gx, centred):
     """Block means ``M`` and block sums of squares ``A2``, ``(gy, gx, C)`` float64, zero past the image.
 
     For ``ncc`` the image's mean is removed (the scores do not change; the sums
-    of squares keep their digits). 8-bit images: sums from the integer
-    integral image, squares reduced in float32 (exact: integers below 2**24);
-    others in float64.
+    of squares keep their digits). 8-bit images: sums and sums of squares
+    reduced by area in float32 (exact: integers below 2**24 for blocks of up to
+    16 x 16); others from float64 integral images.
     """
     img = image[:, :, None] if image.ndim == 2 else image
     H, W, C = img.shape
     ys, xs = np.minimum(np.arange(gy + 1) * b, H), np.minimum(np.arange(gx + 1) * b, W)
     if img.dtype == np.uint8 and b <= 16:
-        depth = cv2.CV_32S if H * W * 255 < 2**31 else cv2.CV_64F
-        S1 = _block_sums(cv2.integral(image, sdepth=depth), ys, xs)
-        A2 = _square_sums(img, b, gy, gx)
+        S1 = _area_sums(img.astype(np.float32), b, gy, gx)
+        A2 = _area_sums(cv2.multiply(img, img, dtype=cv2.CV_32F), b, gy, gx)
         if centred:  # remove the mean on the sums, in float64 (exact: integers times 2**-k)
             n = _pixels_per_block(ys, xs)
             mu = S1.sum(axis=(0, 1)) / (H * W)
@@ -220,22 +286,26 @@ def _block_sums(Z, ys, xs):
     return Zc[1:, 1:] - Zc[:-1, 1:] - Zc[1:, :-1] + Zc[:-1, :-1]
 
 
-def _square_sums(img, b, gy, gx):
-    """Block sums of the squares of an 8-bit image, ``(gy, gx, C)``: full blocks by area reduction, cut ones by numpy."""
-    H, W, C = img.shape
+def _area_sums(a, b, gy, gx):
+    """Block sums of a float32 image of integers, ``(gy, gx, C)`` float64, zero past the image: full blocks
+    by area reduction (exact while a block's sum is an integer below 2**24), the blocks the image's edge
+    cuts by numpy."""
+    H, W = a.shape[:2]
+    a = a.reshape(H, W, -1)
+    C = a.shape[2]
     hb, wb = min(H // b, gy), min(W // b, gx)
+    ry, rx = min(-(-H // b), gy), min(-(-W // b), gx)  # blocks holding some of the image
     out = np.zeros((gy, gx, C))
-    sq = cv2.multiply(img, img, dtype=cv2.CV_32F)
-    sq = sq[:, :, None] if sq.ndim == 2 else sq
     if hb and wb:
-        red = cv2.resize(sq[: hb * b, : wb * b], (wb, hb), interpolation=cv2.INTER_AREA)
-        out[:hb, :wb] = (red[:, :, None] if red.ndim == 2 else red) * float(b * b)
-    for i in range(hb, min(-(-H // b), gy)):  # the bottom row of blocks cut by the image's edge
-        for j in range(min(-(-W // b), gx)):
-            out[i, j] = sq[i * b : i * b + b, j * b : j * b + b].astype(np.float64).sum(axis=(0, 1))
-    for j in range(wb, min(-(-W // b), gx)):  # the right column
-        for i in range(hb):
-            out[i, j] = sq[i * b : i * b + b, j * b : j * b + b].astype(np.float64).sum(axis=(0, 1))
+        red = cv2.resize(a[: hb * b, : wb * b], (wb, hb), interpolation=cv2.INTER_AREA)
+        out[:hb, :wb] = red.reshape(hb, wb, C) * float(b * b)
+    if ry > hb:  # the bottom row of blocks, cut by the image's edge (with the corner)
+        cols = np.zeros((rx * b, C))
+        part = a[hb * b :, : rx * b].astype(np.float64).sum(axis=0)
+        cols[: part.shape[0]] = part
+        out[hb, :rx] = cols.reshape(rx, b, C).sum(axis=1)
+    if rx > wb and hb:  # the right column of blocks
+        out[:hb, wb] = a[: hb * b, wb * b :].astype(np.float64).sum(axis=1).reshape(hb, b, C).sum(axis=1)
     return out
 
 
