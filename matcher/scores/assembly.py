@@ -27,7 +27,7 @@ import numpy as np
 
 from ..methods import get_method
 from .degenerate import degenerate_at, degenerate_score, template_degenerate_score
-from .error_model import EPS64, denominator_error, float32_coefficients
+from .error_model import EPS64, denominator_error, denominator_relative_error, float32_coefficients
 from .image_channel import BandChannel
 from .inputs import RECOMPUTE
 from .reference import centred, rescore
@@ -158,7 +158,7 @@ class _Assembly:
         self.exact_den = all(t.exact for t in self.terms) if self.terms else False
         self.err_den = 0.0
         # a relative error rho of the denominator moves a score in [-1, 1] by at most rho
-        self.den_rel = max((t.rel_var for t in self.terms), default=0.0)
+        self.den_rel = denominator_relative_error(self.terms, method) if self.normalised else 0.0
         if self.normalised and not self.exact_den:
             self.err_den = denominator_error(self.terms, method) * max(self.den_factors)
         self.bound = np.empty(out.shape, self.work) if self.normalised else None
@@ -335,7 +335,7 @@ class _Assembly:
         for t, s in zip(self.terms, shifts):
             largest = t.sw * (t.peak + abs(s)) ** 2
             exact = t.exact and largest * 4.0 < _EXACT and float(s).is_integer()
-            total += 0.0 if exact else t.err2 + 2.0 * abs(s) * t.err1 + 8.0 * EPS64 * largest
+            total += 0.0 if exact else t.err2_whole + 2.0 * abs(s) * t.err1 + 8.0 * EPS64 * largest
         return total
 
     def chunk(self, a, b, xs, model, scratch, cols=None):

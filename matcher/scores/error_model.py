@@ -20,7 +20,8 @@ windows whose bound exceeds the precision's tolerance.
 
 import numpy as np
 
-__all__ = ["correlation_error_bound", "float32_coefficients", "float64_coefficients", "EPS32", "EPS64"]
+__all__ = ["correlation_error_bound", "float32_coefficients", "float64_coefficients", "denominator_error",
+           "denominator_relative_error", "EPS32", "EPS64"]
 
 EPS32 = float(np.finfo(np.float32).eps)
 EPS64 = float(np.finfo(np.float64).eps)
@@ -109,7 +110,9 @@ def denominator_error(terms, method):
     the denominator is ``sw den`` for ncc (``sw`` times the window's weighted
     variance) and the raw window energy ``sum(M^2 I^2)`` otherwise. Window sums
     may be exact (small integers) while the denominators round: the rounding
-    terms cover that.
+    terms cover that. Parts relative to each window's own denominator (a split
+    sum's one rounding, the split variances') are not in this bound but in
+    :func:`denominator_relative_error`.
     """
     total = 0.0
     for t in terms:
@@ -117,7 +120,19 @@ def denominator_error(terms, method):
         if method == "ncc" and t.var is not None:  # computed without cancellation: its own bound
             total += t.err_var
         elif method == "ncc":  # sw s2 - 2 s1 a2 + s1^2 sw2 / sw, from sums of (plane - offset)
-            total += sw * e2 + 4.0 * sw * m * e1 + 8.0 * EPS64 * (sw * m) ** 2
+            total += sw * t.err2_whole + 4.0 * sw * m * e1 + 8.0 * EPS64 * (sw * m) ** 2
+        elif t.offset == 0.0:  # the raw energy is s2 itself: its running error here, its rounding relative
+            total += e2
         else:  # raw energy s2 + 2 offset a2 + sw2 offset^2
-            total += e2 + 2.0 * abs(t.offset) * e1 + 8.0 * EPS64 * sw * (m + abs(t.offset)) ** 2
+            total += t.err2_whole + 2.0 * abs(t.offset) * e1 + 8.0 * EPS64 * sw * (m + abs(t.offset)) ** 2
     return total
+
+
+def denominator_relative_error(terms, method):
+    """The part of the denominators' error relative to each one: ``|den' - den| <= E + rho |den'|``
+    with ``E`` from :func:`denominator_error` and ``rho`` from here."""
+    if method == "ncc":
+        return max((t.rel_var for t in terms), default=0.0)
+    if all(t.offset == 0.0 for t in terms):  # raw energies summed over channels, each rounding once more
+        return max((t.rel2 for t in terms), default=0.0) + (len(terms) - 1) * EPS64
+    return 0.0

@@ -103,15 +103,21 @@ class BandChannel:
         return self._sums[key]
 
     def sum_errors(self, n):
-        """Bounds on the errors of :meth:`sums` for an ``n``-pixel window: (sum, sum of squares)."""
+        """Bounds on the errors of :meth:`sums` for an ``n``-pixel window: ``(sum, sum of squares, rel)``.
+
+        The sum of squares errs by at most ``err2 + rel |S2|`` in each window:
+        split sums round their total once (``rel``), the rest is their
+        remainders' running sums; plain running sums carry all their error
+        in ``err2`` (``rel`` 0).
+        """
         m = sum_peak(self)
         if self.exact and n * m * m < _EXACT:  # integer sums below 2**52
-            return 0.0, 0.0
+            return 0.0, 0.0, 0.0
         steps = 2.0 * (self.plane.shape[0] + self.plane.shape[1] + 2) * _EPS64
         if self.split:  # running sums of remainders only, then one rounding of the total
             tail1, tail2 = split_tails(m, n)
-            return steps * n * tail1 + 2.0 * _EPS64 * n * m, (steps + 2.0 * _EPS64) * n * tail2 + 2.0 * _EPS64 * n * m * m
-        return steps * n * m, steps * n * m * m
+            return steps * n * tail1 + 2.0 * _EPS64 * n * m, (steps + 2.0 * _EPS64) * n * tail2, 2.0 * _EPS64
+        return steps * n * m, steps * n * m * m, 0.0
 
     def plane32(self, centred):
         """The channel in float32, centred or raw: exact for small integers, one rounding otherwise."""

@@ -29,7 +29,8 @@ class WindowTerms:
 
     ``err1`` bounds the errors of ``s1`` and ``a2``, ``err2`` that of ``s2``;
     ``exact`` says all three are exact. ``peak`` is the largest magnitude of
-    the values summed (``|P|``). ``var``, when given (unmasked ncc on split
+    the values summed (``|P|``). ``s2`` errs by at most ``err2 + rel2 |s2|``
+    in each window (split sums round their total once: ``rel2``). ``var``, when given (unmasked ncc on split
     sums), is ``sw s2 - s1^2`` computed without cancellation
     (:func:`matcher.scores.image_channel.split_variances`), with an error of at
     most ``err_var + rel_var |var|``; ``s2`` is then None.
@@ -49,6 +50,12 @@ class WindowTerms:
     var: "np.ndarray | None" = None
     err_var: float = 0.0
     rel_var: float = 0.0
+    rel2: float = 0.0
+
+    @property
+    def err2_whole(self):
+        """A bound on the error of every ``s2``, its relative part (``rel2 |s2|``) at the largest ``s2``."""
+        return self.err2 + self.rel2 * self.sw2 * self.peak * self.peak
 
 
 def box_terms(ch, shape, first, variance=False):
@@ -62,9 +69,9 @@ def box_terms(ch, shape, first, variance=False):
         s1, var, e1, e_var, rel = ch.variances(shape)
         return WindowTerms(s1, s1, None, n, n, ch.offset, sum_peak(ch), e1, 0.0, False, True, var, e_var, rel)
     s1, s2 = ch.sums(shape, first)
-    e1, e2 = ch.sum_errors(h * w)
+    e1, e2, rel2 = ch.sum_errors(h * w)
     exact = ch.exact and ch.exact_for(h * w)
-    return WindowTerms(s1, s1, s2, n, n, ch.offset, sum_peak(ch), e1, e2, exact, True)
+    return WindowTerms(s1, s1, s2, n, n, ch.offset, sum_peak(ch), e1, e2, exact, True, rel2=rel2)
 
 
 def masked_terms(ch, weights, algorithm, need_s1, need_a2, need_s2):
