@@ -23,17 +23,9 @@ from matcher.search.bounds import block_stats, cell_bounds, pool_stats, stats_bo
 from matcher.search.find import find
 from matcher.search.levels import Levels, level_sizes, window_energy_min
 from matcher.search.pyramid import find_pyramid
+from test_pyramid import cell_max
 
 METHODS = ["ncc", "ccorr_normed", "ssd_normed"]
-
-
-def cell_max(scores, b):
-    """The best of each b x b cell of a goodness map (cells past the map's edge padded with -inf)."""
-    H, W = scores.shape
-    ny, nx = (H - 1) // b + 1, (W - 1) // b + 1
-    padded = np.full((ny * b, nx * b), -np.inf)
-    padded[:H, :W] = scores
-    return padded.reshape(ny, b, nx, b).max(axis=(1, 3))
 
 
 def scene(kind, rng, shape):
