@@ -22,7 +22,6 @@ where every window is settled whatever it costs.
 
 import math
 
-import cv2
 import numpy as np
 
 from ..methods import get_method
@@ -31,7 +30,7 @@ from .error_model import EPS64, denominator_error, denominator_relative_error, f
 from .image_channel import BandChannel
 from .inputs import RECOMPUTE
 from .reference import centred, rescore
-from .settle import NOMINAL_RANGE, settle_global, settle_normalised
+from .settle import NOMINAL_RANGE, settle_global, settle_normalised, value_range
 from .window_terms import box_terms, masked_terms
 
 __all__ = ["assemble"]
@@ -308,7 +307,7 @@ class _Assembly:
         Returns the scores' (minimum, maximum)."""
         out = self.out
         if not self.shift and self.corrections is None:
-            lo, hi, _, _ = cv2.minMaxLoc(x)  # on float32 x: half the bytes to read
+            lo, hi = value_range(x)  # on float32 x: half the bytes to read
             np.copyto(out, x)
             return lo, hi
         np.copyto(out, x)
@@ -317,7 +316,7 @@ class _Assembly:
         if self.corrections is not None:
             for r, t, ch in zip(self.corrections, self.terms, self.channels):
                 out -= r * (t.s1 - t.sw * (ch.centre - t.offset))
-        return cv2.minMaxLoc(out)[:2]
+        return value_range(out)
 
     def global_bound(self, model):
         """One bound for every ssd, ccorr or ccoeff score of the band."""

@@ -54,7 +54,7 @@ def settle_normalised(job, chunks, scratch, contract, limits, algorithm):
 
 def near_perfect(scores, bound, lower):
     """Positions whose score is within its (non-zero) bound of perfect (1; 0 if ``lower``)."""
-    b_max = float(cv2.minMaxLoc(bound)[1])
+    b_max = value_range(bound)[1] if bound.dtype == np.float32 else float(bound.max())
     rows, _ = sparse_where(scores, b_max if lower else 1.0 - b_max, lower, positions=False)
     s, b = scores[rows], bound[rows]
     near = (s <= b) if lower else (s >= 1.0 - b)
@@ -142,7 +142,7 @@ def settle_global(job, out, e, contract, extremes=None, float64=False):
     recomputed by definition.
     """
     p, method = job.p, job.p.method
-    lo, hi = extremes or cv2.minMaxLoc(out)[:2]
+    lo, hi = extremes or value_range(out)
     if method == "ssd":
         e = e + 8.0 * EPS64 * hi
     elif method == "ccorr":
@@ -162,8 +162,17 @@ def settle_global(job, out, e, contract, extremes=None, float64=False):
 
 def score_range(scores, method):
     """The score range the tolerance is relative to: the map's, at most the method's nominal one."""
-    lo, hi, _, _ = cv2.minMaxLoc(scores)
+    lo, hi = value_range(scores)
     return min(max(hi - lo, 1e-12), NOMINAL_RANGE[method])
+
+
+def value_range(a):
+    """``(min, max)`` of a 2-D array, whichever way is faster: OpenCV's one pass for float32, NumPy's
+    two vectorised passes for float64 (twice as fast there as ``cv2.minMaxLoc``)."""
+    if a.dtype == np.float32:
+        lo, hi, _, _ = cv2.minMaxLoc(a)
+        return lo, hi
+    return float(a.min()), float(a.max())
 
 
 def _strips(boxes):
