@@ -255,12 +255,12 @@ def main(argv=None):
     except KeyboardInterrupt as exc:
         print(f"{where}: {exc or 'interrupted'}", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. piped into head: stop quietly
+    except BrokenPipeError:  # e.g. piped into head: stop quietly, with the status of a process SIGPIPE ended
         try:
             sys.stdout = open(os.devnull, "w")
         except OSError:  # pragma: no cover
             pass
-        return 2
+        return 141  # 128 + SIGPIPE (13), as the shell reports a process that signal ended
     except Exception as exc:  # noqa: BLE001 - a bug: still one line unless --traceback
         if args.traceback:
             traceback.print_exc()

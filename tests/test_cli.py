@@ -527,3 +527,15 @@ def test_turned_and_scaled_search_from_the_command_line(capsys, tmp_path):
     assert code == 0 and "angle" in out.splitlines()[1] and "35.00" in out.splitlines()[2]
     code, _, err = run(capsys, "match", SAMPLES / "camera.png", tmp_path / "t.png", "--angles", "-180,400")
     assert code == 2 and "--angles" in err and "spanning at most 360" in err
+
+
+def test_a_reader_that_goes_away_ends_it_quietly_with_141():
+    """Output piped into a reader that has gone (``| head``): no traceback, no message, and the status a
+    process ended by SIGPIPE gets from the shell (128 + 13), not 2, which means bad input."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen([sys.executable, "-m", "matcher", "match", str(CAMERA), str(CAMCORDER), "--threshold",
+                             "0.3", "--all"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    proc.stdout.close()  # gone before anything is written
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err) == (141, b"")
