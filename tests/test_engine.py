@@ -817,3 +817,37 @@ def test_exact_energies_of_dark_windows_are_bounded_relative_to_themselves(resco
     ys, xs = np.concatenate([ys, dark[:, 0]]), np.concatenate([xs, dark[:, 1]])
     want = scores_at(image, template, method, ys, xs)
     np.testing.assert_allclose(got[ys, xs], want, rtol=0, atol=1e-9 * score_range(got))
+
+
+def test_fast_ncc_refines_the_variances_of_a_dark_colour_photo_in_float32(monkeypatch):
+    """A colour photograph in [0, 1] with a black background: from plain float sums the dark windows'
+    variances failed their float32 bounds in such numbers that the band was refused and assembled again
+    in float64 (2-3x the time). The band now recomputes its variances from split sums, keeps its float32
+    correlation, and meets the "fast" contract."""
+    import matcher.scores.assembly as assembly_module
+    import matcher.scores.engine as engine_module
+    from matcher.scores.reference import scores_at
+
+    refined, works = [], []
+    real_refine, real_assemble = assembly_module._Assembly.refine_denominators, engine_module.assemble
+
+    def refine(self, *args):
+        refined.append(1)
+        return real_refine(self, *args)
+
+    def assemble(p, algorithm, out, **kwargs):
+        works.append(kwargs.get("work"))
+        return real_assemble(p, algorithm, out, **kwargs)
+
+    monkeypatch.setattr(assembly_module._Assembly, "refine_denominators", refine)
+    monkeypatch.setattr(engine_module, "assemble", assemble)
+    image = cv2.resize(skimage.data.astronaut(), (384, 384), interpolation=cv2.INTER_AREA) / 255.0
+    template = image[170:202, 256:288].copy()
+    got = match_template(image, template, "ncc")
+    assert refined and works == ["float32"], (refined, works)
+    rng = np.random.default_rng(2)
+    ys, xs = rng.integers(0, got.shape[0], 500), rng.integers(0, got.shape[1], 500)
+    dark = np.argwhere(image[: got.shape[0], : got.shape[1]].max(axis=2) < 0.05)[::7][:300]
+    ys, xs = np.concatenate([ys, dark[:, 0]]), np.concatenate([xs, dark[:, 1]])
+    want = scores_at(image, template, "ncc", ys, xs)
+    np.testing.assert_allclose(got[ys, xs], want, rtol=0, atol=1e-4 * score_range(got))

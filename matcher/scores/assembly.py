@@ -97,6 +97,7 @@ def assemble(p, algorithm, out, *, work="float64", precision="fast", channels=No
     if p.method in ("ccorr", "ccoeff"):
         extremes = job.finish_unnormalised(x)
         return settle_global(job, out, job.global_bound(model), contract, extremes, float64)
+    job.x, job.model = x, model  # kept for refine_denominators
     for a, b in chunks:
         job.chunk(a, b, x[a:b], model, scratch)
     if not job.normalised:
@@ -369,6 +370,32 @@ class _Assembly:
         if self.shift:  # ccorr_normed of the centred image
             xs += self.shift
         self._normalise(o, xs, den, q, model, self.bound[rows, columns], buf)
+
+    @property
+    def can_refine_denominators(self):
+        """Whether :meth:`refine_denominators` applies: float32 unmasked ncc on plain sums of float data."""
+        return (self.p.method == "ncc" and not self.float64 and not self.masked and self.terms
+                and all(t.var is None and not t.exact for t in self.terms))
+
+    def refine_denominators(self, chunks, scratch):
+        """Assemble the band again from the same correlation, the window variances now from split sums.
+
+        Plain window sums of float data bound ``sw s2 - s1^2`` by the largest
+        window's magnitude, so smooth or dark windows (a variance that is a
+        small difference of two large sums) fail their bounds; split variances
+        (:func:`matcher.scores.image_channel.split_variances`) keep those
+        digits, for about twice the cost of the plain sums: only bands whose
+        plain bounds flag many windows pay it.
+        """
+        _, h, w = self.p.template.shape
+        for ch in self.channels:
+            ch.split = True  # this band only: assemble() sets it again for the next problem
+        self.terms = [box_terms(ch, (h, w), True, variance=True) for ch in self.channels]
+        self.exact_den = False
+        self.err_den = denominator_error(self.terms, "ncc") * max(self.den_factors)
+        self.den_rel = denominator_relative_error(self.terms, "ncc")
+        for a, b in chunks:
+            self.chunk(a, b, self.x[a:b], self.model, scratch)
 
     def _ncc_denominators(self, rows, columns, buf, xs):
         """The window variances summed over channels (times ``den_scale``, into ``self.den``), and ``q``:

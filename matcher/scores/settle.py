@@ -83,6 +83,8 @@ def settle_over_tolerance(job, chunks, scratch, tolerance, limits, algorithm):
     Returns how many windows changed, or None if too many remain to recompute one by one.
     """
     _, h, w = job.p.template.shape
+    if job.can_refine_denominators and np.count_nonzero(job.bound > tolerance) > limits[1]:
+        job.refine_denominators(chunks, scratch)  # too many to settle: first, variances without cancellation
     boxes = []  # (first row, end row, first column, end column) of chunks worth a float64 correlation
     if limits[0] is not None:
         for a, b in chunks:
