@@ -83,7 +83,7 @@ def settle_over_tolerance(job, chunks, scratch, tolerance, limits, algorithm):
     Returns how many windows changed, or None if too many remain to recompute one by one.
     """
     _, h, w = job.p.template.shape
-    if job.can_refine_denominators and np.count_nonzero(job.bound > tolerance) > limits[1]:
+    if job.can_refine_denominators and _denominators_fail(job, tolerance) > limits[1]:
         job.refine_denominators(chunks, scratch)  # too many to settle: first, variances without cancellation
     boxes = []  # (first row, end row, first column, end column) of chunks worth a float64 correlation
     if limits[0] is not None:
@@ -111,6 +111,13 @@ def settle_over_tolerance(job, chunks, scratch, tolerance, limits, algorithm):
         return None
     job.bound[flagged] = 0.0  # settled: exact values
     return count
+
+
+def _denominators_fail(job, tolerance):
+    """How many windows fail their bound by the denominator's error alone (``err_den / (2 den)`` over half
+    the tolerance): those float64 strips of the correlation cannot settle, split variances can."""
+    ys, xs = np.nonzero(job.bound > tolerance)
+    return int(np.count_nonzero(job.err_den > tolerance * job.den[ys, xs])) if ys.size else 0
 
 
 def settle_flagged(job, flagged, limit):
