@@ -78,9 +78,9 @@ SMALL_IMAGE_PIXELS = 640 * 480
 """``"auto"`` runs processes for images up to this size, threads for larger ones.
 Measured with ``bench/bench_batch.py`` (see the README): a small image cannot
 fill the cores and holds the GIL for about a third of its time, so threads
-gain little there (1.05x the loop at 240x180) and processes 1.8x; a large one
-is split into bands that release the GIL, and threads, which pickle nothing,
-win (1.45-1.63x against 1.34-1.49x at 1280x960)."""
+gain nothing there (0.89-0.94x the loop at 240x180) and processes 1.75-1.78x;
+a large one is split into bands that release the GIL, and threads, which
+pickle nothing, win (1.43-1.61x against 1.33-1.39x at 1280x960)."""
 
 _QUEUED_PER_WORKER = 4  # tasks waiting per worker: keeps every worker busy, bounds memory on huge runs
 _IMAGES_PER_PROCESS_TASK = 8  # at most; fewer round trips to worker processes
@@ -361,8 +361,13 @@ def _run_local(paths, job, on_record, scheduler, num_workers):
     # imported); the job goes to each worker once, then chunks of paths.
     size = max(1, min(_IMAGES_PER_PROCESS_TASK, len(paths) // (workers * _QUEUED_PER_WORKER)))
     chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
-    with _forkable(), ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(),
-                                          initializer=_start_worker_process, initargs=(job, threads_each)) as pool:
+    # A forked child inherits OpenCV's thread pool but not its threads: the first change of its thread count
+    # (or a parallel call) then waits forever for threads that do not exist there. Set to one thread,
+    # OpenCV's pthreads pool joins its workers at once, so the children start from an empty pool and make
+    # their own. This process only collects records meanwhile.
+    with _opencv_threads(1), ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(),
+                                                 initializer=_start_worker_process,
+                                                 initargs=(job, threads_each)) as pool:
         _stream(pool, chunks, lambda chunk: pool.submit(_process_chunk, chunk), on_record, workers)
 
 
@@ -399,18 +404,10 @@ def _start_worker_process(job, threads):
 
 
 @contextmanager
-def _forkable():
-    """OpenCV's worker threads stopped in this process while worker processes are forked from it.
-
-    A forked child inherits OpenCV's thread pool but not its threads: the
-    first change of its thread count (or a parallel call) then waits forever
-    for threads that do not exist there. Set to one thread, OpenCV's pthreads
-    pool joins its workers at once, so the children start from an empty pool
-    and make their own. This process only collects records meanwhile; its
-    setting is restored after the pool.
-    """
+def _opencv_threads(threads):
+    """OpenCV's thread count set to ``threads`` for the block (process-wide), then restored."""
     previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(threads)
     try:
         yield
     finally:
@@ -423,13 +420,12 @@ def _engine_threads(threads):
     if threads >= num_threads():
         yield
         return
-    previous, previous_cv = set_num_threads(threads), cv2.getNumThreads()
-    cv2.setNumThreads(threads)
+    previous = set_num_threads(threads)
     try:
-        yield
+        with _opencv_threads(threads):
+            yield
     finally:
         set_num_threads(previous)
-        cv2.setNumThreads(previous_cv)
 
 
 def _run_distributed(paths, job, on_record, address, connect_timeout):

@@ -262,7 +262,8 @@ class _Assembly:
             return []
         _, h, w = self.p.template.shape
         if not self.masked:
-            return [box_terms(ch, (h, w), need_s1 or need_a2, variance=method == "ncc") for ch in self.channels]
+            return [box_terms(ch, (h, w), need_s1 or need_a2, variance=method == "ncc" and ch.split)
+                    for ch in self.channels]
         return [masked_terms(ch, self.p.weights[c], algorithm, need_s1, need_a2, need_s2)
                 for c, ch in enumerate(self.channels)]
 
@@ -388,8 +389,6 @@ class _Assembly:
         plain bounds flag many windows pay it.
         """
         _, h, w = self.p.template.shape
-        for ch in self.channels:
-            ch.split = True  # this band only: assemble() sets it again for the next problem
         self.terms = [box_terms(ch, (h, w), True, variance=True) for ch in self.channels]
         self.exact_den = False
         self.err_den = denominator_error(self.terms, "ncc") * max(self.den_factors)

@@ -61,11 +61,11 @@ class WindowTerms:
 def box_terms(ch, shape, first, variance=False):
     """The terms of an unmasked ``shape`` template (box sums of ``ch``; ``s1`` only if ``first``).
 
-    With ``variance`` (ncc) and a channel on split sums, ``var`` in place of ``s2``.
+    With ``variance`` (ncc), split sums with ``var`` in place of ``s2``.
     """
     h, w = shape
     n = float(h * w)
-    if variance and ch.split:
+    if variance:
         s1, var, e1, e_var, rel = ch.variances(shape)
         return WindowTerms(s1, s1, None, n, n, ch.offset, sum_peak(ch), e1, 0.0, False, True, var, e_var, rel)
     s1, s2 = ch.sums(shape, first)
