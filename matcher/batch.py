@@ -78,9 +78,9 @@ SMALL_IMAGE_PIXELS = 640 * 480
 """``"auto"`` runs processes for images up to this size, threads for larger ones.
 Measured with ``bench/bench_batch.py`` (see the README): a small image cannot
 fill the cores and holds the GIL for about a third of its time, so threads
-gain nothing there (0.89-0.94x the loop at 240x180) and processes 1.75-1.78x;
+gain nothing there (0.90x the loop at 240x180) and processes 1.75-1.77x;
 a large one is split into bands that release the GIL, and threads, which
-pickle nothing, win (1.43-1.61x against 1.33-1.39x at 1280x960)."""
+pickle nothing, win (1.65-1.73x against 1.49-1.58x at 1280x960)."""
 
 _QUEUED_PER_WORKER = 4  # tasks waiting per worker: keeps every worker busy, bounds memory on huge runs
 _IMAGES_PER_PROCESS_TASK = 8  # at most; fewer round trips to worker processes
