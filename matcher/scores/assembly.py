@@ -32,6 +32,7 @@ from .inputs import RECOMPUTE
 from .reference import centred, rescore
 from .settle import NOMINAL_RANGE, settle_global, settle_normalised, value_range
 from .window_terms import box_terms, masked_terms
+from .workspace import empty
 
 __all__ = ["assemble"]
 
@@ -118,7 +119,7 @@ class _Scratch:
     def get(self, name, k, dtype=np.float64, width=None):
         key = (name, np.dtype(dtype))
         if key not in self._bufs:
-            self._bufs[key] = np.empty((self.rows, self.cols), dtype)
+            self._bufs[key] = empty(f"chunk/{name}/{key[1].char}", (self.rows, self.cols), dtype)
         return self._bufs[key][:k, :width]
 
 
@@ -161,7 +162,7 @@ class _Assembly:
         self.den_rel = denominator_relative_error(self.terms, method) if self.normalised else 0.0
         if self.normalised and not self.exact_den:
             self.err_den = denominator_error(self.terms, method) * max(self.den_factors)
-        self.bound = np.empty(out.shape, self.work) if self.normalised else None
+        self.bound = empty("bound", out.shape, self.work) if self.normalised else None
         # one unmasked channel's raw energy is its window sums themselves: no copy
         self.den_view = (C == 1 and method in ("ccorr_normed", "ssd_normed") and not self.masked
                          and self.raw_shifts[0] == 0.0)
@@ -170,7 +171,7 @@ class _Assembly:
             if self.den_view:
                 self.den = self.terms[0].s2[: out.shape[0], : out.shape[1]]
             else:
-                self.den = np.empty(out.shape, np.float64)
+                self.den = empty("den", out.shape, np.float64)
 
     # -- the template side -------------------------------------------------
 

@@ -36,6 +36,7 @@ from .plan import band_bounds, choose_plan
 from .. import deadline
 from ..errors import MatcherError
 from .assembly import assemble
+from .workspace import empty, session
 
 __all__ = ["match_template", "match_templates", "set_num_threads", "num_threads", "thread_pool"]
 
@@ -159,19 +160,20 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
         h_max = max(p.template.shape[1] for p in problems)
         band_end = problems[0].image.shape[1] if last else r1 + h_max - 1
         channels = {}  # the band's channels: centred planes, spectra and window sums shared by the templates
-        for i in sorted(range(len(problems)), key=lambda i: problems[i].template.shape[1:]):
-            deadline.check(expires)  # between bands and templates (matcher.deadline)
-            p, plan, out = problems[i], plans[i], results[i]
-            whole = r0 == 0 and band_end == p.image.shape[1]
-            band = p if whole else replace(p, image=p.image[:, r0:band_end])
-            rows = out.shape[0] - r0 if last else r1 - r0
-            in_place = band.out_shape[0] == rows
-            target = out[r0 : r0 + rows] if in_place else np.empty(band.out_shape)
-            options = dict(precision=precision, channels=channels, workers=workers)
-            if not assemble(band, plan.algorithm, target, work=plan.work_dtype, **options):
-                assemble(band, plan.algorithm, target, work="float64", **options)  # float32 could not vouch for it
-            if not in_place:
-                out[r0 : r0 + rows] = target[:rows]
+        with session():  # the band's working arrays, in the memory of the thread's previous call
+            for i in sorted(range(len(problems)), key=lambda i: problems[i].template.shape[1:]):
+                deadline.check(expires)  # between bands and templates (matcher.deadline)
+                p, plan, out = problems[i], plans[i], results[i]
+                whole = r0 == 0 and band_end == p.image.shape[1]
+                band = p if whole else replace(p, image=p.image[:, r0:band_end])
+                rows = out.shape[0] - r0 if last else r1 - r0
+                in_place = band.out_shape[0] == rows
+                target = out[r0 : r0 + rows] if in_place else empty("target", band.out_shape)
+                options = dict(precision=precision, channels=channels, workers=workers)
+                if not assemble(band, plan.algorithm, target, work=plan.work_dtype, **options):
+                    assemble(band, plan.algorithm, target, work="float64", **options)  # float32 could not vouch
+                if not in_place:
+                    out[r0 : r0 + rows] = target[:rows]
 
     if len(bounds) == 2:
         score_band(0)

@@ -15,6 +15,7 @@ import numpy as np
 
 from .correlate import BLOCKED_DFT_SIDE, OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
 from .error_model import float64_coefficients
+from .workspace import empty
 
 _EPS64 = float(np.finfo(np.float64).eps)
 _EXACT = 2.0**52
@@ -85,10 +86,11 @@ class BandChannel:
             s1 = None
             if first:
                 wide = src.astype(np.float64) if h * w * top >= 2**31 else src
-                s1 = cv2.boxFilter(wide, cv2.CV_64F, (w, h), **kw)
+                s1 = cv2.boxFilter(wide, cv2.CV_64F, (w, h), dst=self._lent("s1", np.float64), **kw)
             if src.dtype == np.uint8 and h * w * top * top >= 2**31:
                 src = src.astype(np.uint16)
-            self._sums = {key: (s1, cv2.sqrBoxFilter(src, cv2.CV_64F, (w, h), **kw))}
+            s2 = cv2.sqrBoxFilter(src, cv2.CV_64F, (w, h), dst=self._lent("s2", np.float64), **kw)
+            self._sums = {key: (s1, s2)}
         return self._sums[key]
 
     def variances(self, shape):
@@ -122,10 +124,12 @@ class BandChannel:
     def plane32(self, centred):
         """The channel in float32, centred or raw: exact for small integers, one rounding otherwise."""
         if centred not in self._planes:
+            plane = self._lent(f"plane{int(centred)}", np.float32)
             if centred:
-                self._planes[centred] = cv2.subtract(self._src, self.centre, dtype=cv2.CV_32F)
+                cv2.subtract(self._src, self.centre, dst=plane, dtype=cv2.CV_32F)
             else:
-                self._planes[centred] = np.asarray(self._src, dtype=np.float32)
+                np.copyto(plane, self._src, casting="unsafe")
+            self._planes[centred] = plane
         return self._planes[centred]
 
     def correlate(self, kernel, out_shape, direct, centred):
@@ -133,9 +137,14 @@ class BandChannel:
         k32 = kernel.astype(np.float32)
         plane = self.plane32(centred)
         if direct:
-            full = cv2.filter2D(plane, cv2.CV_32F, k32, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+            full = cv2.filter2D(plane, cv2.CV_32F, k32, dst=self._lent("x", np.float32), anchor=(0, 0),
+                                borderType=cv2.BORDER_CONSTANT)
             return full[: out_shape[0], : out_shape[1]]
-        return cv2.matchTemplate(plane, k32, cv2.TM_CCORR)
+        return cv2.matchTemplate(plane, k32, cv2.TM_CCORR, result=self._lent("x", np.float32, out_shape))
+
+    def _lent(self, name, dtype, shape=None):
+        """A working array of the band's shape (or ``shape``) for this channel (:mod:`matcher.scores.workspace`)."""
+        return empty(f"{name}/{self.index}", self._src.shape if shape is None else shape, dtype)
 
 
     def plane64(self, plane):
