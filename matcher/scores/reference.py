@@ -81,16 +81,20 @@ def _scores(windows, template, weights, method):
     """:func:`window_scores` on values of moderate magnitude."""
     axes = (1, 2, 3)
     T = template[None]
-    M = np.ones_like(T) if weights is None else weights[None]
+    M = None if weights is None else weights[None]
+
+    def weighted(x):  # x M; without a mask (M = 1) x itself, the same values
+        return x if M is None else x * M
+
     if method in ("ssd", "ssd_normed", "ccorr", "ccorr_normed"):
         if method == "ssd":
-            return (((T - windows) * M) ** 2).sum(axis=axes)
+            return (weighted(T - windows) ** 2).sum(axis=axes)
         if method == "ccorr":
-            return (T * windows * M * M).sum(axis=axes)
-        t_norm2 = ((T * M) ** 2).sum()
-        w_norm2 = ((windows * M) ** 2).sum(axis=axes)
+            return weighted(weighted(T * windows)).sum(axis=axes)
+        t_norm2 = (weighted(T) ** 2).sum()
+        w_norm2 = (weighted(windows) ** 2).sum(axis=axes)
         denom = np.sqrt(t_norm2 * w_norm2)
-        num = (((T - windows) * M) ** 2).sum(axis=axes) if method == "ssd_normed" else (T * windows * M * M).sum(axis=axes)
+        num = (weighted(T - windows) ** 2).sum(axis=axes) if method == "ssd_normed" else weighted(weighted(T * windows)).sum(axis=axes)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = num / denom
         if method == "ssd_normed":
@@ -98,16 +102,16 @@ def _scores(windows, template, weights, method):
             return np.where(denom > 0, np.minimum(ratio, 1.0), np.where(zero_pair, 0.0, 1.0))
         return np.where(denom > 0, np.clip(ratio, -1.0, 1.0), 0.0)
     # ccoeff and ncc: weighted means per channel, subtracted in a second pass.
-    if weights is None:  # the same values with M = 1, without multiplying by it
+    if M is None:
         t_dev, w_dev = centred(T), centred(windows)
     else:
         t_dev, w_dev = M * centred(T, M), M * centred(windows, M)
     num = (t_dev * w_dev).sum(axis=axes)
     if method == "ccoeff":
         return num
-    used = np.broadcast_to(M > 0, windows.shape)
+    used = None if M is None else np.broadcast_to(M > 0, windows.shape)
     flat_window = np.equal(*used_extremes(windows, used)).all(axis=1)
-    flat_template = np.equal(*used_extremes(T, used[:1])).all()
+    flat_template = np.equal(*used_extremes(T, None if M is None else used[:1])).all()
     denom = np.sqrt((t_dev**2).sum() * (w_dev**2).sum(axis=axes))
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.clip(num / denom, -1.0, 1.0)
@@ -190,9 +194,9 @@ def used_extremes(windows, used):
     """(K, C) minima and maxima of each channel of each window over the ``used`` pixels.
 
     A window is flat exactly when its minimum equals its maximum there, so the
-    test is exact; a variance computed from sums never is.
+    test is exact; a variance computed from sums never is. ``used`` None: every pixel.
     """
-    if np.all(used):
+    if used is None or np.all(used):
         return windows.min(axis=(2, 3)), windows.max(axis=(2, 3))
     lo = np.where(used, windows, np.inf).min(axis=(2, 3))
     hi = np.where(used, windows, -np.inf).max(axis=(2, 3))
