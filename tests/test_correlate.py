@@ -9,11 +9,12 @@ direct path must equal it; the FFT paths must stay within
 """
 
 import numpy as np
+import scipy.fft as sfft
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from matcher.scores import correlate
-from matcher.scores.correlate import FFTCorrelator, correlate_dft, correlate_direct, fft_error_bound
+from matcher.scores.correlate import FFTCorrelator, correlate_dft, correlate_direct, fft_error_bound, kernel_spectrum
 
 EPS = np.finfo(np.float64).eps
 # OpenCV's filter2D sums up to 49 taps directly and switches to its DFT from 50
@@ -99,6 +100,18 @@ def test_fft_within_its_bound(shape, offset):
     assert np.all(err <= bound), (err.max(), bound)
     # the spectrum is reused: a second kernel on the same correlator is as good
     np.testing.assert_allclose(corr(kernel[::-1, ::-1]), oracle(image, kernel[::-1, ::-1])[0], rtol=0, atol=bound)
+
+
+@pytest.mark.parametrize("kernel_shape, grid", [((1, 1), (4, 6)), ((5, 7), (16, 18)), ((64, 64), (480, 640)),
+                                                ((33, 17), (250, 128)), ((40, 40), (40, 40)), ((3, 90), (81, 96))])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kernel_spectrum_is_rfft2(kernel_shape, grid, workers):
+    """Transforming only the kernel's rows gives scipy's rfft2 values exactly (same transforms, same values)."""
+    kernel = np.random.default_rng(sum(kernel_shape)).normal(size=kernel_shape) * 1e3
+    want = sfft.rfft2(kernel, grid, workers=workers)
+    got = kernel_spectrum(kernel, grid, workers=workers)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
 
 
 def test_fft_grid_never_wraps_valid_outputs():
