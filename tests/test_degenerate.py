@@ -45,6 +45,7 @@ def test_degenerate_at_matches_brute_force(monkeypatch, method, channels, masked
     p = prepare(image, np.ones((6, 7) + ((channels,) if channels > 1 else ())), method, mask=mask)
     if many:  # force the whole-map path (window extremes over the used pixels' box)
         monkeypatch.setattr(degenerate, "_GATHER", 0)
+        monkeypatch.setattr(degenerate, "_GATHER_PIXELS", 0.0)
     truth = brute_force(image, (6, 7), method, mask)
     ys, xs = np.nonzero(np.ones(p.out_shape, bool))
     got = degenerate.degenerate_at(p, ys, xs).reshape(p.out_shape)

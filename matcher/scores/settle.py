@@ -115,9 +115,16 @@ def settle_over_tolerance(job, chunks, scratch, tolerance, limits, algorithm):
 
 def _denominators_fail(job, tolerance):
     """How many windows fail their bound by the denominator's error alone (``err_den / (2 den)`` over half
-    the tolerance): those float64 strips of the correlation cannot settle, split variances can."""
+    the tolerance): those float64 strips of the correlation cannot settle, split variances can.
+
+    Windows whose denominator is within its error of zero are not counted: they are tested exactly for
+    flatness (:func:`settle_flagged`), and most are flat (a black background, a saturated sky), where no
+    variance can help."""
     ys, xs = np.nonzero(job.bound > tolerance)
-    return int(np.count_nonzero(job.err_den > tolerance * job.den[ys, xs])) if ys.size else 0
+    if ys.size == 0:
+        return 0
+    den = job.den[ys, xs]
+    return int(np.count_nonzero((job.err_den > tolerance * den) & (den > job.err_den)))
 
 
 def settle_flagged(job, flagged, limit):
