@@ -169,12 +169,14 @@ def test_masked_terms_within_their_bounds(algorithm, mask_kind, data):
     assert t.exact == (data == "uint8" and mask_kind == "binary" and algorithm == "direct")
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (4, 4), (5, 9), (9, 2)])
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (4, 4), (5, 9), (9, 2), (17, 16), (3, 40), (20, 30)])
 @pytest.mark.parametrize("offset", [(0, 0), (1, 2), (3, 0)])
-def test_window_extremes_against_brute_force(shape, offset):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint8, np.int16, np.int32])
+def test_window_extremes_against_brute_force(shape, offset, dtype):
+    """OpenCV's erosion and dilation (small boxes, its types) or doubling blocks (the rest): the same minima."""
     rng = np.random.default_rng(2)
-    a = rng.integers(0, 5, (23, 27)).astype(np.float64)  # many ties and flat boxes
-    a[5:15, 4:20] = 3.0
+    a = rng.integers(-2 if dtype in (np.int16, np.int32, np.float64) else 0, 5, (53, 61)).astype(dtype)  # ties
+    a[5:35, 4:50] = 3  # flat boxes
     h, w = shape
     r0, c0 = offset
     template = (h + r0 + 1, w + c0 + 2)  # the box lies inside a larger template

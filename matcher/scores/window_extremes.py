@@ -8,9 +8,15 @@ it is zero). The window sums the scores need are
 :mod:`matcher.scores.window_terms`.
 """
 
+import cv2
 import numpy as np
 
 __all__ = ["window_extremes"]
+
+_OPENCV_SPAN = {1: 64, 2: 64, 4: 64, 8: 32}
+"""Up to this box height + width (by item size), OpenCV's erosion and dilation are faster than the doubling
+blocks (2-2.5x at 16 px; their cost grows with the box, the blocks' with its logarithm)."""
+_OPENCV_DEPTHS = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 
 
 def _sliding_extreme(a, size, axis, op):
@@ -40,6 +46,12 @@ def window_extremes(a, shape, out_shape, offset=(0, 0)):
     h, w = shape
     r0, c0 = offset
     region = a[r0 : r0 + out_shape[0] + h - 1, c0 : c0 + out_shape[1] + w - 1]
+    if a.dtype in _OPENCV_DEPTHS and h + w <= _OPENCV_SPAN[a.dtype.itemsize]:
+        # minima and maxima over the box anchored at its top-left corner: comparisons only, exact
+        box, rows, cols = np.ones((h, w), np.uint8), slice(0, out_shape[0]), slice(0, out_shape[1])
+        kw = dict(anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)  # valid windows never reach the border
+        region = np.ascontiguousarray(region)
+        return cv2.erode(region, box, **kw)[rows, cols], cv2.dilate(region, box, **kw)[rows, cols]
     lo = _sliding_extreme(_sliding_extreme(region, w, 1, np.minimum), h, 0, np.minimum)
     hi = _sliding_extreme(_sliding_extreme(region, w, 1, np.maximum), h, 0, np.maximum)
     return lo, hi
