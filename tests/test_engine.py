@@ -855,3 +855,35 @@ def test_fast_ncc_refines_the_variances_of_a_dark_colour_photo_in_float32(monkey
     ys, xs = np.concatenate([ys, dark[:, 0]]), np.concatenate([xs, dark[:, 1]])
     want = scores_at(image, template, "ncc", ys, xs)
     np.testing.assert_allclose(got[ys, xs], want, rtol=0, atol=1e-4 * score_range(got))
+
+
+@pytest.mark.parametrize("method", ["ccorr_normed", "ssd_normed"])
+def test_float32_refuses_at_once_a_map_whose_range_is_under_its_rounding(monkeypatch, method):
+    """On a large DC offset ccorr_normed and ssd_normed scores are all within ~1e-5 of each other: the
+    "fast" tolerance (1e-4 of that range) is below the float32 assembly's own rounding, so no window can
+    be settled in float32. The band is refused before any float64 strip is correlated, then assembled in
+    float64, and the scores meet the contract."""
+    import matcher.scores.assembly as assembly_module
+    import matcher.scores.engine as engine_module
+
+    strips, works = [], []
+    real_correlate64, real_assemble = assembly_module._Assembly.correlate64, engine_module.assemble
+
+    def correlate64(self, algorithm, rows=None, cols=None):
+        if not self.float64:
+            strips.append(rows)
+        return real_correlate64(self, algorithm, rows, cols)
+
+    def assemble(p, algorithm, out, **kwargs):
+        works.append((kwargs.get("work"), real_assemble(p, algorithm, out, **kwargs)))
+        return works[-1][1]
+
+    monkeypatch.setattr(assembly_module._Assembly, "correlate64", correlate64)
+    monkeypatch.setattr(engine_module, "assemble", assemble)
+    image = cv2.resize(skimage.data.camera(), (320, 240), interpolation=cv2.INTER_AREA).astype(np.float64) + 1e4
+    template = image[100:116, 150:166].copy()
+    got = match_template(image, template, method)
+    assert works == [("float32", False), ("float64", True)] and strips == [], (works, strips)
+    want = match_template_reference(image, template, method)
+    assert score_range(want) < 1e-3  # the premise: nearly equal scores
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * score_range(want))

@@ -37,6 +37,11 @@ def settle_normalised(job, chunks, scratch, contract, limits, algorithm):
     out, method = job.out, job.p.method
     tolerance = contract * score_range(out, method)  # a first estimate; the loop checks it
     while True:
+        if tolerance < 4.0 * job.eps and out.size > limits[1]:
+            # every bound carries the assembly's own rounding (4 eps of its working precision): none could
+            # be settled but by definition, one by one (a map of nearly equal scores: ccorr_normed on a
+            # large DC offset); float32 refuses at once, before any float64 strip
+            return False
         settled = settle_over_tolerance(job, chunks, scratch, tolerance, limits, algorithm)
         if settled is None:
             return False
