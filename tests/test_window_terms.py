@@ -149,22 +149,25 @@ def test_float_images_of_integers_are_summed_as_integers():
 
 @pytest.mark.parametrize("algorithm", ["direct", "fft"])
 @pytest.mark.parametrize("mask_kind", ["binary", "fractional"])
-@pytest.mark.parametrize("data", ["uint8", "float-offset"])
-def test_masked_terms_within_their_bounds(algorithm, mask_kind, data):
+@pytest.mark.parametrize("data, centred", [("uint8", True), ("float-offset", True), ("uint8", False),
+                                           ("float", False)])
+def test_masked_terms_within_their_bounds(algorithm, mask_kind, data, centred):
     rng = np.random.default_rng(2)
     shape = (5, 7)
-    a = rng.integers(0, 256, (18, 21)).astype(np.uint8) if data == "uint8" else rng.standard_normal((18, 21)) + 1e6
+    a = (rng.integers(0, 256, (18, 21)).astype(np.uint8) if data == "uint8" else
+         rng.standard_normal((18, 21)) + (1e6 if data == "float-offset" else 0.0))
     weights = rng.random(shape)
     weights = (weights > 0.4).astype(np.float64) if mask_kind == "binary" else weights
     ch = BandChannel(0, a, data == "uint8")
     out = (a.shape[0] - shape[0] + 1, a.shape[1] - shape[1] + 1)
-    t = masked_terms(ch, weights, algorithm, True, True, True)
-    assert t.offset == ch.centre and t.binary == (mask_kind == "binary")
+    t = masked_terms(ch, weights, algorithm, True, True, True, centred=centred)
+    offset = ch.centre if centred else 0.0
+    assert t.offset == offset and t.binary == (mask_kind == "binary")
     assert t.sw == weights.sum() and t.sw2 == (weights * weights).sum()
     a64 = a.astype(np.float64)
-    assert_within(t.s1, exact_sums(a64, shape, weights, shift=ch.centre), t.err1, "s1")
-    assert_within(t.a2, exact_sums(a64, shape, weights * weights, shift=ch.centre), t.err1, "a2")
-    assert_within(t.s2, exact_sums(a64, shape, weights * weights, power=2, shift=ch.centre), t.err2, "s2")
+    assert_within(t.s1, exact_sums(a64, shape, weights, shift=offset), t.err1, "s1")
+    assert_within(t.a2, exact_sums(a64, shape, weights * weights, shift=offset), t.err1, "a2")
+    assert_within(t.s2, exact_sums(a64, shape, weights * weights, power=2, shift=offset), t.err2, "s2")
     # integer image, binary mask, direct sums: exact, and it says so
     assert t.exact == (data == "uint8" and mask_kind == "binary" and algorithm == "direct")
 

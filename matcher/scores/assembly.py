@@ -187,8 +187,9 @@ class _Assembly:
         self.t_sq = 0.0
         # the value each channel is shifted by before it is correlated: its centre for ncc and ccoeff;
         # in float64 or with a mask, the offset its window terms sum from (its centre where a DC offset
-        # would cost precision, 0 otherwise: no shift, no extra pass); 0 in unmasked float32
-        offsets = [ch.centre if self.masked else ch.offset for ch in channels]
+        # would cost precision, 0 otherwise: no shift, no extra pass; with a mask the centre for ncc and
+        # ccoeff, whose weighted means cancel only there); 0 in unmasked float32
+        offsets = [ch.centre if self.masked and self.zero_mean else ch.offset for ch in channels]
         if self.zero_mean:
             self.plane_shifts = [ch.centre for ch in channels]
         else:
@@ -265,8 +266,8 @@ class _Assembly:
         if not self.masked:
             return [box_terms(ch, (h, w), need_s1 or need_a2, variance=method == "ncc" and ch.split)
                     for ch in self.channels]
-        return [masked_terms(ch, self.p.weights[c], algorithm, need_s1, need_a2, need_s2)
-                for c, ch in enumerate(self.channels)]
+        return [masked_terms(ch, self.p.weights[c], algorithm, need_s1, need_a2, need_s2, centred=o != 0.0)
+                for c, (ch, o) in enumerate(zip(self.channels, self.raw_shifts))]
 
     # -- correlations ----------------------------------------------------------
 

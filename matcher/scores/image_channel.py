@@ -148,19 +148,21 @@ class BandChannel:
 
 
     def plane64(self, plane):
-        """The channel in float64: "raw", "centred" (minus its centre) or "centred_squared"."""
+        """The channel in float64: "raw", "centred" (minus its centre), or the square of either
+        ("raw_squared", "centred_squared")."""
         if plane not in self._planes64:
             if plane == "raw":
                 self._planes64[plane] = np.asarray(self.plane, dtype=np.float64)
             elif plane == "centred":
                 self._planes64[plane] = np.subtract(self.plane, self.centre, dtype=np.float64)
             else:
-                self._planes64[plane] = np.square(self.plane64("centred"))
+                self._planes64[plane] = np.square(self.plane64(plane.removesuffix("_squared")))
         return self._planes64[plane]
 
     def plane_peak(self, plane):
         """The largest magnitude in :meth:`plane64`."""
-        return {"raw": self.magnitude, "centred": self.peak, "centred_squared": self.peak * self.peak}[plane]
+        peak = self.magnitude if plane.startswith("raw") else self.peak
+        return peak * peak if plane.endswith("_squared") else peak
 
     def correlate64(self, kernel, algorithm, *, plane="centred", rows=None, cols=None, exact=False, reuse=True):
         """Float64 correlation of a plane (:meth:`plane64`) with ``kernel``, valid part: ``(values, error bound)``.

@@ -74,33 +74,36 @@ def box_terms(ch, shape, first, variance=False):
     return WindowTerms(s1, s1, s2, n, n, ch.offset, sum_peak(ch), e1, e2, exact, True, rel2=rel2)
 
 
-def masked_terms(ch, weights, algorithm, need_s1, need_a2, need_s2):
-    """The terms of a template with mask ``weights`` (``(h, w)`` float64 in [0, 1]) over the centred channel.
+def masked_terms(ch, weights, algorithm, need_s1, need_a2, need_s2, centred=True):
+    """The terms of a template with mask ``weights`` (``(h, w)`` float64 in [0, 1]) over the channel.
 
     Only the terms asked for are computed (the others are None): ``s1``,
     ``a2`` (``s1`` itself for a binary mask) and ``s2``. Correlations in
     float64 through ``algorithm`` (the channel keeps the spectra of its
-    centred plane and of its square for the next template).
+    planes for the next template), of the centred channel (``offset`` its
+    centre), or, with ``centred=False``, of the raw one (``offset`` 0: one
+    plane fewer to transform for the methods that need no ``s1``, where a DC
+    offset costs no precision).
     """
     m2 = weights * weights
     binary = bool(np.array_equal(weights, m2))
     taps = int(np.count_nonzero(weights))
-    peak = ch.peak
+    plane, offset, peak = ("centred", ch.centre, ch.peak) if centred else ("raw", 0.0, ch.magnitude)
     exact_ints = ch.integer_valued and binary
     s1 = a2 = s2 = None
     e1 = e2 = 0.0
     if need_s1 or (need_a2 and binary):
         exact = exact_ints and algorithm == "direct" and taps * peak < _EXACT
-        s1, e1 = ch.correlate64(weights, algorithm, plane="centred", exact=exact)
+        s1, e1 = ch.correlate64(weights, algorithm, plane=plane, exact=exact)
     if need_a2:
         a2 = s1
         if not binary:
-            a2, e_a2 = ch.correlate64(m2, algorithm, plane="centred")
+            a2, e_a2 = ch.correlate64(m2, algorithm, plane=plane)
             e1 = max(e1, e_a2)
     if need_s2:
         exact = exact_ints and algorithm == "direct" and taps * peak * peak < _EXACT
-        s2, e2 = ch.correlate64(m2, algorithm, plane="centred_squared", exact=exact)
+        s2, e2 = ch.correlate64(m2, algorithm, plane=plane + "_squared", exact=exact)
         if not exact:
             e2 += 4.0 * EPS64 * float(m2.sum()) * peak * peak  # the squares' own rounding
     exact = e1 == 0.0 and e2 == 0.0
-    return WindowTerms(s1, a2, s2, float(weights.sum()), float(m2.sum()), ch.centre, peak, e1, e2, exact, binary)
+    return WindowTerms(s1, a2, s2, float(weights.sum()), float(m2.sum()), offset, peak, e1, e2, exact, binary)
