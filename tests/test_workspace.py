@@ -1,5 +1,6 @@
 """Working arrays lent between calls (matcher.scores.workspace), and the engine that borrows them."""
 
+import functools
 import threading
 
 import numpy as np
@@ -11,20 +12,31 @@ from matcher.scores import workspace
 from matcher.scores.reference import match_template_reference
 
 
-def in_fresh_thread(fn):
-    """Run ``fn`` in a new thread (nothing kept yet) and return its result."""
-    result = []
-    t = threading.Thread(target=lambda: result.append(fn()))
+def run_in_fresh_thread(fn):
+    """Run ``fn`` in a new thread (nothing kept yet) and return its result; its exceptions are raised here."""
+    result, errors = [], []
+
+    def target():
+        try:
+            result.append(fn())
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the caller)
+            errors.append(exc)
+
+    t = threading.Thread(target=target)
     t.start()
     t.join()
+    if errors:
+        raise errors[0]
     return result[0]
 
 
+def in_fresh_thread(test):
+    """A test run in a new thread (whose workspace holds nothing yet)."""
+    return functools.wraps(test)(lambda: run_in_fresh_thread(test))
+
+
+@in_fresh_thread
 def test_a_name_gets_the_same_memory_in_the_next_session():
-    in_fresh_thread(_same_memory_in_the_next_session)
-
-
-def _same_memory_in_the_next_session():
     with workspace.session():
         first = workspace.empty("a", (40, 50), np.float64)
         other = workspace.empty("b", (40, 50), np.float64)
@@ -35,11 +47,8 @@ def _same_memory_in_the_next_session():
     assert again.shape == (30, 20) and again.dtype == np.float32
 
 
+@in_fresh_thread
 def test_a_larger_request_gets_a_larger_buffer():
-    in_fresh_thread(_larger_buffer)
-
-
-def _larger_buffer():
     with workspace.session():
         small = workspace.empty("grow", (10, 10))
     with workspace.session():
@@ -54,11 +63,8 @@ def test_outside_a_session_arrays_are_fresh():
     assert not np.shares_memory(a, b)
 
 
+@in_fresh_thread
 def test_a_nested_session_shares_nothing_with_the_outer_one():
-    in_fresh_thread(_nested)
-
-
-def _nested():
     with workspace.session():
         outer = workspace.empty("x", (16, 16))
         with workspace.session():
@@ -92,7 +98,7 @@ def test_a_thread_keeps_at_most_kept_bytes_and_then_the_new_work():
         few = sessions(["a", "b", "c"], 2)  # a smaller job after the large one: kept
         return many, few
 
-    many, few = in_fresh_thread(run)
+    many, few = run_in_fresh_thread(run)
     kept = sum(np.shares_memory(a, b) for a, b in zip(*many))
     assert kept <= workspace.KEPT_BYTES // (n * 8)
     assert all(np.shares_memory(a, b) for a, b in zip(*few))
