@@ -19,7 +19,15 @@ OPENCV_DIRECT_TAPS = 49
 """OpenCV's ``filter2D`` sums up to this many kernel taps directly (float64 data); from one more, its blocked DFT."""
 BLOCKED_DFT_SIDE = 256
 """Up to this kernel side, OpenCV's blocked DFT (:func:`correlate_dft`) beats scipy's full-grid FFT for one kernel
-(measured 20-35% faster on 2048^2 images, 16-256 px templates)."""
+on large images (measured 20-35% faster on 2048^2 images, 16-256 px templates)..."""
+SCIPY_FFT_SIDE = 128
+"""...but from this kernel side on images of up to :data:`SCIPY_FFT_PIXELS`, scipy's FFT (with the kernel's
+rows only transformed, :func:`kernel_spectrum`) is faster: 6.8 against 10.6 ms at 480x640 with 128 px, 21.6
+against 33 ms at 720x1280 with 256 px."""
+SCIPY_FFT_PIXELS = 1 << 21
+"""Images up to this many pixels: see :data:`SCIPY_FFT_SIDE`."""
+PARALLEL_FFT_PIXELS = 1 << 19
+"""Transforms of fewer points than this run on one thread (two were slower: 7.5 against 6.0 ms at 480x640)."""
 _EPS = np.finfo(np.float64).eps
 
 
@@ -116,6 +124,25 @@ def kernel_spectrum(kernel, grid, *, workers=-1):
     """
     rows = sfft.rfft(kernel, grid[1], axis=1, workers=workers)
     return sfft.fft(rows, grid[0], axis=0, workers=workers)
+
+
+def blocked_dft_wins(kernel_shape, image_pixels):
+    """Whether OpenCV's blocked DFT (:func:`correlate_dft`) beats :class:`FFTCorrelator` for one kernel.
+
+    >>> blocked_dft_wins((32, 32), 640 * 480), blocked_dft_wins((128, 128), 640 * 480)
+    (True, False)
+    """
+    side = max(kernel_shape)
+    return side <= BLOCKED_DFT_SIDE and (side < SCIPY_FFT_SIDE or image_pixels > SCIPY_FFT_PIXELS)
+
+
+def fft_workers(points, workers):
+    """Threads for a transform of ``points`` values: ``workers``, or 1 under :data:`PARALLEL_FFT_PIXELS`.
+
+    >>> fft_workers(640 * 480, 2), fft_workers(2048 * 2048, 2)
+    (1, 2)
+    """
+    return workers if points >= PARALLEL_FFT_PIXELS else 1
 
 
 def fft_error_bound(grid, image_rms, kernel_norm):

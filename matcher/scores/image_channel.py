@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from .correlate import BLOCKED_DFT_SIDE, OPENCV_DIRECT_TAPS, FFTCorrelator, correlate_dft, correlate_direct
+from .correlate import OPENCV_DIRECT_TAPS, FFTCorrelator, blocked_dft_wins, correlate_dft, correlate_direct, fft_workers
 from .error_model import float64_coefficients
 from .workspace import empty
 
@@ -189,13 +189,14 @@ class BandChannel:
             return correlate_direct(src, kernel), norm * per_peak * peak
         if whole and reuse:
             if plane not in self._spectra:
-                self._spectra[plane] = FFTCorrelator(src, workers=self.workers)
+                self._spectra[plane] = FFTCorrelator(src, workers=fft_workers(src.size, self.workers))
             corr = self._spectra[plane]
             return corr(kernel), corr.error_bound(norm)
         _, per_peak = float64_coefficients("fft", h * w, src.size)
-        if h * w > OPENCV_DIRECT_TAPS and max(h, w) <= BLOCKED_DFT_SIDE:
+        if h * w > OPENCV_DIRECT_TAPS and blocked_dft_wins((h, w), src.size):
             return correlate_dft(src, kernel), norm * per_peak * peak
-        return FFTCorrelator(src, workers=self.workers if whole else 1)(kernel), norm * per_peak * peak
+        workers = fft_workers(src.size, self.workers) if whole else 1
+        return FFTCorrelator(src, workers=workers)(kernel), norm * per_peak * peak
 
 
 def sum_peak(ch):
