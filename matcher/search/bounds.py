@@ -54,7 +54,7 @@ import cv2
 import numpy as np
 
 __all__ = ["TemplateTerms", "template_terms", "cell_bounds", "block_stats", "stats_bounds", "pool_stats", "ROUNDING",
-           "BOUNDED_METHODS"]
+           "BOUNDED_METHODS", "BoundParts", "bound_parts", "bound_from_parts"]
 
 ROUNDING = 1e-5
 """Relative rounding allowance of the float32 coarse correlation (``sum|t| max|M|`` times this is added)."""
@@ -192,8 +192,8 @@ def stats_bounds(M, A2, terms, method, ncy, ncx, energy=None):
         Cells to bound.
     energy : ndarray of float64, shape (ncy, ncx), optional
         A lower bound of the energy of every window of each cell (centred for
-        ``ncc``, summed over the channels; :func:`cell_energy`), used where it
-        is above the blocks' (the blocks every window holds miss up to ``b - 1``
+        ``ncc``, summed over the channels; :func:`matcher.search.levels.window_energy_min`),
+        used where it is above the blocks' (the blocks every window holds miss up to ``b - 1``
         rows and columns of it).
 
     Returns
@@ -201,24 +201,61 @@ def stats_bounds(M, A2, terms, method, ncy, ncx, energy=None):
     bound, estimate : ndarray of float64, shape ``(ncy, ncx)``
         As :func:`cell_bounds`.
     """
+    parts = bound_parts(M, A2, terms, ncy, ncx)
+    return bound_from_parts(parts, terms, method, energy), parts.estimate
+
+
+@dataclass(frozen=True)
+class BoundParts:
+    """The pieces of :func:`stats_bounds` for some cells, before the division by the norms (each ``(ncy, ncx)`` float64).
+
+    ``numerator``: the bound of ``<T, W_p>`` over the cell's windows (``>= 0``);
+    ``core2``, ``ext2``: lower and upper bounds of their energy (the core's
+    blocks, ``E_q``'s); ``estimate``: the guess of the cell's best score.
+    Storing them lets a better energy bound (the windows' least energy) be
+    used later without the block statistics (:func:`bound_from_parts`).
+    """
+
+    numerator: np.ndarray
+    core2: np.ndarray
+    ext2: np.ndarray
+    estimate: np.ndarray
+
+
+def bound_parts(M, A2, terms, ncy, ncx):
+    """:class:`BoundParts` of ``ncy x ncx`` cells from block statistics (as :func:`stats_bounds`)."""
     nby, nbx = terms.nb
     if M.shape[0] < ncy + nby or M.shape[1] < ncx + nbx or M.shape != A2.shape:
         raise ValueError(f"block statistics {M.shape} and {A2.shape} do not cover {ncy}x{ncx} cells of "
                          f"{nby}x{nbx} blocks")
     M, A2 = M[: ncy + nby, : ncx + nbx], A2[: ncy + nby, : ncx + nbx]
     corner, at_q, rest, core2, ext2, aligned2 = _cell_sums(M, A2, terms, ncy, ncx)
-    if energy is not None:
-        core2 = np.maximum(core2, energy)
+    tnorm = np.sqrt(terms.norm2.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate = np.where(aligned2 > 0, at_q / (tnorm * np.sqrt(aligned2)), 0.0)
+    return BoundParts(np.maximum(corner + rest, 0.0), core2, ext2, estimate)
+
+
+def bound_from_parts(parts, terms, method, energy=None):
+    """The bound of each cell's goodness from its :class:`BoundParts`.
+
+    With ``N`` the numerator bound, ``E`` the energy's lower bound (the
+    core's, or ``energy`` where larger) and ``||T||`` the template's norm:
+    ``ncc``, ``ccorr_normed`` ``<= min(1, N / (||T|| sqrt(E)))`` (1 where
+    ``E = 0``); ``ssd_normed = x + 1/x - 2 ccorr_normed`` with
+    ``x = ||W|| / ||T||`` clipped to ``[sqrt(E), sqrt(ext2)] / ||T||``: minus
+    its lower bound (goodness).
+    """
+    core2 = parts.core2 if energy is None else np.maximum(parts.core2, energy)
     tnorm = np.sqrt(terms.norm2.sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         den = np.where(core2 > 0, tnorm * np.sqrt(core2), np.inf)
-        estimate = np.where(aligned2 > 0, at_q / (tnorm * np.sqrt(aligned2)), 0.0)
-        cn = np.where(core2 > 0, np.maximum(corner + rest, 0.0) / den, 1.0)
+        cn = np.where(core2 > 0, parts.numerator / den, 1.0)
         if method == "ssd_normed":
-            x = np.clip(1.0, np.sqrt(core2) / tnorm, np.sqrt(ext2) / tnorm)
+            x = np.clip(1.0, np.sqrt(core2) / tnorm, np.sqrt(parts.ext2) / tnorm)
             lower = np.minimum(x + 1.0 / x - 2.0 * np.minimum(cn, 1.0), 1.0)
-            return -np.maximum(lower, 0.0), estimate
-    return np.minimum(cn, 1.0), estimate
+            return -np.maximum(lower, 0.0)
+    return np.minimum(cn, 1.0)
 
 
 def pool_stats(M, A2):

@@ -227,6 +227,7 @@ class _Cells:
         self.pool_done = np.zeros(0, bool)
         self.exact = {}
         self.exact_scores = ExactScores(arr, tpl, job.method.name, self.sign)
+        self.final = job.max_matches is None  # the bar is the threshold: it never rises
         self.known = job.max_matches is None  # the bar is final but for rising: max_matches matches were kept
 
     def search(self):
@@ -244,41 +245,59 @@ class _Cells:
         limits = [max(MAX_SPLIT * levels.bounds[i].size, MIN_SPLIT) for i in range(last)]
         limits.append(max(MAX_SCORED * self.scored.size, MIN_SCORED))
         done = [0] * (last + 1)  # cells split, per level; cells scored on the finest
+        risen = -np.inf  # the bar when the finest level last scored its best guesses
         while True:
             deadline.check()  # between rounds of cells (matcher.deadline)
             bar = self.bar()
             if self.climb(bar):
                 continue
             progress = False
-            for level in range(last + 1):
-                if level < last:
-                    todo = levels.open(level, bar)
-                else:
-                    todo = np.flatnonzero(~self.scored & levels.live[last] & (levels.bounds[last] >= bar - 1e-9))
+            for level in range(last):
+                todo = levels.open(level, bar)
                 if todo.size == 0:
                     continue
                 if done[level] + todo.size <= limits[level] and (self.known or todo.size <= chunk):
                     pass  # all of them
                 elif not self.known and done[level] + chunk <= limits[level]:  # the best guesses: a bar to start
-                    todo = todo[np.argpartition(-levels.estimate[level].flat[todo], chunk - 1)[:chunk]]
-                elif level < last:  # too many to split: bound the next level whole, as a flat search would
+                    todo = self.best_guesses(level, todo, chunk)
+                else:  # too many to split: bound the next level whole, as a flat search would
                     levels.bound_all(level + 1)
                     progress = True
                     continue
-                else:
-                    size = levels.sizes[level]
-                    return (f"the bounds left {todo.size} of {levels.bounds[level].size} cells of {size}x{size} "
-                            f"positions that may reach {self.sign * bar:.4f}, more than {limits[level]:.0f}: "
-                            f"detail finer than {size} px dominates")
                 done[level] += todo.size
                 progress = True
-                if level < last:
-                    levels.refine(level, todo)
-                else:
-                    self.score(todo)
+                levels.refine(level, todo)
+            todo = self.unscored(bar)
+            rising = not self.final and (not self.known or bar > risen) and done[last] + chunk <= limits[last]
+            risen = bar
+            if todo.size > chunk and rising:  # the bar may rise: the best guesses first, while it does
+                todo = self.best_guesses(last, todo, chunk)
+            progress |= levels.tighten(todo) > 0  # the windows' least energy, where the bound has not used it yet
+            todo = todo[levels.bounds[last].flat[todo] >= bar - 1e-9]
+            if done[last] + todo.size > limits[last]:
+                todo = self.unscored(bar)
+                size = levels.sizes[last]
+                return (f"the bounds left {todo.size} of {self.scored.size} cells of {size}x{size} positions "
+                        f"that may reach {self.sign * bar:.4f}, more than {limits[last]:.0f}: "
+                        f"detail finer than {size} px dominates")
+            if todo.size:
+                done[last] += todo.size
+                progress = True
+                self.score(todo)
             if not progress:
                 return self.report()
             chunk *= 4
+
+    def best_guesses(self, level, cells, count):
+        """The ``count`` of ``cells`` (flat indices at ``level``) whose coarse score is the highest."""
+        if cells.size <= count:
+            return cells
+        return cells[np.argpartition(-self.levels.estimate[level].flat[cells], count - 1)[:count]]
+
+    def unscored(self, bar):
+        """Flat indices of the finest cells that may reach ``bar``, every cell holding them split, not scored yet."""
+        last = len(self.levels.sizes) - 1
+        return np.flatnonzero(~self.scored & self.levels.live[last] & (self.levels.bounds[last] >= bar - 1e-9))
 
     def score(self, cells):
         """Rank every position of ``cells`` (flat indices) in float32, grouped in rectangles: their local peaks join the pool."""
