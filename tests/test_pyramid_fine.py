@@ -1,0 +1,103 @@
+"""The pyramid search's finest stage (matcher.search.levels.Levels.tighten, the rising bar) against the oracles.
+
+- the finest bounds re-bounded with the windows' least energy (a whole level
+  bounded first, then tightened, in pieces and boxes of any size) stay at or
+  above the float64 definition's best score of every cell
+  (matcher.scores.reference), are never above the bound before, and are below
+  it somewhere; smooth, noisy, blocky, checkerboard-decoy and partly constant
+  images, gray and colour, 8-bit and float, the three normalised methods;
+- the parts kept for that (numerator, energies) give back the bound they came
+  from;
+- the search through a whole finest level, tightened, with the bar rising from
+  best guesses, returns the exhaustive find's matches on 64 px templates among
+  checkerboard decoys and on degraded photographs (the fallback threshold raised
+  so that the bounded path answers).
+"""
+
+import numpy as np
+import pytest
+
+import matcher.search.pyramid as pyramid
+from matcher.scores.reference import match_template_reference
+from matcher.search.bounds import block_stats, bound_from_parts, bound_parts, stats_bounds, template_terms
+from matcher.search.find import find
+from matcher.search.levels import Levels, level_sizes
+from matcher.search.pyramid import find_pyramid
+from test_pyramid import cell_max, degraded_cases, same_best
+from test_pyramid_levels import cases, decoy_photo
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tightened_finest_bounds_hold_for_every_window(seed):
+    checked = tighter = 0
+    rng = np.random.default_rng(seed + 20)
+    for img, tpl, method in cases(seed):
+        truth = match_template_reference(img, tpl, method)
+        goodness = -truth if method == "ssd_normed" else truth
+        h, w = tpl.shape[:2]
+        for finest in (2, 4):
+            levels = Levels(img, tpl, method, level_sizes(h, w, top_blocks=4, finest=finest))
+            last = len(levels.sizes) - 1
+            levels.bound_all(last)
+            plain = levels.bounds[last].copy()
+            cells = rng.permutation(plain.size)
+            for part in np.array_split(cells, 3):  # scattered cells first, then the rest: boxes of all sizes
+                levels.tighten(part)
+            assert levels.tight.all()
+            assert levels.tighten(np.arange(plain.size)) == 0  # nothing left to re-bound
+            bound = levels.bounds[last]
+            best = cell_max(goodness, levels.sizes[last])
+            assert not np.isnan(bound).any()
+            assert (best <= bound + 1e-9).all(), (seed, method, img.dtype, finest, float((best - bound).max()))
+            assert (bound <= plain).all()
+            checked += 1
+            tighter += bool((bound < plain - 1e-6).any())
+    assert checked >= 16 and tighter >= checked // 2
+
+
+@pytest.mark.parametrize("method", ["ncc", "ccorr_normed", "ssd_normed"])
+def test_bound_parts_give_back_the_bound(method):
+    img, tpl, _ = cases(3)[0]
+    terms = template_terms(tpl, 4, method == "ncc")
+    ny, nx = (img.shape[0] - tpl.shape[0]) // 4 + 1, (img.shape[1] - tpl.shape[1]) // 4 + 1
+    M, A2 = block_stats(img, 4, ny + terms.nb[0], nx + terms.nb[1], method == "ncc")
+    bound, estimate = stats_bounds(M, A2, terms, method, ny, nx)
+    parts = bound_parts(M, A2, terms, ny, nx)
+    assert np.array_equal(bound_from_parts(parts, terms, method), bound)
+    assert np.array_equal(parts.estimate, estimate)
+    more = bound_from_parts(parts, terms, method, energy=parts.ext2)  # the largest energy any window has
+    assert (more <= bound).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_decoys_through_a_whole_tightened_finest_level(seed, monkeypatch):
+    """64 px templates (8 and 4 px cells; the 4 px level bounded whole, then tightened, as when the 8 px
+    cells leave too many) among checkerboard decoys that win on every reduced level."""
+    monkeypatch.setattr(pyramid, "MAX_SCORED", 1.0)
+    monkeypatch.setattr(pyramid, "MAX_SPLIT", 0.0)  # the 4 px level bounded whole, as on large images
+    monkeypatch.setattr(pyramid, "MIN_SPLIT", 64)
+    calls = []
+    for name in ("bound_all", "tighten"):
+        method = getattr(Levels, name)
+        monkeypatch.setattr(Levels, name, lambda self, arg, m=method, n=name: (calls.append(n), m(self, arg))[1])
+    img, tpl, truth = decoy_photo(seed, t=64)
+    for k in (1, 3):
+        calls.clear()
+        e = find(img, tpl, "ncc", max_matches=k)
+        p, info = find_pyramid(img, tpl, "ncc", max_matches=k)
+        assert not info.fell_back and "bound_all" in calls and "tighten" in calls, (info, calls)
+        assert k > 1 or (p[0].x, p[0].y) == truth
+        assert [(m.x, m.y) for m in p] == [(m.x, m.y) for m in e], (seed, k, info)
+        assert [m.score for m in p] == pytest.approx([m.score for m in e], abs=1e-9)
+
+
+def test_degraded_photographs_through_the_finest_stage(monkeypatch):
+    monkeypatch.setattr(pyramid, "MAX_SCORED", 1.0)
+    checked = 0
+    for scene, tpl, _ in degraded_cases(24, seed=7):
+        tpl = tpl[:64, :64]
+        (e,) = find(scene, tpl, "ncc")
+        (p,), info = find_pyramid(scene, tpl, "ncc")
+        assert same_best(e, p), info
+        checked += not info.fell_back
+    assert checked >= 20
