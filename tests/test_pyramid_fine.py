@@ -70,22 +70,25 @@ def test_bound_parts_give_back_the_bound(method):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_decoys_through_a_whole_tightened_finest_level(seed, monkeypatch):
-    """64 px templates (8 and 4 px cells; the 4 px level bounded whole, then tightened, as when the 8 px
-    cells leave too many) among checkerboard decoys that win on every reduced level."""
+@pytest.mark.parametrize("t", [64, 96])
+def test_decoys_through_a_whole_tightened_finest_level(seed, t, monkeypatch):
+    """Templates among checkerboard decoys that win on every reduced level: 64 px bound on 4 px cells whole
+    from the start (one level), 96 px on 8 px cells, then the 4 px level bounded whole (as when the 8 px
+    cells leave too many); either way tightened by the windows' least energy."""
     monkeypatch.setattr(pyramid, "MAX_SCORED", 1.0)
-    monkeypatch.setattr(pyramid, "MAX_SPLIT", 0.0)  # the 4 px level bounded whole, as on large images
+    monkeypatch.setattr(pyramid, "MAX_SPLIT", 0.0)
     monkeypatch.setattr(pyramid, "MIN_SPLIT", 64)
     calls = []
     for name in ("bound_all", "tighten"):
         method = getattr(Levels, name)
         monkeypatch.setattr(Levels, name, lambda self, arg, m=method, n=name: (calls.append(n), m(self, arg))[1])
-    img, tpl, truth = decoy_photo(seed, t=64)
+    img, tpl, truth = decoy_photo(seed, t=t)
     for k in (1, 3):
         calls.clear()
         e = find(img, tpl, "ncc", max_matches=k)
         p, info = find_pyramid(img, tpl, "ncc", max_matches=k)
-        assert not info.fell_back and "bound_all" in calls and "tighten" in calls, (info, calls)
+        assert not info.fell_back and "tighten" in calls, (info, calls)
+        assert info.levels == 2 if t == 64 else ("bound_all" in calls and info.levels == 3), (info, calls)
         assert k > 1 or (p[0].x, p[0].y) == truth
         assert [(m.x, m.y) for m in p] == [(m.x, m.y) for m in e], (seed, k, info)
         assert [m.score for m in p] == pytest.approx([m.score for m in e], abs=1e-9)

@@ -16,12 +16,18 @@ Rules (the constants below):
 - **Cell sizes** (:func:`matcher.search.levels.level_sizes`): the finest is
   4 px (2 px for templates under :data:`FINE_4` px a side); the coarsest, ``B``,
   the largest power of two up to ``2**MAX_LEVELS`` leaving the template
-  :data:`TOP_BLOCKS` blocks a side, but at least twice the finest. Templates
+  :data:`TOP_BLOCKS` blocks a side, but at least twice the finest; except that
+  templates ending on 4 px cells whose 8 px blocks would number under
+  :data:`COARSE_BLOCKS` a side bound their 4 px cells whole, one level. Templates
   under 31 px a side (:func:`pyramid_levels` is 0) use the exhaustive search.
 - **Rounds.** While ``max_matches`` matches are not yet found, each level
   splits (the finest: scores) only its best guesses (the coarse score at the
   cell's corner; ``max(8, 4 * max_matches)`` cells, four times as many each
-  round); then, every cell that may reach the bar. Scored cells are grouped
+  round); then, every cell that may reach the bar; the finest level goes on
+  scoring best guesses while the bar still rises from one round to the next.
+  A finest cell bounded without its windows' least energy (a level bounded
+  whole) is re-bounded with it (:meth:`matcher.search.levels.Levels.tighten`)
+  before it is scored or counted against :data:`MAX_SCORED`. Scored cells are grouped
   into rectangles (8-connected) and ranked there (products in numpy for small
   rectangles, ``cv2.matchTemplate`` in float32, centred for ``ncc``, for large
   ones); every local peak within :data:`SLACK` of the bar is climbed to a
@@ -72,7 +78,8 @@ from .ranking import ExactScores, ranking_scores
 from .report import matches_at
 
 __all__ = ["find_pyramid", "search_pyramid", "PyramidInfo", "pyramid_levels", "pyr_down", "MIN_COARSE_SIZE",
-           "MAX_LEVELS", "MAX_SCORED", "MIN_SCORED", "MAX_SPLIT", "MIN_SPLIT", "TOP_BLOCKS", "FINE_4", "SLACK"]
+           "MAX_LEVELS", "MAX_SCORED", "MIN_SCORED", "MAX_SPLIT", "MIN_SPLIT", "TOP_BLOCKS", "FINE_4", "COARSE_BLOCKS",
+           "SLACK"]
 
 MIN_COARSE_SIZE = 16
 """Smallest template side, in blocks, a level may leave."""
@@ -80,6 +87,9 @@ TOP_BLOCKS = 24
 """The coarsest cells' blocks leave the template at least this many blocks a side (unless that is the finest size)."""
 FINE_4 = 64
 """Templates at least this large a side end on cells of 4 x 4 positions, smaller ones on 2 x 2."""
+COARSE_BLOCKS = 12
+"""Templates ending on 4 px cells get coarser levels only if the 8 px blocks leave them at least this many blocks a
+side; smaller ones (64-95 px) bound the 4 px cells whole from the start (8 px cells would leave most of them)."""
 MAX_LEVELS = 4
 """At most this many halvings (blocks of at most 16 x 16)."""
 MAX_SCORED = 0.01
@@ -196,6 +206,8 @@ def _unsupported(job, arr, tpl):
         return "shapes the engine rejects", []  # the engine raises the documented error
     finest = 2 if min(size) < FINE_4 else 4
     sizes = level_sizes(*size, top_blocks=TOP_BLOCKS, finest=finest, largest=2**MAX_LEVELS)
+    if finest == 4 and min(size) // sizes[-2] < COARSE_BLOCKS:
+        sizes = sizes[-1:]  # coarser blocks would leave too few of them to prune: the finest level, whole
     if job.masks[0] is not None:
         return "a mask: no bound for masked scores", sizes
     if job.max_matches is None and job.floor is None:
