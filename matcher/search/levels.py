@@ -160,9 +160,12 @@ class Levels:
         keeps the lower of its two bounds. Returns how many cells were re-bounded.
         """
         last = len(self.sizes) - 1
+        cells = np.asarray(cells, np.intp)
+        cells = cells[~self.tight.flat[cells] & ~np.isnan(self.bounds[last].flat[cells])]
+        if cells.size == 0:
+            return 0
         mask = np.zeros(self.shapes[last], bool)
         mask.flat[cells] = True
-        mask &= ~self.tight & ~np.isnan(self.bounds[last])
         for y0, y1, x0, x1 in clusters(mask, _MERGE):
             box = (slice(y0, y1), slice(x0, x1))
             energy = window_energy_min(self.image, self.tshape, self.sizes[last], (y0, y1, x0, x1), self.centred)
@@ -172,7 +175,7 @@ class Levels:
                 b = bound_from_parts(parts, self.terms[last], self.method, energy)
             self.bounds[last][box] = np.where(known, np.fmin(self.bounds[last][box], b), self.bounds[last][box])
             self.tight[box] |= known
-        return int(mask.sum())
+        return int(cells.size)
 
     def _rectangle(self, level, y0, y1, x0, x1, energy=True):
         """Bounds and estimates of the cells ``[y0, y1) x [x0, x1)`` of ``level`` (on the finest level, with
@@ -279,13 +282,9 @@ def window_energy_min(image, shape, s, cells, centred):
 
 
 def _window_sums(crop, h, w):
-    """Sums and sums of squares of every ``h x w`` window of ``crop``, ``(ny, nx, C)`` float64: 8-bit by
-    OpenCV's box filters (running sums of integers in float64: exact), others from float64 integral images."""
-    ny, nx = crop.shape[0] - h + 1, crop.shape[1] - w + 1
-    if crop.dtype == np.uint8:
-        sums = [f(crop, cv2.CV_64F, (w, h), anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
-                for f in (cv2.boxFilter, cv2.sqrBoxFilter)]
-        return tuple((a[:, :, None] if a.ndim == 2 else a)[:ny, :nx] for a in sums)
-    Z1, Z2 = cv2.integral2(crop.astype(np.float64), sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+    """Sums and sums of squares of every ``h x w`` window of ``crop``, ``(ny, nx, C)`` float64, from integral
+    images (8-bit: integers, exact)."""
+    f = crop if crop.dtype == np.uint8 else crop.astype(np.float64)
+    Z1, Z2 = cv2.integral2(f, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
     Z1, Z2 = (Z[:, :, None] if Z.ndim == 2 else Z for Z in (Z1, Z2))
     return tuple(Z[h:, w:] - Z[:-h, w:] - Z[h:, :-w] + Z[:-h, :-w] for Z in (Z1, Z2))

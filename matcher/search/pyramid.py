@@ -92,7 +92,7 @@ COARSE_BLOCKS = 12
 side; smaller ones (64-95 px) bound the 4 px cells whole from the start (8 px cells would leave most of them)."""
 MAX_LEVELS = 4
 """At most this many halvings (blocks of at most 16 x 16)."""
-MAX_SCORED = 0.01
+MAX_SCORED = 0.03
 """Fall back to the exhaustive search when the bounds leave more than this fraction of the cells to score
 (or :data:`MIN_SCORED` cells, if more): scoring scattered cells costs more per window than the exhaustive search."""
 MIN_SCORED = 1024
@@ -280,9 +280,10 @@ class _Cells:
                 progress = True
                 levels.refine(level, todo)
             todo = self.unscored(bar)
-            rising = not self.final and (not self.known or bar > risen) and done[last] + chunk <= limits[last]
+            # the best guesses first: for a first bar, then, among many cells, while the bar rises
+            rising = not self.known or (bar > risen and todo.size > MIN_SCORED)
             risen = bar
-            if todo.size > chunk and rising:  # the bar may rise: the best guesses first, while it does
+            if todo.size > chunk and rising and not self.final and done[last] + chunk <= limits[last]:
                 todo = self.best_guesses(last, todo, chunk)
             progress |= levels.tighten(todo) > 0  # the windows' least energy, where the bound has not used it yet
             todo = todo[levels.bounds[last].flat[todo] >= bar - 1e-9]
