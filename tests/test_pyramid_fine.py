@@ -11,7 +11,10 @@
 - the search through a whole finest level, tightened, with the bar rising from
   best guesses, returns the exhaustive find's matches on 64 px templates among
   checkerboard decoys and on degraded photographs (the fallback threshold raised
-  so that the bounded path answers).
+  so that the bounded path answers);
+- the batched climb (matcher.search.ranking.ExactScores.peaks) ends where the
+  same climb on the whole exact map (the float64 definition) ends, with its value,
+  from starts anywhere, edges and corners included.
 """
 
 import numpy as np
@@ -23,6 +26,7 @@ from matcher.search.bounds import block_stats, bound_from_parts, bound_parts, st
 from matcher.search.find import find
 from matcher.search.levels import Levels, level_sizes
 from matcher.search.pyramid import find_pyramid
+from matcher.search.ranking import MAX_CLIMB, ExactScores
 from test_pyramid import cell_max, degraded_cases, same_best
 from test_pyramid_levels import cases, decoy_photo
 
@@ -104,3 +108,36 @@ def test_degraded_photographs_through_the_finest_stage(monkeypatch):
         assert same_best(e, p), info
         checked += not info.fell_back
     assert checked >= 20
+
+
+def climb_on_map(goodness, y, x, steps):
+    """The climb of ExactScores.peaks, on a whole goodness map: to the first best of the 3 x 3 neighbourhood
+    (clipped) while it beats the centre."""
+    my, mx = goodness.shape[0] - 1, goodness.shape[1] - 1
+    value = goodness[y, x]
+    for _ in range(steps):
+        ny = np.clip(y + np.array([-1, -1, -1, 0, 0, 0, 1, 1, 1]), 0, my)
+        nx = np.clip(x + np.array([-1, 0, 1, -1, 0, 1, -1, 0, 1]), 0, mx)
+        g = goodness[ny, nx]
+        best = int(np.argmax(g))
+        if g[best] <= g[4]:
+            return y, x, g[4]
+        y, x, value = int(ny[best]), int(nx[best]), g[best]
+    return y, x, value
+
+
+@pytest.mark.parametrize("method", ["ncc", "ccorr_normed", "ssd_normed"])
+def test_batched_climb_is_the_climb_on_the_exact_map(method):
+    rng = np.random.default_rng(30)
+    for img, tpl, _ in cases(4)[:6]:
+        truth = match_template_reference(img, tpl, method)
+        sign = -1.0 if method == "ssd_normed" else 1.0
+        exact = ExactScores(img, tpl, method, sign)
+        ys = rng.integers(0, truth.shape[0], 40)
+        xs = rng.integers(0, truth.shape[1], 40)
+        ys[:4], xs[:4] = [0, truth.shape[0] - 1, 0, 5], [0, truth.shape[1] - 1, truth.shape[1] - 1, 0]  # edges
+        py, px, value = exact.peaks(ys, xs)
+        for i in range(ys.size):
+            want = climb_on_map(sign * truth, int(ys[i]), int(xs[i]), MAX_CLIMB)
+            assert (py[i], px[i]) == want[:2]
+            assert value[i] == pytest.approx(want[2], abs=1e-12)

@@ -335,10 +335,9 @@ class _Cells:
         todo = np.flatnonzero(~self.pool_done & (self.pool_g >= bar - SLACK))
         if self.job.max_matches is not None:  # the best few first: the bar rises
             todo = todo[np.argsort(-self.pool_g[todo], kind="stable")[: 2 * self.job.max_matches]]
-        for i in todo.tolist():
-            deadline.check()  # between candidates
-            py, px, local, cy, cx = self.exact_scores.peak(int(self.pool_y[i]), int(self.pool_x[i]))
-            self.exact[py, px] = float(local[cy, cx])
+        ys, xs, values = self.exact_scores.peaks(self.pool_y[todo], self.pool_x[todo])  # all at once
+        for y, x, value in zip(ys.tolist(), xs.tolist(), values.tolist()):
+            self.exact[y, x] = value
         self.pool_done[todo] = True
         return todo.size > 0
 
