@@ -20,13 +20,17 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from ..scores.engine import num_threads, thread_pool
 from .bounds import BoundParts, block_stats, bound_from_parts, bound_parts, pool_stats, template_terms
 
-__all__ = ["Levels", "level_sizes", "window_energy_min", "clusters", "GLOBAL_BLOCK"]
+__all__ = ["Levels", "level_sizes", "window_energy_min", "clusters", "GLOBAL_BLOCK", "PARALLEL_CELLS"]
 
 _MERGE = 2  # cells to bound within 2 _MERGE of each other are bounded in one box (fewer calls)
 GLOBAL_BLOCK = 8
 """Levels with blocks at least this large get their block statistics for the whole image at once."""
+PARALLEL_CELLS = 1 << 15
+"""Rectangles of at least twice this many cells are bounded in bands of rows, one per engine thread
+(:func:`matcher.scores.engine.num_threads`)."""
 
 
 def level_sizes(height, width, top_blocks=12, finest=4, largest=16):
@@ -179,7 +183,18 @@ class Levels:
 
     def _rectangle(self, level, y0, y1, x0, x1, energy=True):
         """Bounds and estimates of the cells ``[y0, y1) x [x0, x1)`` of ``level`` (on the finest level, with
-        ``energy``, from the windows' least energy)."""
+        ``energy``, from the windows' least energy); a large rectangle in bands of rows, one per thread
+        (each band's cells see the statistics of their own blocks only, so the bands are independent)."""
+        bands = min(num_threads(), (y1 - y0) * (x1 - x0) // PARALLEL_CELLS, y1 - y0)
+        if bands < 2:
+            return self._band(level, y0, y1, x0, x1, energy)
+        edges = [y0 + round((y1 - y0) * k / bands) for k in range(bands + 1)]
+        done = list(thread_pool().map(lambda k: self._band(level, edges[k], edges[k + 1], x0, x1, energy),
+                                      range(bands)))
+        return np.concatenate([b for b, _ in done]), np.concatenate([e for _, e in done])
+
+    def _band(self, level, y0, y1, x0, x1, energy):
+        """:meth:`_rectangle` in one call."""
         s, terms = self.sizes[level], self.terms[level]
         ny, nx = y1 - y0, x1 - x0
         if self.stats[level] is not None:
