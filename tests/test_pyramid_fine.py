@@ -141,3 +141,28 @@ def test_batched_climb_is_the_climb_on_the_exact_map(method):
             want = climb_on_map(sign * truth, int(ys[i]), int(xs[i]), MAX_CLIMB)
             assert (py[i], px[i]) == want[:2]
             assert value[i] == pytest.approx(want[2], abs=1e-12)
+
+
+@pytest.mark.parametrize("method", ["ncc", "ccorr_normed", "ssd_normed"])
+def test_levels_bounded_in_bands_hold_and_match_one_call(method, monkeypatch):
+    """A whole level bounded in bands of rows (one per thread) holds for every window and is close to the
+    one-call bound (they differ by the rounding allowance, which follows the band's largest block mean,
+    and, for the statistics of crops, by the mean they are centred on)."""
+    import matcher.search.levels as levels_module
+
+    for img, tpl, _ in cases(6)[:5]:
+        truth = match_template_reference(img, tpl, method)
+        goodness = -truth if method == "ssd_normed" else truth
+        sizes = level_sizes(*tpl.shape[:2], top_blocks=4, finest=2)
+        monkeypatch.setattr(levels_module, "PARALLEL_CELLS", 1 << 40)
+        whole = Levels(img, tpl, method, sizes)
+        for level in range(1, len(sizes)):
+            whole.bound_all(level)
+        monkeypatch.setattr(levels_module, "PARALLEL_CELLS", 8)  # bands of a few rows
+        monkeypatch.setattr(levels_module, "num_threads", lambda: 3)
+        banded = Levels(img, tpl, method, sizes)
+        for level in range(1, len(sizes)):
+            banded.bound_all(level)
+        for level, s in enumerate(sizes):
+            assert np.allclose(banded.bounds[level], whole.bounds[level], rtol=0, atol=0.1)
+            assert (cell_max(goodness, s) <= banded.bounds[level] + 1e-9).all()
