@@ -166,3 +166,25 @@ def test_levels_bounded_in_bands_hold_and_match_one_call(method, monkeypatch):
         for level, s in enumerate(sizes):
             assert np.allclose(banded.bounds[level], whole.bounds[level], rtol=0, atol=0.1)
             assert (cell_max(goodness, s) <= banded.bounds[level] + 1e-9).all()
+
+
+@pytest.mark.parametrize("method", ["ncc", "ccorr_normed", "ssd_normed"])
+def test_climb_leaving_out_neighbours_ranked_far_below(method):
+    """Ranking scores off the exact ones by less than margin / 2 (and some not ranked: NaN): leaving out
+    the neighbours ranked more than margin below the start changes no climb."""
+    rng = np.random.default_rng(31)
+    margin = 2e-3
+    for img, tpl, _ in cases(8)[:6]:
+        truth = match_template_reference(img, tpl, method)
+        sign = -1.0 if method == "ssd_normed" else 1.0
+        goodness = sign * truth
+        H, W = goodness.shape
+        ranked = np.pad(goodness + rng.uniform(-0.49, 0.49, goodness.shape) * margin, 1, constant_values=np.nan)
+        ranked[rng.random(ranked.shape) < 0.1] = np.nan
+        ys, xs = rng.integers(0, H, 60), rng.integers(0, W, 60)
+        ranks = ranked[ys[:, None] + 1 + np.repeat([-1, 0, 1], 3), xs[:, None] + 1 + np.tile([-1, 0, 1], 3)]
+        ranks[:, 4] = goodness[ys, xs]  # the starts themselves are ranked
+        py, px, value = ExactScores(img, tpl, method, sign).peaks(ys, xs, ranks, margin)
+        for i in range(ys.size):
+            want = climb_on_map(goodness, int(ys[i]), int(xs[i]), MAX_CLIMB)
+            assert (py[i], px[i]) == want[:2] and value[i] == pytest.approx(want[2], abs=1e-12)

@@ -44,6 +44,9 @@ Rules (the constants below):
   the ``max_matches``-th kept score only ever looks at those. Candidates nearly
   tied are ranked by their exact scores (the exhaustive search ranks by its
   map, within its error of them: such near-ties may come out in another order).
+  Candidates are climbed together (:meth:`matcher.search.ranking.ExactScores.peaks`);
+  a candidate's neighbour ranked more than ``2 SLACK`` below it is not scored
+  exactly on the first step: by the same allowance it cannot beat it.
 - **A whole level** is bounded at once, as a flat search would, when more than
   :data:`MAX_SPLIT` of a level's cells (and more than :data:`MIN_SPLIT`) would
   have to be split.
@@ -105,6 +108,7 @@ MIN_SPLIT = 1024
 SLACK = 1e-3
 """Local peaks of the float32 ranking maps within this of the bar are climbed and scored exactly."""
 _MERGE = 0  # cells within this many of each other are scored in one rectangle (fewer, larger calls)
+_STEP_Y, _STEP_X = (a.ravel() for a in np.mgrid[-1:2, -1:2])  # a 3 x 3 neighbourhood, row-major
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,7 @@ class _Cells:
         self.sign = -1.0 if job.method.lower_is_better else 1.0
         self.map_shape = (arr.shape[0] - tpl.shape[0] + 1, arr.shape[1] - tpl.shape[1] + 1)
         self.pool_y, self.pool_x, self.pool_g = [np.zeros(0, np.intp)] * 2 + [np.zeros(0)]
+        self.pool_ranks = np.zeros((0, 9))  # each candidate's 3 x 3 ranking neighbourhood (NaN: not ranked)
         self.pool_done = np.zeros(0, bool)
         self.exact = {}
         self.exact_scores = ExactScores(arr, tpl, job.method.name, self.sign)
@@ -320,14 +325,15 @@ class _Cells:
         self.scored_count += len(cells)
         b, (ny, nx) = self.b, self.map_shape
         floor = None if self.job.floor is None else self.job.floor - SLACK
-        found = [(self.pool_y, self.pool_x, self.pool_g)]
+        found = [(self.pool_y, self.pool_x, self.pool_g, self.pool_ranks)]
         for cy0, cy1, cx0, cx1 in clusters(mask, _MERGE):
             y0, y1 = cy0 * b, min(cy1 * b, ny) - 1
             x0, x1 = cx0 * b, min(cx1 * b, nx) - 1
             g = ranking_scores(self.arr, self.tpl, self.job.method.name, self.sign, y0, y1, x0, x1)
             ys, xs, vals = local_peaks(g, floor)
-            found.append((ys + y0, xs + x0, vals))
-        self.pool_y, self.pool_x, self.pool_g = (np.concatenate(a) for a in zip(*found))
+            around = np.pad(g, 1, constant_values=np.nan)[ys[:, None] + 1 + _STEP_Y, xs[:, None] + 1 + _STEP_X]
+            found.append((ys + y0, xs + x0, vals, around))
+        self.pool_y, self.pool_x, self.pool_g, self.pool_ranks = (np.concatenate(a) for a in zip(*found))
         self.pool_done = np.concatenate([self.pool_done, np.zeros(len(self.pool_g) - len(self.pool_done), bool)])
 
     def climb(self, bar):
@@ -335,7 +341,8 @@ class _Cells:
         todo = np.flatnonzero(~self.pool_done & (self.pool_g >= bar - SLACK))
         if self.job.max_matches is not None:  # the best few first: the bar rises
             todo = todo[np.argsort(-self.pool_g[todo], kind="stable")[: 2 * self.job.max_matches]]
-        ys, xs, values = self.exact_scores.peaks(self.pool_y[todo], self.pool_x[todo])  # all at once
+        ys, xs, values = self.exact_scores.peaks(self.pool_y[todo], self.pool_x[todo], self.pool_ranks[todo],
+                                                 2 * SLACK)  # all at once
         for y, x, value in zip(ys.tolist(), xs.tolist(), values.tolist()):
             self.exact[y, x] = value
         self.pool_done[todo] = True

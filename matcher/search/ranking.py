@@ -114,15 +114,23 @@ class ExactScores:
             out[part] = self.sign * window_scores(windows, self.tpl, None, self.method)
         return out
 
-    def peaks(self, ys, xs):
+    def peaks(self, ys, xs, ranks=None, margin=0.0):
         """Climb the exact scores from each (ys[i], xs[i]) to a local peak, all at once: ``(ys, xs, goodness)``.
 
         Each step scores the 3 x 3 neighbourhoods (clipped to the map) of the
         starts still climbing in one batch and moves each to its best
         neighbour (the first in row-major order) if that beats it, at most
         :data:`MAX_CLIMB` steps; a window is scored once per call.
+
+        ``ranks``, ``(n, 9)``: the ranking goodness of each start's 3 x 3
+        neighbourhood, row-major (NaN: not ranked). If every ranking score is
+        within ``margin / 2`` of the exact one, a neighbour ranked more than
+        ``margin`` below its start cannot beat it exactly (``exact(n) <=
+        rank(n) + margin / 2 < rank(c) - margin / 2 <= exact(c)``), nor a
+        neighbour that does; the first step leaves such neighbours unscored.
         """
         ys, xs = np.array(ys, np.intp), np.array(xs, np.intp)
+        below = None if ranks is None else np.asarray(ranks) < np.asarray(ranks)[:, 4:5] - margin  # NaN: False
         value = np.empty(ys.size)
         climbing = np.arange(ys.size)
         width = self.mx + 1
@@ -135,13 +143,15 @@ class ExactScores:
             ny = np.clip(ys[climbing, None] + dy, 0, self.my)  # (n, 9), row-major: the centre is column 4
             nx = np.clip(xs[climbing, None] + dx, 0, self.mx)
             keys = ny * width + nx
-            fresh = np.setdiff1d(keys, scored_keys)
+            skip = np.zeros(keys.shape, bool) if below is None else below
+            below = None  # the first step only: the starts' neighbourhoods were ranked
+            fresh = np.setdiff1d(keys[~skip], scored_keys)
             if fresh.size:
                 scored_keys = np.concatenate([scored_keys, fresh])
                 scored = np.concatenate([scored, self.goodness(fresh // width, fresh % width)])
                 order = np.argsort(scored_keys, kind="stable")
                 scored_keys, scored = scored_keys[order], scored[order]
-            g = scored[np.searchsorted(scored_keys, keys)]
+            g = np.where(skip, -np.inf, scored[np.minimum(np.searchsorted(scored_keys, keys), scored_keys.size - 1)])
             rows, best = np.arange(keys.shape[0]), np.argmax(g, axis=1)
             moves = g[rows, best] > g[:, 4]
             value[climbing] = np.where(moves, g[rows, best], g[:, 4])
