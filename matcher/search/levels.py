@@ -25,7 +25,7 @@ from .bounds import BoundParts, block_stats, bound_from_parts, bound_parts, pool
 
 __all__ = ["Levels", "level_sizes", "window_energy_min", "clusters", "GLOBAL_BLOCK", "PARALLEL_CELLS"]
 
-_MERGE = 2  # cells to bound within 2 _MERGE of each other are bounded in one box (fewer calls)
+_MERGE = 4  # cells to bound within 2 _MERGE of each other are bounded in one box (fewer calls)
 GLOBAL_BLOCK = 8
 """Levels with blocks at least this large get their block statistics for the whole image at once."""
 PARALLEL_CELLS = 1 << 15
