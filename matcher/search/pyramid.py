@@ -23,12 +23,14 @@ Rules (the constants below):
 - **Rounds.** While ``max_matches`` matches are not yet found, each level
   splits (the finest: scores) only its best guesses (the coarse score at the
   cell's corner; ``max(8, 4 * max_matches)`` cells, four times as many each
-  round); then, every cell that may reach the bar; the finest level goes on
-  scoring best guesses while the bar still rises from one round to the next.
-  A finest cell bounded without its windows' least energy (a level bounded
-  whole) is re-bounded with it (:meth:`matcher.search.levels.Levels.tighten`)
-  before it is scored or counted against :data:`MAX_SCORED`. Scored cells are grouped
-  into rectangles (8-connected) and ranked there (products in numpy for small
+  round); then, every cell that may reach the bar, except that the finest
+  level goes on scoring best guesses while the bar still rises from one round
+  to the next and more than :data:`MIN_SCORED` cells may reach it. A finest
+  cell bounded without its windows' least energy (a level bounded whole) is
+  re-bounded with it (:meth:`matcher.search.levels.Levels.tighten`) before it
+  is scored or counted against :data:`MAX_SCORED`. Scored cells are grouped
+  into rectangles (8-connected, cells within ``2 _MERGE`` of each other
+  together: a call costs as much as ranking ~1000 cells) and ranked there (products in numpy for small
   rectangles, ``cv2.matchTemplate`` in float32, centred for ``ncc``, for large
   ones); every local peak within :data:`SLACK` of the bar is climbed to a
   local peak of the exact scores (by definition, float64), best first. The bar
@@ -38,7 +40,8 @@ Rules (the constants below):
   finest level, unscored) and every candidate within :data:`SLACK` of it is climbed.
 - **Why it is the exhaustive answer.** A window scoring at least the bar lies
   in a coarsest cell whose bound reaches the bar, so that cell was split, and
-  so on down: its finest cell was scored, and every local peak of the full
+  so on down: its finest cell's bound, re-bounded with the least energy of its
+  windows (at most that window's), reaches the bar too, so it was scored, and every local peak of the full
   score map at or above the bar was climbed to (its ranking score is within
   :data:`SLACK` of its exact one); the greedy suppression over the peaks above
   the ``max_matches``-th kept score only ever looks at those. Candidates nearly
@@ -49,7 +52,8 @@ Rules (the constants below):
   exactly on the first step: by the same allowance it cannot beat it.
 - **A whole level** is bounded at once, as a flat search would, when more than
   :data:`MAX_SPLIT` of a level's cells (and more than :data:`MIN_SPLIT`) would
-  have to be split.
+  have to be split (in bands of rows, one per engine thread:
+  :data:`matcher.search.levels.PARALLEL_CELLS`).
 - **Fallback** to the exhaustive search (``fell_back=True``, ``reason`` says
   which): no coarse level (``levels=0``); a 1-D image; a mask (no bound yet);
   ``max_matches=None`` without a threshold (every peak is wanted); a constant
@@ -97,7 +101,9 @@ MAX_LEVELS = 4
 """At most this many halvings (blocks of at most 16 x 16)."""
 MAX_SCORED = 0.03
 """Fall back to the exhaustive search when the bounds leave more than this fraction of the cells to score
-(or :data:`MIN_SCORED` cells, if more): scoring scattered cells costs more per window than the exhaustive search."""
+(or :data:`MIN_SCORED` cells, if more): scoring scattered cells costs more per window than the exhaustive search
+(on 2048^2 photos with 64 px templates, 2% of the 4 px cells scored took 0.1 s, the exhaustive search 0.15 s;
+the bench's icons, 4%, 0.16-0.2 s against 0.11-0.19 s)."""
 MIN_SCORED = 1024
 """Cells the search may always score (small images: a few matches' neighbourhoods are a large fraction)."""
 MAX_SPLIT = 0.05
