@@ -188,3 +188,22 @@ def test_climb_leaving_out_neighbours_ranked_far_below(method):
         for i in range(ys.size):
             want = climb_on_map(goodness, int(ys[i]), int(xs[i]), MAX_CLIMB)
             assert (py[i], px[i]) == want[:2] and value[i] == pytest.approx(want[2], abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(67, 53), (130, 41, 3), (16, 200)])
+def test_eight_bit_block_statistics_in_bands_are_exact(shape, monkeypatch):
+    """8-bit block sums taken in bands of block rows (on threads) are the float64 path's sums exactly, the
+    bottom band's blocks cut by the image's edge and the rows of blocks past it included."""
+    import matcher.search.bounds as bounds_module
+
+    monkeypatch.setattr(bounds_module, "_BAND_PIXELS", 300)
+    img = np.random.default_rng(10).integers(0, 256, shape).astype(np.uint8)
+    for b in (2, 4, 8):
+        for centred in (False, True):
+            gy, gx = -(-shape[0] // b) + 3, -(-shape[1] // b) + 2
+            M8, A8 = block_stats(img, b, gy, gx, centred)
+            M64, A64 = block_stats(img.astype(np.float64), b, gy, gx, centred)
+            if centred:  # the two paths centre differently (sums, pixels): equal to rounding
+                assert np.allclose(M8, M64, rtol=0, atol=1e-9) and np.allclose(A8, A64, rtol=1e-12, atol=1e-6)
+            else:
+                assert np.array_equal(M8, M64) and np.array_equal(A8, A64), (b, shape)

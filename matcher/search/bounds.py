@@ -53,6 +53,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..scores.engine import thread_pool
+
 __all__ = ["TemplateTerms", "template_terms", "cell_bounds", "block_stats", "stats_bounds", "pool_stats", "ROUNDING",
            "BOUNDED_METHODS", "BoundParts", "bound_parts", "bound_from_parts"]
 
@@ -60,6 +62,7 @@ ROUNDING = 1e-5
 """Relative rounding allowance of the float32 coarse correlation (``sum|t| max|M|`` times this is added)."""
 BOUNDED_METHODS = ("ncc", "ccorr_normed", "ssd_normed")
 """Methods :func:`cell_bounds` bounds."""
+_BAND_PIXELS = 1 << 19  # 8-bit block sums are taken in bands of about this many pixels (cache-sized float32 copies)
 
 
 @dataclass(frozen=True)
@@ -300,8 +303,7 @@ def block_stats(image, b, gy, gx, centred):
     H, W, C = img.shape
     ys, xs = np.minimum(np.arange(gy + 1) * b, H), np.minimum(np.arange(gx + 1) * b, W)
     if img.dtype == np.uint8 and b <= 16:
-        S1 = _area_sums(img.astype(np.float32), b, gy, gx)
-        A2 = _area_sums(cv2.multiply(img, img, dtype=cv2.CV_32F), b, gy, gx)
+        S1, A2 = _eight_bit_sums(img, b, gy, gx)
         if centred:  # remove the mean on the sums, in float64 (exact: integers times 2**-k)
             n = _pixels_per_block(ys, xs)
             mu = S1.sum(axis=(0, 1)) / (H * W)
@@ -314,6 +316,30 @@ def block_stats(image, b, gy, gx, centred):
         S1 = _block_sums(cv2.integral(f, sdepth=cv2.CV_64F), ys, xs)
         A2 = _block_sums(cv2.integral(f * f, sdepth=cv2.CV_64F), ys, xs)
     return S1 / (b * b), A2
+
+
+def _eight_bit_sums(img, b, gy, gx):
+    """Block sums and sums of squares of an 8-bit ``(H, W, C)`` image (:func:`_area_sums`), in bands of block
+    rows on the engine's threads when the image is large (float32 copies of a band stay in cache)."""
+    H = img.shape[0]
+    rows = -(-H // b)  # block rows holding some of the image
+    bands = min(max(1, img.size // _BAND_PIXELS), rows)
+    S1, A2 = np.zeros((gy, gx, img.shape[2])), np.zeros((gy, gx, img.shape[2]))
+
+    def band(k):
+        g0, g1 = rows * k // bands, rows * (k + 1) // bands
+        part = img[g0 * b : g1 * b]
+        n = g1 - g0 if k < bands - 1 else gy - g0  # the last band: the block rows past the image too
+        if n <= 0:
+            return
+        S1[g0 : g0 + n] = _area_sums(part.astype(np.float32), b, n, gx)
+        A2[g0 : g0 + n] = _area_sums(cv2.multiply(part, part, dtype=cv2.CV_32F), b, n, gx)
+
+    if bands == 1:
+        band(0)
+    else:
+        list(thread_pool().map(band, range(bands)))
+    return S1, A2
 
 
 def _block_sums(Z, ys, xs):
