@@ -207,3 +207,31 @@ def test_eight_bit_block_statistics_in_bands_are_exact(shape, monkeypatch):
                 assert np.allclose(M8, M64, rtol=0, atol=1e-9) and np.allclose(A8, A64, rtol=1e-12, atol=1e-6)
             else:
                 assert np.array_equal(M8, M64) and np.array_equal(A8, A64), (b, shape)
+
+
+def test_whole_levels_in_bands_with_banded_block_sums_finish_and_agree(monkeypatch):
+    """A whole 4 px level bounded in bands on the engine's threads, each band taking its block sums in
+    bands too (from inside a task of the pool: serially, or the pool would wait on itself); the search
+    must finish and give the exhaustive answer."""
+    import threading
+
+    import matcher.search.bounds as bounds_module
+    import matcher.search.levels as levels_module
+
+    monkeypatch.setattr(pyramid, "MAX_SCORED", 1.0)
+    monkeypatch.setattr(pyramid, "MAX_SPLIT", 0.0)
+    monkeypatch.setattr(pyramid, "MIN_SPLIT", 64)
+    monkeypatch.setattr(levels_module, "PARALLEL_CELLS", 256)
+    monkeypatch.setattr(bounds_module, "_BAND_PIXELS", 4096)
+    img, tpl, truth = decoy_photo(0, t=96)
+    out = {}
+    worker = threading.Thread(target=lambda: out.update(found=find_pyramid(img, tpl, "ncc", max_matches=2)),
+                              daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "the search waits on its own thread pool"
+    found, info = out["found"]
+    e = find(img, tpl, "ncc", max_matches=2)
+    assert not info.fell_back and info.levels == 3, info
+    assert (found[0].x, found[0].y) == truth
+    assert [(m.x, m.y) for m in found] == [(m.x, m.y) for m in e]

@@ -291,19 +291,21 @@ def pool_stats(M, A2):
     return out[0], out[1]
 
 
-def block_stats(image, b, gy, gx, centred):
+def block_stats(image, b, gy, gx, centred, parallel=False):
     """Block means ``M`` and block sums of squares ``A2``, ``(gy, gx, C)`` float64, zero past the image.
 
     For ``ncc`` the image's mean is removed (the scores do not change; the sums
     of squares keep their digits). 8-bit images: sums and sums of squares
     reduced by area in float32 (exact: integers below 2**24 for blocks of up to
-    16 x 16); others from float64 integral images.
+    16 x 16), in bands of block rows, with ``parallel`` on the engine's threads
+    (never from a task of that pool: it would wait on its own pool); others
+    from float64 integral images.
     """
     img = image[:, :, None] if image.ndim == 2 else image
     H, W, C = img.shape
     ys, xs = np.minimum(np.arange(gy + 1) * b, H), np.minimum(np.arange(gx + 1) * b, W)
     if img.dtype == np.uint8 and b <= 16:
-        S1, A2 = _eight_bit_sums(img, b, gy, gx)
+        S1, A2 = _eight_bit_sums(img, b, gy, gx, parallel)
         if centred:  # remove the mean on the sums, in float64 (exact: integers times 2**-k)
             n = _pixels_per_block(ys, xs)
             mu = S1.sum(axis=(0, 1)) / (H * W)
@@ -318,9 +320,10 @@ def block_stats(image, b, gy, gx, centred):
     return S1 / (b * b), A2
 
 
-def _eight_bit_sums(img, b, gy, gx):
+def _eight_bit_sums(img, b, gy, gx, parallel):
     """Block sums and sums of squares of an 8-bit ``(H, W, C)`` image (:func:`_area_sums`), in bands of block
-    rows on the engine's threads when the image is large (float32 copies of a band stay in cache)."""
+    rows when the image is large (float32 copies of a band stay in cache), with ``parallel`` on the engine's
+    threads."""
     H = img.shape[0]
     rows = -(-H // b)  # block rows holding some of the image
     bands = min(max(1, img.size // _BAND_PIXELS), rows)
@@ -335,10 +338,11 @@ def _eight_bit_sums(img, b, gy, gx):
         S1[g0 : g0 + n] = _area_sums(part.astype(np.float32), b, n, gx)
         A2[g0 : g0 + n] = _area_sums(cv2.multiply(part, part, dtype=cv2.CV_32F), b, n, gx)
 
-    if bands == 1:
-        band(0)
-    else:
+    if parallel and bands > 1:
         list(thread_pool().map(band, range(bands)))
+    else:
+        for k in range(bands):
+            band(k)
     return S1, A2
 
 

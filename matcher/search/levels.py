@@ -98,7 +98,7 @@ class Levels:
         pooled = [s for s in self.sizes if s >= GLOBAL_BLOCK] or [top]
         base = pooled[-1]
         gy, gx = (-(-H // top) + 3) * (top // base), (-(-W // top) + 3) * (top // base)  # every level's E_q fits
-        stats = [block_stats(image, base, gy, gx, self.centred)]
+        stats = [block_stats(image, base, gy, gx, self.centred, parallel=True)]  # from the caller's thread
         for _ in pooled[1:]:
             stats.append(pool_stats(*stats[-1]))
         self.stats = stats[::-1] + [None] * (len(self.sizes) - len(pooled))
@@ -185,7 +185,7 @@ class Levels:
         """Bounds and estimates of the cells ``[y0, y1) x [x0, x1)`` of ``level`` (on the finest level, with
         ``energy``, from the windows' least energy); a large rectangle in bands of rows, one per thread
         (each band's cells see the statistics of their own blocks only, so the bands are independent)."""
-        bands = min(num_threads(), (y1 - y0) * (x1 - x0) // PARALLEL_CELLS, y1 - y0)
+        bands = min(num_threads(), (y1 - y0) * (x1 - x0) // PARALLEL_CELLS, y1 - y0)  # tasks: no pool inside
         if bands < 2:
             return self._band(level, y0, y1, x0, x1, energy)
         edges = [y0 + round((y1 - y0) * k / bands) for k in range(bands + 1)]
