@@ -53,13 +53,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..scores.engine import thread_pool
+
 __all__ = ["TemplateTerms", "template_terms", "cell_bounds", "block_stats", "stats_bounds", "pool_stats", "ROUNDING",
-           "BOUNDED_METHODS"]
+           "BOUNDED_METHODS", "BoundParts", "bound_parts", "bound_from_parts"]
 
 ROUNDING = 1e-5
 """Relative rounding allowance of the float32 coarse correlation (``sum|t| max|M|`` times this is added)."""
 BOUNDED_METHODS = ("ncc", "ccorr_normed", "ssd_normed")
 """Methods :func:`cell_bounds` bounds."""
+_BAND_PIXELS = 1 << 19  # 8-bit block sums are taken in bands of about this many pixels (cache-sized float32 copies)
 
 
 @dataclass(frozen=True)
@@ -192,8 +195,8 @@ def stats_bounds(M, A2, terms, method, ncy, ncx, energy=None):
         Cells to bound.
     energy : ndarray of float64, shape (ncy, ncx), optional
         A lower bound of the energy of every window of each cell (centred for
-        ``ncc``, summed over the channels; :func:`cell_energy`), used where it
-        is above the blocks' (the blocks every window holds miss up to ``b - 1``
+        ``ncc``, summed over the channels; :func:`matcher.search.levels.window_energy_min`),
+        used where it is above the blocks' (the blocks every window holds miss up to ``b - 1``
         rows and columns of it).
 
     Returns
@@ -201,24 +204,61 @@ def stats_bounds(M, A2, terms, method, ncy, ncx, energy=None):
     bound, estimate : ndarray of float64, shape ``(ncy, ncx)``
         As :func:`cell_bounds`.
     """
+    parts = bound_parts(M, A2, terms, ncy, ncx)
+    return bound_from_parts(parts, terms, method, energy), parts.estimate
+
+
+@dataclass(frozen=True)
+class BoundParts:
+    """The pieces of :func:`stats_bounds` for some cells, before the division by the norms (each ``(ncy, ncx)`` float64).
+
+    ``numerator``: the bound of ``<T, W_p>`` over the cell's windows (``>= 0``);
+    ``core2``, ``ext2``: lower and upper bounds of their energy (the core's
+    blocks, ``E_q``'s); ``estimate``: the guess of the cell's best score.
+    Storing them lets a better energy bound (the windows' least energy) be
+    used later without the block statistics (:func:`bound_from_parts`).
+    """
+
+    numerator: np.ndarray
+    core2: np.ndarray
+    ext2: np.ndarray
+    estimate: np.ndarray
+
+
+def bound_parts(M, A2, terms, ncy, ncx):
+    """:class:`BoundParts` of ``ncy x ncx`` cells from block statistics (as :func:`stats_bounds`)."""
     nby, nbx = terms.nb
     if M.shape[0] < ncy + nby or M.shape[1] < ncx + nbx or M.shape != A2.shape:
         raise ValueError(f"block statistics {M.shape} and {A2.shape} do not cover {ncy}x{ncx} cells of "
                          f"{nby}x{nbx} blocks")
     M, A2 = M[: ncy + nby, : ncx + nbx], A2[: ncy + nby, : ncx + nbx]
     corner, at_q, rest, core2, ext2, aligned2 = _cell_sums(M, A2, terms, ncy, ncx)
-    if energy is not None:
-        core2 = np.maximum(core2, energy)
+    tnorm = np.sqrt(terms.norm2.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate = np.where(aligned2 > 0, at_q / (tnorm * np.sqrt(aligned2)), 0.0)
+    return BoundParts(np.maximum(corner + rest, 0.0), core2, ext2, estimate)
+
+
+def bound_from_parts(parts, terms, method, energy=None):
+    """The bound of each cell's goodness from its :class:`BoundParts`.
+
+    With ``N`` the numerator bound, ``E`` the energy's lower bound (the
+    core's, or ``energy`` where larger) and ``||T||`` the template's norm:
+    ``ncc``, ``ccorr_normed`` ``<= min(1, N / (||T|| sqrt(E)))`` (1 where
+    ``E = 0``); ``ssd_normed = x + 1/x - 2 ccorr_normed`` with
+    ``x = ||W|| / ||T||`` clipped to ``[sqrt(E), sqrt(ext2)] / ||T||``: minus
+    its lower bound (goodness).
+    """
+    core2 = parts.core2 if energy is None else np.maximum(parts.core2, energy)
     tnorm = np.sqrt(terms.norm2.sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         den = np.where(core2 > 0, tnorm * np.sqrt(core2), np.inf)
-        estimate = np.where(aligned2 > 0, at_q / (tnorm * np.sqrt(aligned2)), 0.0)
-        cn = np.where(core2 > 0, np.maximum(corner + rest, 0.0) / den, 1.0)
+        cn = np.where(core2 > 0, parts.numerator / den, 1.0)
         if method == "ssd_normed":
-            x = np.clip(1.0, np.sqrt(core2) / tnorm, np.sqrt(ext2) / tnorm)
+            x = np.clip(1.0, np.sqrt(core2) / tnorm, np.sqrt(parts.ext2) / tnorm)
             lower = np.minimum(x + 1.0 / x - 2.0 * np.minimum(cn, 1.0), 1.0)
-            return -np.maximum(lower, 0.0), estimate
-    return np.minimum(cn, 1.0), estimate
+            return -np.maximum(lower, 0.0)
+    return np.minimum(cn, 1.0)
 
 
 def pool_stats(M, A2):
@@ -251,20 +291,21 @@ def pool_stats(M, A2):
     return out[0], out[1]
 
 
-def block_stats(image, b, gy, gx, centred):
+def block_stats(image, b, gy, gx, centred, parallel=False):
     """Block means ``M`` and block sums of squares ``A2``, ``(gy, gx, C)`` float64, zero past the image.
 
     For ``ncc`` the image's mean is removed (the scores do not change; the sums
     of squares keep their digits). 8-bit images: sums and sums of squares
     reduced by area in float32 (exact: integers below 2**24 for blocks of up to
-    16 x 16); others from float64 integral images.
+    16 x 16), in bands of block rows, with ``parallel`` on the engine's threads
+    (never from a task of that pool: it would wait on its own pool); others
+    from float64 integral images.
     """
     img = image[:, :, None] if image.ndim == 2 else image
     H, W, C = img.shape
     ys, xs = np.minimum(np.arange(gy + 1) * b, H), np.minimum(np.arange(gx + 1) * b, W)
     if img.dtype == np.uint8 and b <= 16:
-        S1 = _area_sums(img.astype(np.float32), b, gy, gx)
-        A2 = _area_sums(cv2.multiply(img, img, dtype=cv2.CV_32F), b, gy, gx)
+        S1, A2 = _eight_bit_sums(img, b, gy, gx, parallel)
         if centred:  # remove the mean on the sums, in float64 (exact: integers times 2**-k)
             n = _pixels_per_block(ys, xs)
             mu = S1.sum(axis=(0, 1)) / (H * W)
@@ -277,6 +318,32 @@ def block_stats(image, b, gy, gx, centred):
         S1 = _block_sums(cv2.integral(f, sdepth=cv2.CV_64F), ys, xs)
         A2 = _block_sums(cv2.integral(f * f, sdepth=cv2.CV_64F), ys, xs)
     return S1 / (b * b), A2
+
+
+def _eight_bit_sums(img, b, gy, gx, parallel):
+    """Block sums and sums of squares of an 8-bit ``(H, W, C)`` image (:func:`_area_sums`), in bands of block
+    rows when the image is large (float32 copies of a band stay in cache), with ``parallel`` on the engine's
+    threads."""
+    H = img.shape[0]
+    rows = -(-H // b)  # block rows holding some of the image
+    bands = min(max(1, img.size // _BAND_PIXELS), rows)
+    S1, A2 = np.zeros((gy, gx, img.shape[2])), np.zeros((gy, gx, img.shape[2]))
+
+    def band(k):
+        g0, g1 = rows * k // bands, rows * (k + 1) // bands
+        part = img[g0 * b : g1 * b]
+        n = g1 - g0 if k < bands - 1 else gy - g0  # the last band: the block rows past the image too
+        if n <= 0:
+            return
+        S1[g0 : g0 + n] = _area_sums(part.astype(np.float32), b, n, gx)
+        A2[g0 : g0 + n] = _area_sums(cv2.multiply(part, part, dtype=cv2.CV_32F), b, n, gx)
+
+    if parallel and bands > 1:
+        list(thread_pool().map(band, range(bands)))
+    else:
+        for k in range(bands):
+            band(k)
+    return S1, A2
 
 
 def _block_sums(Z, ys, xs):

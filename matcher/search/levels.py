@@ -20,13 +20,17 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from .bounds import block_stats, pool_stats, stats_bounds, template_terms
+from ..scores.engine import num_threads, thread_pool
+from .bounds import BoundParts, block_stats, bound_from_parts, bound_parts, pool_stats, template_terms
 
-__all__ = ["Levels", "level_sizes", "window_energy_min", "clusters", "GLOBAL_BLOCK"]
+__all__ = ["Levels", "level_sizes", "window_energy_min", "clusters", "GLOBAL_BLOCK", "PARALLEL_CELLS"]
 
-_MERGE = 2  # cells to bound within 2 _MERGE of each other are bounded in one box (fewer calls)
+_MERGE = 4  # cells to bound within 2 _MERGE of each other are bounded in one box (fewer calls)
 GLOBAL_BLOCK = 8
 """Levels with blocks at least this large get their block statistics for the whole image at once."""
+PARALLEL_CELLS = 1 << 15
+"""Rectangles of at least twice this many cells are bounded in bands of rows, one per engine thread
+(:func:`matcher.scores.engine.num_threads`)."""
 
 
 def level_sizes(height, width, top_blocks=12, finest=4, largest=16):
@@ -94,7 +98,7 @@ class Levels:
         pooled = [s for s in self.sizes if s >= GLOBAL_BLOCK] or [top]
         base = pooled[-1]
         gy, gx = (-(-H // top) + 3) * (top // base), (-(-W // top) + 3) * (top // base)  # every level's E_q fits
-        stats = [block_stats(image, base, gy, gx, self.centred)]
+        stats = [block_stats(image, base, gy, gx, self.centred, parallel=True)]  # from the caller's thread
         for _ in pooled[1:]:
             stats.append(pool_stats(*stats[-1]))
         self.stats = stats[::-1] + [None] * (len(self.sizes) - len(pooled))
@@ -103,6 +107,8 @@ class Levels:
         self.split = [np.zeros(shape, bool) for shape in self.shapes[:-1]]
         self.live = [np.zeros(shape, bool) for shape in self.shapes]  # every cell holding it was split
         self.live[0][...] = True
+        self.tight = np.zeros(self.shapes[-1], bool)  # finest cells bounded with their windows' least energy
+        self.parts = [np.full(self.shapes[-1], np.nan) for _ in range(3)]  # finest: numerator, core2, ext2
         b, e = self._rectangle(0, 0, self.shapes[0][0], 0, self.shapes[0][1], energy=False)
         self.bounds[0][...], self.estimate[0][...] = b, e
 
@@ -130,6 +136,8 @@ class Levels:
             fresh = np.isnan(self.bounds[level + 1][y0:y1, x0:x1])
             self.bounds[level + 1][y0:y1, x0:x1][fresh] = b[fresh]
             self.estimate[level + 1][y0:y1, x0:x1][fresh] = e[fresh]
+            if level + 2 == len(self.sizes):
+                self.tight[y0:y1, x0:x1] |= fresh
 
     def bound_all(self, level):
         """Bound every cell of ``level`` (a whole level at once: cheaper than splitting most of the cells above it).
@@ -145,9 +153,48 @@ class Levels:
         for above in range(level):
             self.split[above][...] = True
 
+    def tighten(self, cells):
+        """Re-bound the finest ``cells`` (flat indices) not yet bounded with their windows' least energy.
+
+        :meth:`bound_all` leaves the energy out (over the whole image it costs
+        more than the rest of the bound); here it is computed only in a box
+        around each cluster of ``cells`` (:func:`window_energy_min`) and
+        combined with the numerator and energy bounds kept from the cells'
+        last bound (:func:`matcher.search.bounds.bound_from_parts`): every cell
+        keeps the lower of its two bounds. Returns how many cells were re-bounded.
+        """
+        last = len(self.sizes) - 1
+        cells = np.asarray(cells, np.intp)
+        cells = cells[~self.tight.flat[cells] & ~np.isnan(self.bounds[last].flat[cells])]
+        if cells.size == 0:
+            return 0
+        mask = np.zeros(self.shapes[last], bool)
+        mask.flat[cells] = True
+        for y0, y1, x0, x1 in clusters(mask, _MERGE):
+            box = (slice(y0, y1), slice(x0, x1))
+            energy = window_energy_min(self.image, self.tshape, self.sizes[last], (y0, y1, x0, x1), self.centred)
+            parts = BoundParts(*(a[box] for a in self.parts), estimate=None)
+            known = ~np.isnan(parts.numerator)
+            with np.errstate(invalid="ignore"):
+                b = bound_from_parts(parts, self.terms[last], self.method, energy)
+            self.bounds[last][box] = np.where(known, np.fmin(self.bounds[last][box], b), self.bounds[last][box])
+            self.tight[box] |= known
+        return int(cells.size)
+
     def _rectangle(self, level, y0, y1, x0, x1, energy=True):
         """Bounds and estimates of the cells ``[y0, y1) x [x0, x1)`` of ``level`` (on the finest level, with
-        ``energy``, from the windows' least energy)."""
+        ``energy``, from the windows' least energy); a large rectangle in bands of rows, one per thread
+        (each band's cells see the statistics of their own blocks only, so the bands are independent)."""
+        bands = min(num_threads(), (y1 - y0) * (x1 - x0) // PARALLEL_CELLS, y1 - y0)  # tasks: no pool inside
+        if bands < 2:
+            return self._band(level, y0, y1, x0, x1, energy)
+        edges = [y0 + round((y1 - y0) * k / bands) for k in range(bands + 1)]
+        done = list(thread_pool().map(lambda k: self._band(level, edges[k], edges[k + 1], x0, x1, energy),
+                                      range(bands)))
+        return np.concatenate([b for b, _ in done]), np.concatenate([e for _, e in done])
+
+    def _band(self, level, y0, y1, x0, x1, energy):
+        """:meth:`_rectangle` in one call."""
         s, terms = self.sizes[level], self.terms[level]
         ny, nx = y1 - y0, x1 - x0
         if self.stats[level] is not None:
@@ -156,11 +203,16 @@ class Levels:
         else:
             crop = self.image[s * y0 : s * (y1 + terms.nb[0]), s * x0 : s * (x1 + terms.nb[1])]
             M, A2 = block_stats(crop, s, ny + terms.nb[0], nx + terms.nb[1], self.centred)
-        if energy and level == len(self.sizes) - 1:
+        last = level == len(self.sizes) - 1
+        if energy and last:
             energy = window_energy_min(self.image, self.tshape, s, (y0, y1, x0, x1), self.centred)
         else:
             energy = None
-        return stats_bounds(M, A2, terms, self.method, ny, nx, energy)
+        parts = bound_parts(M, A2, terms, ny, nx)
+        if last:  # kept: a better energy bound may come later (tighten)
+            for kept, a in zip(self.parts, (parts.numerator, parts.core2, parts.ext2)):
+                kept[y0:y1, x0:x1] = a
+        return bound_from_parts(parts, terms, self.method, energy), parts.estimate
 
 
 def clusters(mask, merge=0):
@@ -225,16 +277,29 @@ def window_energy_min(image, shape, s, cells, centred):
     crop = image[s * y0 : py1 + h - 1, s * x0 : px1 + w - 1]
     n = float(h * w)
     exact = crop.dtype == np.uint8 and n * n * 255.0**2 < 2.0**53  # n s2 and s1^2: integers float64 holds
+    s1, s2 = _window_sums(crop, h, w)
+    if centred:  # 8-bit: n s2 - s1^2 is an exact integer
+        energy = s2 * n
+        energy -= s1 * s1
+        energy /= n
+    else:
+        energy = s2.copy()
+    if not exact:
+        energy -= 1e-9 * s2
+    energy = energy[:, :, 0] if energy.shape[2] == 1 else energy.sum(axis=2)
+    least = np.full((y1 - y0, x1 - x0), np.inf)
+    for dy in range(s):  # the least of each cell's s x s positions (strided: cheaper than a reshaped reduction)
+        for dx in range(s):
+            part = energy[dy::s, dx::s]
+            view = least[: part.shape[0], : part.shape[1]]
+            np.minimum(view, part, out=view)
+    return np.where(np.isfinite(least), np.maximum(least, 0.0), 0.0)
+
+
+def _window_sums(crop, h, w):
+    """Sums and sums of squares of every ``h x w`` window of ``crop``, ``(ny, nx, C)`` float64, from integral
+    images (8-bit: integers, exact)."""
     f = crop if crop.dtype == np.uint8 else crop.astype(np.float64)
     Z1, Z2 = cv2.integral2(f, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
     Z1, Z2 = (Z[:, :, None] if Z.ndim == 2 else Z for Z in (Z1, Z2))
-    s1, s2 = ((Z[h:, w:] - Z[:-h, w:] - Z[h:, :-w] + Z[:-h, :-w]) for Z in (Z1, Z2))
-    energy = ((n * s2 - s1 * s1) / n if centred else s2).sum(axis=2)  # 8-bit: n s2 - s1^2 is an exact integer
-    if not exact:
-        energy -= 1e-9 * s2.sum(axis=2)
-    energy = np.maximum(energy, 0.0)
-    ny, nx = y1 - y0, x1 - x0
-    out = np.full((ny * s, nx * s), np.inf)
-    out[: energy.shape[0], : energy.shape[1]] = energy
-    out = out.reshape(ny, s, nx, s).min(axis=(1, 3))
-    return np.where(np.isfinite(out), out, 0.0)
+    return tuple(Z[h:, w:] - Z[:-h, w:] - Z[h:, :-w] + Z[:-h, :-w] for Z in (Z1, Z2))

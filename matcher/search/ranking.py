@@ -10,14 +10,18 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import deadline
 from ..scores.engine import num_threads, thread_pool
 from ..scores.inputs import channels_first
 from ..scores.reference import window_scores
 
-__all__ = ["ranking_scores", "direct_scores", "match_in_bands", "ExactScores", "DIRECT_VALUES", "MAX_CLIMB"]
+__all__ = ["ranking_scores", "direct_scores", "match_in_bands", "ExactScores", "DIRECT_VALUES", "MAX_CLIMB",
+           "EXACT_VALUES"]
 
 MAX_CLIMB = 8
 """Full-resolution re-centring steps per candidate."""
+EXACT_VALUES = 1 << 18
+"""Windows scored by definition are gathered (float64) in batches of at most this many values."""
 DIRECT_VALUES = 1 << 21
 """Boxes of at most this many window values are ranked by numpy products."""
 _PARALLEL_OUTPUTS = 1 << 16  # ranking maps at least this large are scored in bands, one per thread
@@ -89,31 +93,69 @@ def match_in_bands(image, templ, cv_method):
 
 
 class ExactScores:
-    """Full-resolution scores by definition (:func:`matcher.scores.reference.window_scores`), around a position."""
+    """Full-resolution scores by definition (:func:`matcher.scores.reference.window_scores`), around positions."""
 
     def __init__(self, arr, tpl, method, sign):
         self.arr, self.method, self.sign = arr, method, sign
         self.h, self.w = tpl.shape[:2]
         self.tpl = channels_first("template", tpl)
         self.my, self.mx = arr.shape[0] - self.h, arr.shape[1] - self.w
+        img = arr[:, :, None] if arr.ndim == 2 else arr
+        self.view = sliding_window_view(img, (self.h, self.w), axis=(0, 1))  # (my + 1, mx + 1, C, h, w), no copy
 
-    def around(self, y, x):
-        """Goodness of the positions within 1 of (y, x), clipped to the map; and (y, x) in that array."""
-        y0, y1, x0, x1 = max(y - 1, 0), min(y + 1, self.my), max(x - 1, 0), min(x + 1, self.mx)
-        crop = self.arr[y0 : y1 + self.h, x0 : x1 + self.w]
-        crop = crop[:, :, None] if crop.ndim == 2 else crop
-        view = sliding_window_view(crop.astype(np.float64), (self.h, self.w), axis=(0, 1))  # (ny, nx, C, h, w)
-        ny, nx = view.shape[:2]
-        windows = np.ascontiguousarray(view.reshape((ny * nx,) + view.shape[2:]))
-        g = self.sign * window_scores(windows, self.tpl, None, self.method).reshape(ny, nx)
-        return g, y - y0, x - x0
+    def goodness(self, ys, xs):
+        """Goodness (``sign`` times the score, by definition) of the windows at (ys, xs), in batches of at
+        most :data:`EXACT_VALUES` window values."""
+        out = np.empty(ys.size)
+        batch = max(1, EXACT_VALUES // self.tpl.size)
+        for start in range(0, ys.size, batch):
+            part = slice(start, start + batch)
+            windows = np.ascontiguousarray(self.view[ys[part], xs[part]], dtype=np.float64)  # (K, C, h, w)
+            out[part] = self.sign * window_scores(windows, self.tpl, None, self.method)
+        return out
 
-    def peak(self, y, x):
-        """Climb the exact scores from (y, x) to a local peak: (y, x, its 3 x 3 goodness, y and x in it)."""
+    def peaks(self, ys, xs, ranks=None, margin=0.0):
+        """Climb the exact scores from each (ys[i], xs[i]) to a local peak, all at once: ``(ys, xs, goodness)``.
+
+        Each step scores the 3 x 3 neighbourhoods (clipped to the map) of the
+        starts still climbing in one batch and moves each to its best
+        neighbour (the first in row-major order) if that beats it, at most
+        :data:`MAX_CLIMB` steps; a window is scored once per call.
+
+        ``ranks``, ``(n, 9)``: the ranking goodness of each start's 3 x 3
+        neighbourhood, row-major (NaN: not ranked). If every ranking score is
+        within ``margin / 2`` of the exact one, a neighbour ranked more than
+        ``margin`` below its start cannot beat it exactly (``exact(n) <=
+        rank(n) + margin / 2 < rank(c) - margin / 2 <= exact(c)``), nor a
+        neighbour that does; the first step leaves such neighbours unscored.
+        """
+        ys, xs = np.array(ys, np.intp), np.array(xs, np.intp)
+        below = None if ranks is None else np.asarray(ranks) < np.asarray(ranks)[:, 4:5] - margin  # NaN: False
+        value = np.empty(ys.size)
+        climbing = np.arange(ys.size)
+        width = self.mx + 1
+        scored_keys, scored = np.zeros(0, np.intp), np.zeros(0)  # flat positions scored so far (sorted), goodness
+        dy, dx = (a.ravel() for a in np.mgrid[-1:2, -1:2])
         for _ in range(MAX_CLIMB):
-            g, cy, cx = self.around(y, x)
-            iy, ix = np.unravel_index(int(np.argmax(g)), g.shape)
-            if g[iy, ix] <= g[cy, cx]:
+            if climbing.size == 0:
                 break
-            y, x = y + int(iy) - cy, x + int(ix) - cx
-        return y, x, g, cy, cx
+            deadline.check()  # between steps
+            ny = np.clip(ys[climbing, None] + dy, 0, self.my)  # (n, 9), row-major: the centre is column 4
+            nx = np.clip(xs[climbing, None] + dx, 0, self.mx)
+            keys = ny * width + nx
+            skip = np.zeros(keys.shape, bool) if below is None else below
+            below = None  # the first step only: the starts' neighbourhoods were ranked
+            fresh = np.setdiff1d(keys[~skip], scored_keys)
+            if fresh.size:
+                scored_keys = np.concatenate([scored_keys, fresh])
+                scored = np.concatenate([scored, self.goodness(fresh // width, fresh % width)])
+                order = np.argsort(scored_keys, kind="stable")
+                scored_keys, scored = scored_keys[order], scored[order]
+            g = np.where(skip, -np.inf, scored[np.minimum(np.searchsorted(scored_keys, keys), scored_keys.size - 1)])
+            rows, best = np.arange(keys.shape[0]), np.argmax(g, axis=1)
+            moves = g[rows, best] > g[:, 4]
+            value[climbing] = np.where(moves, g[rows, best], g[:, 4])
+            ys[climbing] = np.where(moves, ny[rows, best], ys[climbing])
+            xs[climbing] = np.where(moves, nx[rows, best], xs[climbing])
+            climbing = climbing[moves]
+        return ys, xs, value
