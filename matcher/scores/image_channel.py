@@ -15,7 +15,7 @@ import numpy as np
 
 from .correlate import OPENCV_DIRECT_TAPS, FFTCorrelator, blocked_dft_wins, correlate_dft, correlate_direct, fft_workers
 from .error_model import float64_coefficients
-from .workspace import empty
+from .workspace import lend
 
 _EPS64 = float(np.finfo(np.float64).eps)
 _EXACT = 2.0**52
@@ -124,9 +124,12 @@ class BandChannel:
     def plane32(self, centred):
         """The channel in float32, centred or raw: exact for small integers, one rounding otherwise."""
         if centred not in self._planes:
-            plane = self._lent(f"plane{int(centred)}", np.float32)
+            plane = None if self._src.dtype == np.float32 and not centred else self._lent(f"plane{int(centred)}",
+                                                                                           np.float32)
             if centred:
-                cv2.subtract(self._src, self.centre, dst=plane, dtype=cv2.CV_32F)
+                plane = cv2.subtract(self._src, self.centre, dst=plane, dtype=cv2.CV_32F)
+            elif plane is None:
+                plane = np.asarray(self._src, dtype=np.float32)  # float32 already: no copy
             else:
                 np.copyto(plane, self._src, casting="unsafe")
             self._planes[centred] = plane
@@ -143,8 +146,9 @@ class BandChannel:
         return cv2.matchTemplate(plane, k32, cv2.TM_CCORR, result=self._lent("x", np.float32, out_shape))
 
     def _lent(self, name, dtype, shape=None):
-        """A working array of the band's shape (or ``shape``) for this channel (:mod:`matcher.scores.workspace`)."""
-        return empty(f"{name}/{self.index}", self._src.shape if shape is None else shape, dtype)
+        """A working array of the band's shape (or ``shape``) for this channel, or None
+        (:func:`matcher.scores.workspace.lend`: OpenCV then allocates its output itself)."""
+        return lend(f"{name}/{self.index}", self._src.shape if shape is None else shape, dtype)
 
 
     def plane64(self, plane):

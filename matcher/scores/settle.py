@@ -94,6 +94,8 @@ def settle_over_tolerance(job, chunks, scratch, tolerance, limits, algorithm):
     if limits[0] is not None:
         for a, b in chunks:
             over = job.bound[a:b] > tolerance
+            if np.count_nonzero(over) <= 16:
+                continue
             over &= job.den[a:b] > job.err_den  # not a candidate of degeneracy: those are tested for flatness
             count = np.count_nonzero(over)
             if count <= 16:

@@ -4,21 +4,21 @@ A score map's assembly needs a dozen arrays the size of the map (window sums,
 planes, denominators, bounds, row-chunk buffers) that die when it returns.
 Freshly allocated, each one's pages are faulted in on first touch: about a
 microsecond per 4 KiB page, a third of the whole time of a small map
-(320x240). Arrays of 4 MiB and more do not pay it: NumPy asks the kernel to
-back them with 2 MiB pages. :func:`session` lends them instead from buffers the thread keeps
-from its previous call, by name:
+(320x240). :func:`session` lends the arrays under 4 MiB instead from
+buffers the thread keeps from its previous call, by name:
 
     with session():
         plane = empty("plane/0", shape, np.float32)  # the same memory as last call's "plane/0"
 
 Arrays are lent only inside a session and for its duration: a name must
 belong to one live array at a time, and nothing lent may be returned to the
-caller. A session opened inside another on the same thread lends fresh
-arrays (nothing is shared with the outer one). Outside a session
+caller. A session opened inside another on the same thread lends nothing
+(the outer one's arrays are in use). Outside a session
 :func:`empty` is ``np.empty``. Each thread keeps at most :data:`KEPT_BYTES`
 (past that it forgets what it kept and starts again from the new arrays),
-in buffers under :data:`LARGEST_BYTES` (larger arrays are allocated as
-usual, on huge pages).
+in buffers under :data:`LARGEST_BYTES`; larger arrays are allocated as
+without a session (:func:`lend` says so with None, and OpenCV then
+allocates its own outputs: NumPy's huge pages fault in slower).
 """
 
 import threading
@@ -27,7 +27,7 @@ from math import prod
 
 import numpy as np
 
-__all__ = ["session", "empty", "LARGEST_BYTES", "KEPT_BYTES"]
+__all__ = ["session", "lend", "empty", "LARGEST_BYTES", "KEPT_BYTES"]
 
 LARGEST_BYTES = 4 << 20
 """Arrays of this size and larger are not kept between calls (NumPy's threshold for huge pages)."""
@@ -40,20 +40,19 @@ _LOCAL = threading.local()
 class _Buffers:
     """One thread's kept buffers, by name."""
 
-    def __init__(self, keep):
-        self.keep = keep
+    def __init__(self):
         self.arrays = {}
         self.kept = 0
 
-    def empty(self, name, shape, dtype):
+    def lend(self, name, shape, dtype):
         dtype = np.dtype(dtype)
         nbytes = prod(shape) * dtype.itemsize
         if nbytes >= LARGEST_BYTES:
-            return np.empty(shape, dtype)
+            return None
         buf = self.arrays.get(name)
         if buf is None or buf.nbytes < nbytes:
             grown = self.kept - (0 if buf is None else buf.nbytes) + nbytes
-            if grown > KEPT_BYTES and self.keep:  # the work changed: keep the new arrays, not the old
+            if grown > KEPT_BYTES:  # the work changed: keep the new arrays, not the old
                 self.arrays.clear()  # (arrays lent from them stay valid: they hold their memory)
                 grown = nbytes
             buf = np.empty(max(nbytes, 1), np.uint8)
@@ -66,19 +65,24 @@ def session():
     """Lend working arrays to this thread's code until the block ends (see the module's notes)."""
     kept = getattr(_LOCAL, "buffers", None)
     if kept is None:
-        kept = _LOCAL.buffers = _Buffers(keep=True)
+        kept = _LOCAL.buffers = _Buffers()
     outer = getattr(_LOCAL, "active", None)
-    _LOCAL.active = _Buffers(keep=False) if outer is not None else kept
+    _LOCAL.active = None if outer is not None else kept  # nested: nothing lent (the outer's arrays are in use)
     try:
-        yield _LOCAL.active
+        yield
     finally:
         _LOCAL.active = outer
 
 
-def empty(name, shape, dtype=np.float64):
-    """An uninitialised array of ``shape`` and ``dtype``, lent by the thread's session under ``name``
-    (``np.empty`` outside a session)."""
+def lend(name, shape, dtype=np.float64):
+    """The array of ``shape`` and ``dtype`` the thread's session lends under ``name``, uninitialised; None
+    outside a session, inside a nested one, or for arrays too large to keep (the caller allocates as it
+    would without a session: OpenCV its own outputs, which it faults in faster than NumPy's huge pages)."""
     active = getattr(_LOCAL, "active", None)
-    if active is None:
-        return np.empty(shape, dtype)
-    return active.empty(name, tuple(shape), dtype)
+    return None if active is None else active.lend(name, tuple(shape), dtype)
+
+
+def empty(name, shape, dtype=np.float64):
+    """:func:`lend`, or ``np.empty`` where it lends nothing."""
+    lent = lend(name, shape, dtype)
+    return np.empty(shape, dtype) if lent is None else lent
