@@ -1,6 +1,7 @@
 """Working arrays lent between calls (matcher.scores.workspace), and the engine that borrows them."""
 
 import functools
+import os
 import threading
 
 import numpy as np
@@ -148,3 +149,21 @@ def test_calls_of_changing_shapes_and_channels_agree_with_the_reference(method):
             expected = match_template_reference(image, template, method)
             scale = max(1.0, float(np.abs(expected).max())) if method in ("ssd", "ccoeff") else 1.0
             np.testing.assert_allclose(scores, expected, rtol=0, atol=2e-4 * scale)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_writes_its_own_copy_of_the_kept_buffers():
+    """Batch forks workers after the parent has scored maps: their kept buffers must not be shared memory."""
+    def run():
+        with workspace.session():
+            workspace.empty("fork-test", (64,))[...] = 1.0
+        pid = os.fork()
+        if pid == 0:  # the child lends the same name and writes it
+            with workspace.session():
+                workspace.empty("fork-test", (64,))[...] = 2.0
+            os._exit(0)
+        os.waitpid(pid, 0)
+        with workspace.session():
+            return workspace.empty("fork-test", (64,)).copy()
+
+    assert (run_in_fresh_thread(run) == 1.0).all()

@@ -58,7 +58,8 @@ class _Buffers:
             if grown > KEPT_BYTES:  # the work changed: keep the new arrays, not the old
                 self.arrays.clear()  # (arrays lent from them stay valid: they hold their memory)
                 grown = nbytes
-            buf = np.frombuffer(mmap.mmap(-1, max(nbytes, 1)), np.uint8)  # beside malloc's heap, not inside it
+            # beside malloc's heap, not inside it; private: a forked child writes its own copy
+            buf = np.frombuffer(mmap.mmap(-1, max(nbytes, 1), flags=mmap.MAP_PRIVATE), np.uint8)
             self.arrays[name], self.kept = buf, grown
         return buf[:nbytes].view(dtype).reshape(shape)
 
