@@ -12,7 +12,9 @@ bytes per sample) and what is asked (templates, masks, region) and returns a
     working set, ``positions * (channels * PER_CHANNEL + PER_POSITION)`` for
     the first template and ``PER_EXTRA_MAP`` more per position for each
     further template of a :func:`matcher.find_many` call (every score map is
-    kept until the peaks are ranked). The constants are peak RSS measured
+    kept until the peaks are ranked), plus the working arrays the engine
+    keeps for its next call (at most ``KEPT_BYTES`` of
+    :mod:`matcher.scores.workspace`, and at most that working set). The constants are peak RSS measured
     by ``bench/bench_budget.py`` over gray and colour, masked and unmasked,
     8 x 8 to 128 x 128 templates, images to 2048 x 2048, one and two engine
     threads, rounded up; the bench prints the measured / estimated ratio of
@@ -34,10 +36,12 @@ after another).
 
 >>> cost = search_cost((2048, 2048), channels=3, bytes_per_sample=2, file_channels=4, templates=[(16, 16, True)])
 >>> round(cost.memory / 2**20), cost.work
-(1160, 49597068)
+(1192, 49597068)
 """
 
 from dataclasses import dataclass
+
+from .scores.workspace import KEPT_BYTES
 
 __all__ = ["SearchCost", "search_cost", "template_work", "PER_CHANNEL", "PER_POSITION", "PER_EXTRA_MAP",
            "MASKED_KERNELS"]
@@ -114,7 +118,10 @@ def search_cost(image_hw, *, channels, bytes_per_sample=1, templates, file_chann
             memory += positions * PER_EXTRA_MAP
         work += template_work(positions, channels, masked, search_factor)
     masked_any = any(m for _, _, m in templates)
+    area = area_h * area_w
     if masked_any and not templates[0][2]:  # the first is unmasked, a later one masked: the masked rates
-        area = area_h * area_w
         memory += area * (channels * (PER_CHANNEL[True] - PER_CHANNEL[False]) + PER_POSITION[True] - PER_POSITION[False])
+    # the working arrays the engine keeps for its next call (matcher.scores.workspace): they grow by at
+    # most their cap, and by at most the engine's own working set
+    memory += min(KEPT_BYTES, area * (channels * PER_CHANNEL[masked_any] + PER_POSITION[masked_any]))
     return SearchCost(int(memory), int(work))

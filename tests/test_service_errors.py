@@ -216,7 +216,8 @@ def test_budget_counts_masks_channels_and_bit_depth(make_client):
     assert len(image) < 10_000
     cost = search_cost((600, 600), channels=3, bytes_per_sample=2, file_channels=4, templates=[(16, 16, True)])
     plain = search_cost((600, 600), channels=1, templates=[(16, 16, False)])
-    assert cost.memory > 3 * plain.memory and cost.work == 12 * plain.work
+    # (both include the engine's kept working arrays, capped at workspace.KEPT_BYTES: 2.6x, not 3.9x)
+    assert cost.memory > 2.5 * plain.memory and cost.work == 12 * plain.work
     client = make_client(MATCHER_MAX_MEMORY=cost.memory - 1, MATCHER_MAX_WORK=10**12)
     body = assert_problem(post(client, form(image=image, template=template)), 413, field="image", slug="too-large")
     assert body["estimate"] == {"memory": cost.memory, "work": cost.work}
