@@ -70,7 +70,9 @@ def test_a_nested_session_shares_nothing_with_the_outer_one():
         outer = workspace.empty("x", (16, 16))
         with workspace.session():
             inner = workspace.empty("x", (16, 16))
-        assert not np.shares_memory(outer, inner)
+            with workspace.session():  # nested twice: still not the outer's
+                deeper = workspace.empty("x", (16, 16))
+        assert not np.shares_memory(outer, inner) and not np.shares_memory(outer, deeper)
         assert np.shares_memory(outer, workspace.empty("x", (16, 16)))  # the outer session again
 
 

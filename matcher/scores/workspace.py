@@ -67,23 +67,25 @@ class _Buffers:
 @contextmanager
 def session():
     """Lend working arrays to this thread's code until the block ends (see the module's notes)."""
-    kept = getattr(_LOCAL, "buffers", None)
-    if kept is None:
-        kept = _LOCAL.buffers = _Buffers()
-    outer = getattr(_LOCAL, "active", None)
-    _LOCAL.active = None if outer is not None else kept  # nested: nothing lent (the outer's arrays are in use)
+    depth = getattr(_LOCAL, "depth", 0)
+    _LOCAL.depth = depth + 1
     try:
         yield
     finally:
-        _LOCAL.active = outer
+        _LOCAL.depth = depth
 
 
 def lend(name, shape, dtype=np.float64):
     """The array of ``shape`` and ``dtype`` the thread's session lends under ``name``, uninitialised; None
-    outside a session, inside a nested one, or for arrays too large to keep (the caller allocates as it
-    would without a session: OpenCV its own outputs, which it faults in faster than NumPy's huge pages)."""
-    active = getattr(_LOCAL, "active", None)
-    return None if active is None else active.lend(name, tuple(shape), dtype)
+    outside a session, inside a nested one (at any depth: the outermost one's arrays are in use), or for
+    arrays too large to keep (the caller allocates as it would without a session: OpenCV its own outputs,
+    which it faults in faster than NumPy's huge pages)."""
+    if getattr(_LOCAL, "depth", 0) != 1:
+        return None
+    kept = getattr(_LOCAL, "buffers", None)
+    if kept is None:
+        kept = _LOCAL.buffers = _Buffers()
+    return kept.lend(name, tuple(shape), dtype)
 
 
 def empty(name, shape, dtype=np.float64):
