@@ -76,7 +76,7 @@ class BandChannel:
         key = (shape, first, self.split)
         if key not in self._sums:
             h, w = shape
-            src = self._src if self.offset == 0.0 else np.subtract(self._src, self.offset, dtype=np.float64)
+            src = self._summed()
             if self.split:
                 self._sums = {key: split_sums(np.asarray(src, dtype=np.float64), shape, sum_peak(self), first)}
                 return self._sums[key]
@@ -99,10 +99,12 @@ class BandChannel:
         window shape is kept."""
         key = (shape, "variances")
         if key not in self._sums:
-            v = np.asarray(self._src if self.offset == 0.0 else np.subtract(self._src, self.offset, dtype=np.float64),
-                           dtype=np.float64)
-            self._sums = {key: split_variances(v, shape, sum_peak(self))}
+            self._sums = {key: split_variances(np.asarray(self._summed(), dtype=np.float64), shape, sum_peak(self))}
         return self._sums[key]
+
+    def _summed(self):
+        """The values the window sums add up: the channel minus its offset (in float64 where shifted)."""
+        return self._src if self.offset == 0.0 else np.subtract(self._src, self.offset, dtype=np.float64)
 
     def sum_errors(self, n):
         """Bounds on the errors of :meth:`sums` for an ``n``-pixel window: ``(sum, sum of squares, rel)``.
@@ -124,14 +126,16 @@ class BandChannel:
     def plane32(self, centred):
         """The channel in float32, centred or raw: exact for small integers, one rounding otherwise."""
         if centred not in self._planes:
-            plane = None if self._src.dtype == np.float32 and not centred else self._lent(f"plane{int(centred)}",
-                                                                                           np.float32)
             if centred:
-                plane = cv2.subtract(self._src, self.centre, dst=plane, dtype=cv2.CV_32F)
-            elif plane is None:
-                plane = np.asarray(self._src, dtype=np.float32)  # float32 already: no copy
+                plane = cv2.subtract(self._src, self.centre, dst=self._lent("plane1", np.float32), dtype=cv2.CV_32F)
+            elif self._src.dtype == np.float32:
+                plane = self._src  # float32 already: no copy
             else:
-                np.copyto(plane, self._src, casting="unsafe")
+                plane = self._lent("plane0", np.float32)
+                if plane is None:
+                    plane = self._src.astype(np.float32)
+                else:
+                    np.copyto(plane, self._src, casting="unsafe")
             self._planes[centred] = plane
         return self._planes[centred]
 
