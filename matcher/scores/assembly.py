@@ -374,6 +374,11 @@ class _Assembly:
             xs += self.shift
         self._normalise(o, xs, den, q, model, self.bound[rows, columns], buf)
 
+    def may_vanish(self, den):
+        """Which of the denominators ``den`` (any shape) may be zero: those that are, where they are exact;
+        those within their error of zero otherwise (candidates of degeneracy, for :func:`degenerate_at`)."""
+        return den == 0 if self.exact_den else den <= self.err_den
+
     @property
     def can_refine_denominators(self):
         """Whether :meth:`refine_denominators` applies: float32 unmasked ncc on plain sums of float data."""
@@ -519,7 +524,7 @@ class _Assembly:
                 return scratch.get(name, b - a, dtype, out.shape[1])
 
             den = self._energies(slice(a, b), slice(0, out.shape[1]), buf, self.raw_shifts, "den")
-            y, x = np.nonzero(den == 0 if self.exact_den else den <= self.err_den)
+            y, x = np.nonzero(self.may_vanish(den))
             ys.append(y + a)
             xs.append(x)
         ys, xs = np.concatenate(ys), np.concatenate(xs)

@@ -96,7 +96,7 @@ def settle_over_tolerance(job, chunks, scratch, tolerance, limits, algorithm):
             over = job.bound[a:b] > tolerance
             if np.count_nonzero(over) <= 16:
                 continue
-            over &= job.den[a:b] > job.err_den  # not a candidate of degeneracy: those are tested for flatness
+            over &= ~job.may_vanish(job.den[a:b])  # not a candidate of degeneracy: those are tested for flatness
             count = np.count_nonzero(over)
             if count <= 16:
                 continue
@@ -132,7 +132,7 @@ def _denominators_fail(job, tolerance):
     if ys.size == 0:
         return 0
     den = job.den[ys, xs]
-    return int(np.count_nonzero((job.err_den > tolerance * den) & (den > job.err_den)))
+    return int(np.count_nonzero((job.err_den > tolerance * den) & ~job.may_vanish(den)))
 
 
 def settle_flagged(job, flagged, limit):
@@ -143,7 +143,7 @@ def settle_flagged(job, flagged, limit):
     if ys.size == 0:
         return True
     d = job.den[ys, xs]
-    zero = np.flatnonzero(d == 0 if job.exact_den else d <= job.err_den)
+    zero = np.flatnonzero(job.may_vanish(d))
     if zero.size:
         if not job.exact_den:  # candidates only: test them exactly
             zero = zero[degenerate_at(p, ys[zero], xs[zero])]
