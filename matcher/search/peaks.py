@@ -16,12 +16,14 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["local_peaks", "suppress", "refine", "iou"]
+__all__ = ["local_peaks", "suppress", "refine", "iou", "NEIGHBOURS_Y", "NEIGHBOURS_X"]
+
+NEIGHBOURS_Y, NEIGHBOURS_X = (a.ravel() for a in np.mgrid[-1:2, -1:2])
+"""Offsets of a position's 3 x 3 neighbourhood, row-major (the position itself is index 4)."""
 
 _FIRST_CHUNK = 256  # candidates checked per vectorised look-up; doubles up to _MAX_CHUNK
 _MAX_CHUNK = 1 << 16
 _KERNEL = np.ones((3, 3), np.uint8)
-_STEPS = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])  # 3 x 3, row-major
 
 
 def local_peaks(goodness, floor=None):
@@ -232,7 +234,7 @@ def refine(goodness, ys, xs):
     ox[sx] = _parabola(g[ys[sx], xs[sx] - 1], g[ys[sx], xs[sx]], g[ys[sx], xs[sx] + 1])
     both = np.flatnonzero(inner_y & inner_x)
     if both.size:
-        p = g[ys[both, None, None] + _STEPS[:, 0].reshape(3, 3), xs[both, None, None] + _STEPS[:, 1].reshape(3, 3)]
+        p = g[ys[both, None, None] + NEIGHBOURS_Y.reshape(3, 3), xs[both, None, None] + NEIGHBOURS_X.reshape(3, 3)]
         cols, rows = p.sum(axis=1), p.sum(axis=2)  # (n, 3): sums at dx = -1, 0, 1 and at dy = -1, 0, 1
         # Least-squares coefficients on the 3 x 3 grid, in closed form (differences: exactly 0 on flat data)
         c1, c2 = (cols[:, 2] - cols[:, 0]) / 6.0, (rows[:, 2] - rows[:, 0]) / 6.0

@@ -80,7 +80,7 @@ from ..scores.inputs import as_array
 from .exhaustive import search_exhaustive
 from .job import make_job
 from .levels import Levels, clusters, level_sizes
-from .peaks import local_peaks, suppress
+from .peaks import NEIGHBOURS_X, NEIGHBOURS_Y, local_peaks, suppress
 from .ranking import ExactScores, ranking_scores
 from .report import matches_at
 
@@ -114,7 +114,6 @@ MIN_SPLIT = 1024
 SLACK = 1e-3
 """Local peaks of the float32 ranking maps within this of the bar are climbed and scored exactly."""
 _MERGE = 4  # cells within 2 _MERGE of each other are ranked in one rectangle (a call costs as much as ~1000 cells)
-_STEP_Y, _STEP_X = (a.ravel() for a in np.mgrid[-1:2, -1:2])  # a 3 x 3 neighbourhood, row-major
 
 
 @dataclass(frozen=True)
@@ -337,7 +336,8 @@ class _Cells:
             x0, x1 = cx0 * b, min(cx1 * b, nx) - 1
             g = ranking_scores(self.arr, self.tpl, self.job.method.name, self.sign, y0, y1, x0, x1)
             ys, xs, vals = local_peaks(g, floor)
-            around = np.pad(g, 1, constant_values=np.nan)[ys[:, None] + 1 + _STEP_Y, xs[:, None] + 1 + _STEP_X]
+            padded = np.pad(g, 1, constant_values=np.nan)
+            around = padded[ys[:, None] + 1 + NEIGHBOURS_Y, xs[:, None] + 1 + NEIGHBOURS_X]
             found.append((ys + y0, xs + x0, vals, around))
         self.pool_y, self.pool_x, self.pool_g, self.pool_ranks = (np.concatenate(a) for a in zip(*found))
         self.pool_done = np.concatenate([self.pool_done, np.zeros(len(self.pool_g) - len(self.pool_done), bool)])

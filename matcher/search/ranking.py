@@ -14,6 +14,7 @@ from .. import deadline
 from ..scores.engine import num_threads, thread_pool
 from ..scores.inputs import channels_first
 from ..scores.reference import window_scores
+from .peaks import NEIGHBOURS_X, NEIGHBOURS_Y
 
 __all__ = ["ranking_scores", "direct_scores", "match_in_bands", "ExactScores", "DIRECT_VALUES", "MAX_CLIMB",
            "EXACT_VALUES"]
@@ -135,13 +136,12 @@ class ExactScores:
         climbing = np.arange(ys.size)
         width = self.mx + 1
         scored_keys, scored = np.zeros(0, np.intp), np.zeros(0)  # flat positions scored so far (sorted), goodness
-        dy, dx = (a.ravel() for a in np.mgrid[-1:2, -1:2])
         for _ in range(MAX_CLIMB):
             if climbing.size == 0:
                 break
             deadline.check()  # between steps
-            ny = np.clip(ys[climbing, None] + dy, 0, self.my)  # (n, 9), row-major: the centre is column 4
-            nx = np.clip(xs[climbing, None] + dx, 0, self.mx)
+            ny = np.clip(ys[climbing, None] + NEIGHBOURS_Y, 0, self.my)  # (n, 9), row-major: the centre is column 4
+            nx = np.clip(xs[climbing, None] + NEIGHBOURS_X, 0, self.mx)
             keys = ny * width + nx
             skip = np.zeros(keys.shape, bool) if below is None else below
             below = None  # the first step only: the starts' neighbourhoods were ranked

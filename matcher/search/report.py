@@ -22,11 +22,10 @@ import numpy as np
 from ..scores.inputs import CONTRACT
 from ..scores.reference import scores_at
 from .match import Match
-from .peaks import refine_patches
+from .peaks import NEIGHBOURS_X, NEIGHBOURS_Y, refine_patches
 
 __all__ = ["map_slack", "confirm_threshold", "matches_at"]
 
-_DY, _DX = (a.ravel() for a in np.mgrid[-1:2, -1:2])  # a peak's 3 x 3 neighbourhood, row-major
 
 
 def map_slack(scores, precision):
@@ -83,7 +82,7 @@ def matches_at(job, ys, xs, tids):
             continue
         h, w = job.sizes[t]
         H, W = ih - h + 1, iw - w + 1
-        yy, xx = ys[sel, None] + _DY, xs[sel, None] + _DX  # (K, 9)
+        yy, xx = ys[sel, None] + NEIGHBOURS_Y, xs[sel, None] + NEIGHBOURS_X  # (K, 9)
         inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
         patches = np.full(yy.shape, np.nan)
         patches[inside] = scores_at(job.image, template, method.name, yy[inside], xx[inside], mask=mask)
