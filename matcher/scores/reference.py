@@ -87,14 +87,18 @@ def _scores(windows, template, weights, method):
         return x if M is None else x * M
 
     if method in ("ssd", "ssd_normed", "ccorr", "ccorr_normed"):
-        if method == "ssd":
+        def ssd():
             return (weighted(T - windows) ** 2).sum(axis=axes)
-        if method == "ccorr":
+
+        def ccorr():
             return weighted(weighted(T * windows)).sum(axis=axes)
+
+        if method in ("ssd", "ccorr"):
+            return ssd() if method == "ssd" else ccorr()
         t_norm2 = (weighted(T) ** 2).sum()
         w_norm2 = (weighted(windows) ** 2).sum(axis=axes)
         denom = np.sqrt(t_norm2 * w_norm2)
-        num = (weighted(T - windows) ** 2).sum(axis=axes) if method == "ssd_normed" else weighted(weighted(T * windows)).sum(axis=axes)
+        num = ssd() if method == "ssd_normed" else ccorr()
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = num / denom
         if method == "ssd_normed":
