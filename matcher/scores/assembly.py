@@ -40,6 +40,11 @@ _CHUNK = 1 << 17  # output values per chunk of rows
 _SMALLEST = 1e-30  # squared denominators below this are treated as degenerate (float32 keeps ~1e-38)
 _RANGE32 = 2.0**40  # centred magnitudes float32 handles with room for n * magnitude^2
 _EXACT = 2.0**52
+# float32 ssd correlates image and template minus the image's centre where a channel's largest magnitude
+# is more than this many times its largest deviation from the centre: the raw pair's bound grows with
+# (magnitude / deviation)^2 of the map's range, and passes the "fast" tolerance near 4; below it, the
+# raw pair saves the centred plane and the window sums of the values (20-30% of a typical ssd map)
+_SSD_CENTRED = 3.0
 
 
 def assemble(p, algorithm, out, *, work="float64", precision="fast", channels=None, workers=1):
@@ -145,8 +150,11 @@ class _Assembly:
         # centre cancels, and errors shrink with it); in float64 the others
         # correlate the image minus its terms' offset (ssd with the template
         # shifted alike, ccorr plus the shift's share: see plane_shifts); in
-        # float32 the raw image, whose error stays relative to the window's energy.
-        self.centred = self.zero_mean or self.float64
+        # float32 the raw image, whose error stays relative to the window's energy;
+        # except ssd on a large DC offset (:data:`_SSD_CENTRED`), whose one bound for
+        # the band grows with it: image and template are both centred (ssd does not change).
+        ssd_centred = method == "ssd" and any(ch.magnitude > _SSD_CENTRED * ch.peak for ch in channels)
+        self.centred = self.zero_mean or self.float64 or ssd_centred
         self._kernels(p, channels)
         self.feasible = self.float64 or self._fits_float32(channels)
         if self.feasible and self.constant is None:  # else assemble() is done without them
@@ -190,7 +198,7 @@ class _Assembly:
         # would cost precision, 0 otherwise: no shift, no extra pass; with a mask the centre for ncc and
         # ccoeff, whose weighted means cancel only there); 0 in unmasked float32
         offsets = [ch.centre if self.masked and self.zero_mean else ch.offset for ch in channels]
-        if self.zero_mean:
+        if self.zero_mean or (self.centred and not self.float64):  # ncc, ccoeff; float32 ssd centred
             self.plane_shifts = [ch.centre for ch in channels]
         else:
             self.plane_shifts = offsets if self.centred else [0.0] * C
@@ -278,7 +286,10 @@ class _Assembly:
         for ch, k in zip(self.channels, self.kernels):
             xc = ch.correlate(k, out_shape, direct, self.centred)
             x = xc if x is None else x.__iadd__(xc)
-        local, per_peak = float32_coefficients("centred" if self.centred else "raw", direct)
+        # zero-mean kernels on the centred plane; raw kernels on the raw plane; ssd's template minus the
+        # image's centre on the centred plane (a channel centred on 0 is raw): the largest constants
+        pairs = {"centred"} if self.zero_mean else {"shifted" if g else "raw" for g in self.plane_shifts}
+        local, per_peak = (max(c) for c in zip(*(float32_coefficients(pair, direct) for pair in pairs)))
         return x, (local, per_peak * sum(nm * pk for nm, pk in zip(self.norms, self.peaks)))
 
     def correlate64(self, algorithm, rows=None, cols=None):

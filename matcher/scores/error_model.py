@@ -32,12 +32,15 @@ EPS64 = float(np.finfo(np.float64).eps)
 # and DC-offset images with 3-64 px kernels, the measured error reaches at
 # most 4.3 eps32 ||k|| (sqrt(E) + 4 max|c|) and 4.5 eps32 ||k|| sqrt(E)
 # (direct) for the centred image with zero-mean kernels (ncc, ccoeff), and
-# 5.3 and 15.4 for the raw image with raw kernels (the other methods). The
-# constants leave a margin of 2 (tests/test_large_maps.py pins it), which
-# also covers rounding the kernel and the image to float32.
-_FLOAT32_MODEL = {  # plane: (A, B, A_DIRECT)
+# 5.3 and 15.4 for the raw image with raw kernels (the other methods), 5.8
+# and 8.1 for the centred image with a raw kernel minus the image's centre
+# (ssd, shifted alike). The constants leave a margin of 2
+# (tests/test_large_maps.py pins it), which also covers rounding the kernel
+# and the image to float32.
+_FLOAT32_MODEL = {  # plane and kernel: (A, B, A_DIRECT)
     "centred": (9.0, 36.0, 10.0),
     "raw": (11.0, 44.0, 32.0),
+    "shifted": (12.0, 48.0, 17.0),
 }
 
 
@@ -52,8 +55,9 @@ def correlation_error_bound(kernel_norm, window_energy, peak, *, plane="centred"
         ``E``, the sum of the plane's squares over the window.
     peak : float
         The plane's largest magnitude.
-    plane : {"centred", "raw"}, keyword-only
-        The image minus its mean with a zero-mean kernel, or the raw image.
+    plane : {"centred", "raw", "shifted"}, keyword-only
+        The image minus its mean with a zero-mean kernel, the raw image with a raw kernel, or the
+        image minus its mean with a raw kernel minus the same value (ssd).
     direct : bool, keyword-only
         OpenCV's direct filter computed it (else its blocked DFT).
 
