@@ -181,7 +181,9 @@ def test_float32_refuses_what_it_cannot_vouch_for_and_float64_never_does(method,
     real = error_model.float64_coefficients
     monkeypatch.setattr(error_model, "float64_coefficients", lambda *a, **k: tuple(c * 1e9 for c in real(*a, **k)))
     import matcher.scores.image_channel as image_channel
+    import matcher.scores.correlate as correlate
     monkeypatch.setattr(image_channel, "float64_coefficients", error_model.float64_coefficients)
+    monkeypatch.setattr(correlate, "_FFT_MODEL", tuple(c * 1e9 for c in correlate._FFT_MODEL))  # the transforms
     got = assembled(image, template, method, work="float64", precision="fast", algorithm="fft")
     assert got is not None
     contract.assert_within(got, ref, method, REL["fast"])

@@ -71,7 +71,8 @@ def test_blocked_dft_within_its_bound(shape):
     image, kernel = _integer_case(shape, seed=2)
     want, _ = oracle(image, kernel)
     got = correlate_dft(image, kernel)
-    bound = fft_error_bound(image.shape, float(np.abs(image).max()), float(np.sqrt((kernel**2).sum())))
+    peak = float(np.abs(image).max())
+    bound = fft_error_bound(image.shape, peak, peak, kernel)  # its blocks' RMS is at most the peak
     err = np.abs(got - want)
     assert err.max() > 0  # it does round: the bound is not vacuous
     assert np.all(err <= bound), (err.max(), bound)
@@ -92,10 +93,11 @@ def test_fft_within_its_bound(shape, offset):
     want, _ = oracle(image, kernel)
     corr = FFTCorrelator(image, workers=1)
     got = corr(kernel)
-    norm = float(np.sqrt((kernel**2).sum()))
-    bound = corr.error_bound(norm)
-    rms = float(np.sqrt(np.mean(image**2)))
-    np.testing.assert_allclose(bound, 4.0 * EPS * np.log2(np.prod(corr.grid)) * rms * norm, rtol=1e-12)
+    bound = corr.error_bound(kernel)
+    rms, peak = float(np.sqrt(np.mean(image**2))), float(np.abs(image).max())
+    documented = EPS * (2.0 * np.log2(np.prod(corr.grid)) * rms * np.abs(kernel).sum()
+                        + 6.0 * np.sqrt(np.count_nonzero(kernel)) * np.sqrt((kernel**2).sum()) * peak)
+    np.testing.assert_allclose(bound, documented, rtol=1e-12)
     err = np.abs(got - want)
     assert np.all(err <= bound), (err.max(), bound)
     # the spectrum is reused: a second kernel on the same correlator is as good
@@ -120,8 +122,78 @@ def test_fft_grid_never_wraps_valid_outputs():
     assert corr.grid[0] >= image.shape[0] and corr.grid[1] >= image.shape[1]
     got = corr(kernel)
     assert got.shape == (41, 41)
-    np.testing.assert_allclose(got, oracle(image, kernel)[0], rtol=0, atol=corr.error_bound(np.sqrt((kernel**2).sum())))
+    np.testing.assert_allclose(got, oracle(image, kernel)[0], rtol=0, atol=corr.error_bound(kernel))
 
+
+
+def _bound_images():
+    """Integer images (exact direct sums are the truth) the transforms' bound must hold on."""
+    import cv2
+    import skimage.data
+
+    rng = np.random.default_rng(11)
+    camera = skimage.data.camera()[:200, :260].astype(np.float64)
+    astronaut = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2GRAY)[100:300, 50:310].astype(np.float64)
+    spike = np.zeros((200, 260))
+    spike[100, 130] = 1000.0
+    images = {"camera": camera, "astronaut": astronaut, "noise": np.round(rng.normal(0.0, 50.0, (200, 260))),
+              "offset": camera + 10000.0, "dark": np.round(np.clip(camera / 32.0 - 4.0, 0.0, None)), "spike": spike}
+    for name, image in list(images.items()):
+        images[name + "-centred"] = image - np.round(image.mean())
+        images[name + "-squared"] = (image - np.round(image.mean())) ** 2  # the planes masked ncc sums
+    return images
+
+
+def _bound_kernels(image, t):
+    """Masks, fractional weights (as integers), their squares, boxes, templates (raw, masked, centred), noise."""
+    yy, xx = np.mgrid[:t, :t]
+    r = np.hypot(yy - (t - 1) / 2, xx - (t - 1) / 2) / (t / 2)
+    disc = (r <= 1.0).astype(np.float64)
+    weights = np.round(np.clip((1.0 - r) / 0.2, 0.0, 1.0) * 16.0)
+    patch = np.round(image[40 : 40 + t, 60 : 60 + t])
+    centred = patch - np.round(patch[disc > 0].mean())
+    noise = np.round(np.random.default_rng(t).normal(0.0, 10.0, (t, t)))
+    return {"disc": disc, "weights": weights, "weights2": weights**2, "box": np.ones((t, t)), "template": patch,
+            "masked-template": disc * centred, "weighted-template": weights**2 * centred, "noise": noise}
+
+
+BOUND_IMAGES = _bound_images()
+
+
+@pytest.mark.parametrize("routine", ["scipy", "scipy-single", "opencv-blocked"])
+@pytest.mark.parametrize("t", [3, 8, 16, 33, 64, 100])
+@pytest.mark.parametrize("name", sorted(BOUND_IMAGES))
+def test_transform_bounds_hold_with_a_margin_of_two(name, t, routine):
+    """Every transform's actual error <= half its bound (fft_error_bound), on integer data whose direct
+    sums are exact: masks and weights (non-negative kernels, whose spectrum peaks at sum(k) at frequency 0:
+    a bound in ||k||_2 alone was exceeded 4-9x there), templates, a single spike (all the energy in one
+    output), a DC offset, a dark image, in double and single precision."""
+    image = BOUND_IMAGES[name]
+    for kind, kernel in _bound_kernels(image, t).items():
+        if not kernel.any() or (routine == "opencv-blocked" and t * t <= DIRECT_TAPS):
+            continue
+        truth = correlate_direct(image, kernel)
+        if routine == "opencv-blocked":
+            got = correlate_dft(image, kernel)
+            peak = float(np.abs(image).max())
+            bound = fft_error_bound(image.shape, peak, peak, kernel)
+        else:
+            corr = FFTCorrelator(image, workers=1, single=routine == "scipy-single")
+            got = corr(kernel)
+            bound = corr.error_bound(kernel)
+        assert got.dtype == np.float64
+        err = float(np.abs(got - truth).max())
+        assert err <= 0.5 * bound, f"{kind}: error {err:.3g} > half the bound {bound:.3g}"
+
+
+def test_single_precision_transforms_are_single():
+    """The single-precision correlator really rounds like float32 (else its bound would be vacuous)."""
+    image = BOUND_IMAGES["camera-centred"]
+    kernel = _bound_kernels(image, 16)["masked-template"]
+    truth = correlate_direct(image, kernel)
+    double = np.abs(FFTCorrelator(image, workers=1)(kernel) - truth).max()
+    single = np.abs(FFTCorrelator(image, workers=1, single=True)(kernel) - truth).max()
+    assert single > 1e5 * double
 
 
 def test_the_direct_threshold_is_opencvs():

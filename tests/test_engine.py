@@ -732,7 +732,8 @@ def test_blocked_dft_correlation_is_within_its_bound(shape):
     kernel = rng.integers(-50, 50, shape).astype(float)
     exact = correlate_direct(image, kernel)
     got = correlate_dft(image, kernel)
-    bound = fft_error_bound(image.shape, float(np.abs(image).max()), float(np.linalg.norm(kernel)))
+    peak = float(np.abs(image).max())
+    bound = fft_error_bound(image.shape, peak, peak, kernel)  # its blocks' RMS is at most the peak
     assert np.abs(got - exact).max() <= bound
     assert np.abs(got - exact).max() > 0 or shape == (5, 10)  # it really is a transform, not direct sums
 
@@ -804,13 +805,15 @@ def test_a_float_image_of_integers_scores_as_its_integer_image():
 def test_exact_energies_of_dark_windows_are_bounded_relative_to_themselves(rescored, method):
     """A colour photograph in [0, 1] with a black background: the window energies there are tiny. Their
     split sums round once relative to each window (not to the largest window), so "exact" no longer
-    recomputes them one by one (4115 windows here before; 17,000 and 2 s at 1024²)."""
+    recomputes them one by one (4115 windows here before; 17,000 and 2 s at 1024²). What is left is
+    the transforms' own rounding: their bound grows with the largest window's output, not this one's
+    (at most 214 windows here)."""
     from matcher.scores.reference import scores_at
 
     image = cv2.resize(skimage.data.astronaut(), (512, 512), interpolation=cv2.INTER_AREA) / 255.0
     template = image[170:202, 256:288].copy()
     got = match_template(image, template, method, precision="exact")
-    assert rescored[0] <= 100, rescored[0]
+    assert rescored[0] <= 300, rescored[0]
     rng = np.random.default_rng(1)
     ys, xs = rng.integers(0, got.shape[0], 600), rng.integers(0, got.shape[1], 600)
     dark = np.argwhere(image[: got.shape[0], : got.shape[1]].max(axis=2) < 0.05)[:300]  # the background

@@ -7,9 +7,11 @@ per-output bound, ``||k|| (local sqrt(E) + per_peak max|c|)`` for kernel
 
 - OpenCV's float32 correlation (:func:`float32_coefficients`): measured
   constants with a margin (``_FLOAT32_MODEL``);
-- float64 correlations (:func:`float64_coefficients`): 0 for exact integer
-  sums, else a per-peak term that grows with the number of taps (direct) or
-  with ``log2`` of the transform's grid (FFT);
+- float64 direct sums (:func:`float64_coefficients`): 0 for exact integer
+  sums, else a per-peak term that grows with the number of taps;
+- transforms, in double or single precision:
+  :func:`matcher.scores.correlate.fft_error_bound` (the spread of their
+  rounding over the grid, and each output's own);
 - window sums (box filters or split sums): their own bounds, from
   :meth:`matcher.scores.image_channel.BandChannel.sum_errors`;
 - denominators built from window sums: :func:`denominator_error`.
@@ -87,24 +89,21 @@ def float32_coefficients(plane, direct):
 
 
 def float64_coefficients(algorithm, taps, grid_points, exact=False):
-    """``(local, per_peak)`` of a float64 correlation.
+    """``(local, per_peak)`` of a float64 correlation by direct sums (``algorithm="direct"``; the
+    transforms' bound is :func:`matcher.scores.correlate.fft_error_bound`).
 
     ``exact`` says every product and partial sum is an integer below 2**53
     (integer data, direct sums): no error at all. Otherwise, direct sums of
-    ``taps`` products err by at most ``taps eps |k| |c| <= taps^1.5 eps ||k|| max|c|``;
-    the transforms' error grows with ``log2`` of the grid (``grid_points``
-    values), relative to the image's magnitude.
+    ``taps`` products err by at most ``taps eps |k| |c| <= taps^1.5 eps ||k|| max|c|``.
 
     >>> float64_coefficients("direct", 9, 100, exact=True)
     (0.0, 0.0)
     """
     if exact:
         return 0.0, 0.0
-    if algorithm == "direct":
-        factor = taps * np.sqrt(taps) + 64.0
-    else:
-        factor = 4.0 * np.log2(max(float(grid_points), 2.0)) + 64.0
-    return 0.0, EPS64 * float(factor)
+    if algorithm != "direct":
+        raise ValueError(f"the transforms' bound is matcher.scores.correlate.fft_error_bound, got {algorithm!r}")
+    return 0.0, EPS64 * float(taps * np.sqrt(taps) + 64.0)
 
 
 def denominator_error(terms, method):

@@ -13,7 +13,8 @@ import math
 import cv2
 import numpy as np
 
-from .correlate import OPENCV_DIRECT_TAPS, FFTCorrelator, blocked_dft_wins, correlate_dft, correlate_direct, fft_workers
+from .correlate import (OPENCV_DIRECT_TAPS, FFTCorrelator, blocked_dft_wins, correlate_dft, correlate_direct,
+                        fft_error_bound, fft_workers)
 from .error_model import float64_coefficients
 from .workspace import lend
 
@@ -45,6 +46,7 @@ class BandChannel:
         self.exact = small_integers
         self.offset = 0.0 if self.exact or self.magnitude <= 4.0 * self.peak else self.centre
         self.split = False  # set for "exact" scores on data whose running sums are not exact
+        self.single = False  # set for transforms in single precision (masked "fast" maps)
         self._integers_checked = small_integers
         self._sums = {}
         self._planes64 = {}
@@ -180,8 +182,9 @@ class BandChannel:
         products (OpenCV's filter in pieces of < 50 taps); "fft" keeps the
         plane's spectrum for the next kernel (``reuse``, whole planes only) or
         uses OpenCV's blocked DFT for kernels of 50 taps up to 256 px a side,
-        scipy's FFT otherwise. ``exact`` promises integer products and sums
-        below 2**53 (the bound is then 0).
+        scipy's FFT otherwise; with ``single`` set, scipy's FFT in single
+        precision. ``exact`` promises integer products and sums below 2**53
+        (the bound is then 0).
         """
         h, w = kernel.shape
         src = self.plane64(plane)
@@ -190,21 +193,22 @@ class BandChannel:
             a, b = rows or (0, src.shape[0] - h + 1)
             c0, c1 = cols or (0, src.shape[1] - w + 1)
             src = src[a : b + h - 1, c0 : c1 + w - 1]
-        norm = float(np.sqrt(np.sum(kernel * kernel)))
         peak = self.plane_peak(plane)
         if algorithm == "direct":
-            local, per_peak = float64_coefficients("direct", h * w, src.size, exact=exact)
-            return correlate_direct(src, kernel), norm * per_peak * peak
+            _, per_peak = float64_coefficients("direct", h * w, src.size, exact=exact)
+            return correlate_direct(src, kernel), float(np.sqrt(np.sum(kernel * kernel))) * per_peak * peak
         if whole and reuse:
-            if plane not in self._spectra:
-                self._spectra[plane] = FFTCorrelator(src, workers=fft_workers(src.size, self.workers))
-            corr = self._spectra[plane]
-            return corr(kernel), corr.error_bound(norm)
-        _, per_peak = float64_coefficients("fft", h * w, src.size)
-        if h * w > OPENCV_DIRECT_TAPS and blocked_dft_wins((h, w), src.size):
-            return correlate_dft(src, kernel), norm * per_peak * peak
+            key = (plane, self.single)
+            if key not in self._spectra:
+                self._spectra[key] = FFTCorrelator(src, workers=fft_workers(src.size, self.workers),
+                                                   single=self.single)
+            corr = self._spectra[key]
+            return corr(kernel), corr.error_bound(kernel)
+        if h * w > OPENCV_DIRECT_TAPS and blocked_dft_wins((h, w), src.size) and not self.single:
+            return correlate_dft(src, kernel), fft_error_bound(src.shape, peak, peak, kernel)
         workers = fft_workers(src.size, self.workers) if whole else 1
-        return FFTCorrelator(src, workers=workers)(kernel), norm * per_peak * peak
+        corr = FFTCorrelator(src, workers=workers, single=self.single)
+        return corr(kernel), corr.error_bound(kernel)
 
 
 def sum_peak(ch):
