@@ -7,9 +7,8 @@ correlation; convolution flips the kernel first), no padding.
 Both paths return float64. The direct path is exact for integer data
 (every partial sum is an integer below 2**53); the FFT paths (convolution
 theorem: scipy's real transforms on a ``next_fast_len`` grid with a reusable
-image spectrum, in double or single precision, or OpenCV's blocked DFT for
-one mid-sized kernel) have a rounding error that :func:`fft_error_bound`
-bounds.
+image spectrum, or OpenCV's blocked DFT for one mid-sized kernel) have a
+rounding error that :func:`fft_error_bound` bounds.
 """
 
 import cv2
@@ -83,34 +82,29 @@ class FFTCorrelator:
     The image is transformed once (``rfft2`` on a ``next_fast_len`` grid at
     least as large as the image: valid outputs never wrap around); each kernel
     then costs one forward transform (of its rows only: :func:`kernel_spectrum`)
-    and one inverse. With ``single``, the transforms run in single precision
-    (2.5-3.5x faster) and the outputs come back in float64 with the bound of
-    single precision (:func:`fft_error_bound`).
+    and one inverse.
     """
 
-    def __init__(self, image, *, workers=-1, single=False):
+    def __init__(self, image, *, workers=-1):
         self.image_shape = image.shape
         self.grid = tuple(sfft.next_fast_len(int(n), real=True) for n in image.shape)
         self.workers = workers
-        self.dtype = np.float32 if single else np.float64
-        self.eps = float(np.finfo(self.dtype).eps)
-        self._spectrum = sfft.rfft2(np.asarray(image, dtype=self.dtype), self.grid, workers=workers)
+        self._spectrum = sfft.rfft2(image, self.grid, workers=workers)
         self.rms = float(np.sqrt(np.mean(np.square(image))))
         self.peak = float(np.abs(image).max()) if image.size else 0.0
 
     def __call__(self, kernel):
         H, W = self.image_shape
         h, w = kernel.shape
-        spec = kernel_spectrum(np.asarray(kernel, dtype=self.dtype), self.grid, workers=self.workers)
+        spec = kernel_spectrum(kernel, self.grid, workers=self.workers)
         np.conjugate(spec, out=spec)
         spec *= self._spectrum
         full = sfft.irfft2(spec, self.grid, workers=self.workers)
-        valid = full[: H - h + 1, : W - w + 1]
-        return valid if self.dtype == np.float64 else valid.astype(np.float64)
+        return full[: H - h + 1, : W - w + 1]
 
     def error_bound(self, kernel):
         """A bound on the absolute rounding error of one output value (:func:`fft_error_bound`)."""
-        return fft_error_bound(self.grid, self.rms, self.peak, kernel, eps=self.eps)
+        return fft_error_bound(self.grid, self.rms, self.peak, kernel)
 
 
 def kernel_spectrum(kernel, grid, *, workers=-1):
@@ -152,7 +146,7 @@ def fft_workers(points, workers):
     return workers if points >= PARALLEL_FFT_PIXELS else 1
 
 
-def fft_error_bound(grid, image_rms, image_peak, kernel, *, eps=_EPS):
+def fft_error_bound(grid, image_rms, image_peak, kernel):
     """Per-output error bound of a correlation through transforms (scipy's FFT or OpenCV's blocked DFT).
 
     ``eps (A log2(P) rms ||k||_1 + B sqrt(taps) ||k||_2 peak)`` for a grid of
@@ -161,7 +155,7 @@ def fft_error_bound(grid, image_rms, image_peak, kernel, *, eps=_EPS):
     the grid in proportion to the image's RMS and to the largest magnitude of
     the kernel's spectrum, at most ``||k||_1`` (reached at frequency 0 by a
     non-negative kernel: a mask); an output as large as its window allows
-    rounds in proportion to itself, as do the inputs in single precision.
+    rounds in proportion to itself.
     (A, B) = :data:`_FFT_MODEL`. OpenCV's blocked DFT transforms blocks whose
     RMS is at most the image's peak: pass the peak for ``image_rms``.
 
@@ -171,8 +165,6 @@ def fft_error_bound(grid, image_rms, image_peak, kernel, *, eps=_EPS):
         The transform's grid.
     image_rms, image_peak : float
     kernel : ndarray
-    eps : float, keyword-only
-        The transforms' machine epsilon (float64's by default).
 
     Returns
     -------
@@ -185,13 +177,13 @@ def fft_error_bound(grid, image_rms, image_peak, kernel, *, eps=_EPS):
     """
     # Measured on photographs, noise, a DC offset, a dark image and a single spike with masks,
     # fractional weights, their squares, boxes, templates (masked and centred) and random
-    # kernels of 3-100 px: at most 0.25 (float64) and 0.35 (float32) of this bound
+    # kernels of 3-100 px: at most 0.25 of this bound (0.35 with transforms in single precision)
     # (tests/test_correlate.py pins a margin of 2).
     spread, local = _FFT_MODEL
     k = np.asarray(kernel, dtype=np.float64)
     size = float(np.prod(grid))
     taps = float(np.count_nonzero(k))
-    return eps * (spread * np.log2(max(size, 2.0)) * image_rms * float(np.abs(k).sum())
+    return _EPS * (spread * np.log2(max(size, 2.0)) * image_rms * float(np.abs(k).sum())
                   + local * np.sqrt(taps) * float(np.sqrt(np.sum(k * k))) * image_peak)
 
 

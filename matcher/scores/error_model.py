@@ -9,8 +9,7 @@ per-output bound, ``||k|| (local sqrt(E) + per_peak max|c|)`` for kernel
   constants with a margin (``_FLOAT32_MODEL``);
 - float64 direct sums (:func:`float64_coefficients`): 0 for exact integer
   sums, else a per-peak term that grows with the number of taps;
-- transforms, in double or single precision:
-  :func:`matcher.scores.correlate.fft_error_bound` (the spread of their
+- transforms: :func:`matcher.scores.correlate.fft_error_bound` (the spread of their
   rounding over the grid, and each output's own);
 - window sums (box filters or split sums): their own bounds, from
   :meth:`matcher.scores.image_channel.BandChannel.sum_errors`;

@@ -46,7 +46,6 @@ class BandChannel:
         self.exact = small_integers
         self.offset = 0.0 if self.exact or self.magnitude <= 4.0 * self.peak else self.centre
         self.split = False  # set for "exact" scores on data whose running sums are not exact
-        self.single = False  # set for transforms in single precision (masked "fast" maps)
         self._integers_checked = small_integers
         self._sums = {}
         self._planes64 = {}
@@ -182,9 +181,8 @@ class BandChannel:
         products (OpenCV's filter in pieces of < 50 taps); "fft" keeps the
         plane's spectrum for the next kernel (``reuse``, whole planes only) or
         uses OpenCV's blocked DFT for kernels of 50 taps up to 256 px a side,
-        scipy's FFT otherwise; with ``single`` set, scipy's FFT in single
-        precision. ``exact`` promises integer products and sums below 2**53
-        (the bound is then 0).
+        scipy's FFT otherwise. ``exact`` promises integer products and sums
+        below 2**53 (the bound is then 0).
         """
         h, w = kernel.shape
         src = self.plane64(plane)
@@ -198,16 +196,14 @@ class BandChannel:
             _, per_peak = float64_coefficients("direct", h * w, src.size, exact=exact)
             return correlate_direct(src, kernel), float(np.sqrt(np.sum(kernel * kernel))) * per_peak * peak
         if whole and reuse:
-            key = (plane, self.single)
-            if key not in self._spectra:
-                self._spectra[key] = FFTCorrelator(src, workers=fft_workers(src.size, self.workers),
-                                                   single=self.single)
-            corr = self._spectra[key]
+            if plane not in self._spectra:
+                self._spectra[plane] = FFTCorrelator(src, workers=fft_workers(src.size, self.workers))
+            corr = self._spectra[plane]
             return corr(kernel), corr.error_bound(kernel)
-        if h * w > OPENCV_DIRECT_TAPS and blocked_dft_wins((h, w), src.size) and not self.single:
+        if h * w > OPENCV_DIRECT_TAPS and blocked_dft_wins((h, w), src.size):
             return correlate_dft(src, kernel), fft_error_bound(src.shape, peak, peak, kernel)
         workers = fft_workers(src.size, self.workers) if whole else 1
-        corr = FFTCorrelator(src, workers=workers, single=self.single)
+        corr = FFTCorrelator(src, workers=workers)
         return corr(kernel), corr.error_bound(kernel)
 
 
