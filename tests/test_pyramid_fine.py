@@ -28,7 +28,7 @@ from matcher.search.find import find
 from matcher.search.levels import Levels, level_sizes
 from matcher.search.pyramid import find_pyramid
 from matcher.search.ranking import MAX_CLIMB, ExactScores
-from test_pyramid import cell_max, degraded_cases, same_best
+from test_pyramid import board_scene, cell_max, degraded_cases, same_best
 from test_pyramid_levels import cases, decoy_photo
 
 
@@ -309,3 +309,23 @@ def test_search_goes_on_when_the_sample_says_the_tightened_cells_fit(monkeypatch
         assert same_best(e, p), info
         went_on += "" in calls and not info.fell_back
     assert went_on >= 3
+
+
+def test_threshold_search_scores_untightened_cells_when_they_fit(monkeypatch):
+    """``max_matches=None`` with a threshold: the bar is final, so the finest cells that may reach it are all
+    scored, untightened when they fit under the limit (board seeds 1 and 2), tightened first when they do not
+    (seed 0, after the sample's estimate); either way the exhaustive find's matches, with their scores."""
+    calls = []
+    tighten = Levels.tighten
+    monkeypatch.setattr(Levels, "tighten", lambda self, cells: (calls.append(len(cells)), tighten(self, cells))[1])
+    paths = set()
+    for seed in range(3):
+        img, led, corners = board_scene(seed)
+        calls.clear()
+        e = find(img, led, "ncc", threshold=0.8, max_matches=None)
+        p, info = find_pyramid(img, led, "ncc", threshold=0.8, max_matches=None)
+        assert sorted((m.x, m.y) for m in p) == sorted(corners) and not info.fell_back, info
+        assert [(m.x, m.y) for m in p] == [(m.x, m.y) for m in e], info
+        assert [m.score for m in p] == pytest.approx([m.score for m in e], abs=1e-9)
+        paths.add("tightened" if calls else "untightened")
+    assert paths == {"tightened", "untightened"}
