@@ -20,6 +20,9 @@ Rules (the constants below):
   templates ending on 4 px cells whose 8 px blocks would number under
   :data:`COARSE_BLOCKS` a side bound their 4 px cells whole, one level. Templates
   under 31 px a side (:func:`pyramid_levels` is 0) use the exhaustive search.
+  Coarser levels whose blocks leave much of the template's norm in finer
+  detail for the bar (:func:`matcher.search.levels.pruning_levels`) are left
+  out: they would prune little.
 - **Rounds.** While ``max_matches`` matches are not yet found, each level
   splits (the finest: scores) only its best guesses (the coarse score at the
   cell's corner; ``max(8, 4 * max_matches)`` cells, four times as many each
@@ -88,7 +91,7 @@ from ..options import FindOptions
 from ..scores.inputs import as_array
 from .exhaustive import search_exhaustive
 from .job import make_job
-from .levels import Levels, clusters, level_sizes
+from .levels import Levels, clusters, level_sizes, pruning_levels
 from .peaks import NEIGHBOURS_X, NEIGHBOURS_Y, local_peaks, suppress
 from .ranking import ExactScores, ranking_scores
 from .report import matches_at
@@ -205,10 +208,12 @@ def search_pyramid(job):
                            param="method")
     arr, tpl = as_array("image", job.image), as_array("template", job.templates[0])
     reason, sizes = _unsupported(job, arr, tpl)
-    levels = int(np.log2(sizes[0])) if sizes else 0
     if reason:
-        return _exhaustive(job, levels, reason)
-    nested = Levels(arr, tpl, method.name, sizes)
+        return _exhaustive(job, int(np.log2(sizes[0])) if sizes else 0, reason)
+    bar = 1.0 if job.floor is None else 1.0 + job.floor / 2 if method.lower_is_better else job.floor  # in ncc terms
+    sizes, terms = pruning_levels(tpl, sizes, method.name == "ncc", bar)
+    levels = int(np.log2(sizes[0]))
+    nested = Levels(arr, tpl, method.name, sizes, terms)
     if not nested.norm2.sum() > 0:
         return _exhaustive(job, levels, "constant template: every window scores the same")
     cells = _Cells(job, arr, tpl, nested)
@@ -332,33 +337,25 @@ class _Cells:
             chunk *= 4
 
     def overflow(self, cells, bar, room):
-        """Why the finest ``cells`` (flat indices) that may reach ``bar`` are too many to score ("" if they may
-        not be): their count once tightened, estimated from a sample, over ``room``.
-
-        The sample is every :data:`SAMPLE_EVERY`-th cluster of them (all of them if there are fewer than
-        :data:`MIN_SAMPLE_CLUSTERS`), tightened (:meth:`matcher.search.levels.Levels.tighten`): the share of
-        its cells still reaching ``bar`` times ``cells.size``. The sample's bounds stay tightened.
-        """
-        last = len(self.levels.sizes) - 1
+        """Why the finest ``cells`` (flat indices) that may reach ``bar`` are too many to score ("" if not): their
+        count once tightened, estimated from every :data:`SAMPLE_EVERY`-th cluster of them (all if fewer than
+        :data:`MIN_SAMPLE_CLUSTERS`; :meth:`matcher.search.levels.Levels.tighten`, kept), over ``room``."""
         mask = np.zeros(self.scored.shape, bool)
         mask.flat[cells] = True
         boxes = clusters(mask, _MERGE)
+        sample = cells
         if len(boxes) >= MIN_SAMPLE_CLUSTERS:
             picked = np.zeros(mask.shape, bool)
             for y0, y1, x0, x1 in boxes[SAMPLE_EVERY // 2 :: SAMPLE_EVERY]:
                 picked[y0:y1, x0:x1] = True
             sample = np.flatnonzero(mask & picked)
-        else:
-            sample = cells
         self.levels.tighten(sample)
-        kept = np.count_nonzero(self.levels.bounds[last].flat[sample] >= bar - 1e-9)
-        estimate = kept * cells.size / max(sample.size, 1)
-        if estimate <= room:
-            return ""
-        size = self.levels.sizes[last]
-        return (f"the bounds left about {estimate:.0f} of {self.scored.size} cells of {size}x{size} positions "
-                f"that may reach {self.sign * bar:.4f} ({kept} of a sample of {sample.size}), more than "
-                f"{room:.0f}: detail finer than {size} px dominates")
+        kept = np.count_nonzero(self.levels.bounds[-1].flat[sample] >= bar - 1e-9)
+        estimate, size = kept * cells.size / max(sample.size, 1), self.levels.sizes[-1]
+        return "" if estimate <= room else (
+            f"the bounds left about {estimate:.0f} of {self.scored.size} cells of {size}x{size} positions that may "
+            f"reach {self.sign * bar:.4f} ({kept} of a sample of {sample.size}), more than {room:.0f}: detail finer "
+            f"than {size} px dominates")
 
     def best_guesses(self, level, cells, count):
         """The ``count`` of ``cells`` (flat indices at ``level``) whose coarse score is the highest."""
