@@ -17,6 +17,7 @@
   from starts anywhere, edges and corners included.
 """
 
+import cv2
 import numpy as np
 import pytest
 
@@ -27,7 +28,7 @@ from matcher.search.find import find
 from matcher.search.levels import Levels, level_sizes
 from matcher.search.pyramid import find_pyramid
 from matcher.search.ranking import MAX_CLIMB, ExactScores
-from test_pyramid import cell_max, degraded_cases, same_best
+from test_pyramid import board_scene, cell_max, degraded_cases, same_best
 from test_pyramid_levels import cases, decoy_photo
 
 
@@ -235,3 +236,96 @@ def test_whole_levels_in_bands_with_banded_block_sums_finish_and_agree(monkeypat
     assert not info.fell_back and info.levels == 3, info
     assert (found[0].x, found[0].y) == truth
     assert [(m.x, m.y) for m in found] == [(m.x, m.y) for m in e]
+
+
+def button(label, icon, w=120, h=64):
+    """A flat GUI button: a frame, one of three icons and a label (as the bench's icons scene)."""
+    b = np.full((h, w), 235, np.uint8)
+    cv2.rectangle(b, (2, 2), (w - 3, h - 3), 120, 2)
+    cx, cy = 20, h // 2
+    if icon == 0:
+        cv2.circle(b, (cx, cy), 11, 60, -1)
+    elif icon == 1:
+        cv2.rectangle(b, (cx - 10, cy - 10), (cx + 10, cy + 10), 60, 3)
+    else:
+        cv2.fillPoly(b, [np.array([(cx - 11, cy + 10), (cx + 11, cy + 10), (cx, cy - 11)])], 60)
+    cv2.putText(b, label, (38, cy + 7), cv2.FONT_HERSHEY_SIMPLEX, 0.55, 30, 1, cv2.LINE_AA)
+    return b
+
+
+def button_screen(seed, rows=7, cols=6):
+    """A screen of ``rows x cols`` buttons, many of them exact or one-glyph copies of each other, light noise."""
+    rng = np.random.default_rng(seed)
+    labels = ["Open", "Save", "Sava", "Close", "Clase", "Print"]
+    img = np.full((40 + rows * 125, 30 + cols * 168), 250, np.uint8)
+    for r in range(rows):
+        for c in range(cols):
+            y, x = 40 + r * 125, 30 + c * 168
+            img[y : y + 64, x : x + 120] = button(labels[int(rng.integers(0, 6))], int(rng.integers(0, 3)))
+    return np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+
+
+def spy_overflow(monkeypatch):
+    """Record the reasons :meth:`_Cells.overflow` gives ("" when the search goes on)."""
+    calls = []
+    method = pyramid._Cells.overflow
+    monkeypatch.setattr(pyramid._Cells, "overflow",
+                        lambda self, *a: (calls.append(method(self, *a)), calls[-1])[1])
+    return calls
+
+
+def test_early_fallback_from_a_sample_gives_the_exhaustive_answer(monkeypatch):
+    """Repeated buttons (the bench's icons): the bounds leave most cells near every button, the search falls
+    back as soon as the sample's estimate says so, before tightening them all; the answer is the exhaustive
+    find's, with its scores."""
+    calls = spy_overflow(monkeypatch)
+    early = 0
+    for seed in range(3):
+        img = button_screen(seed)
+        for label, icon in (("Save", 0), ("Close", 2)):
+            tpl = button(label, icon)
+            calls.clear()
+            found, info = find_pyramid(img, tpl, "ncc", max_matches=2)
+            e = find(img, tpl, "ncc", max_matches=2)
+            assert [(m.x, m.y) for m in found] == [(m.x, m.y) for m in e], (seed, label, info)
+            assert [m.score for m in found] == pytest.approx([m.score for m in e], abs=1e-9)
+            early += info.fell_back and "sample" in info.reason and calls[-1] == info.reason
+    assert early >= 2
+
+
+def test_search_goes_on_when_the_sample_says_the_tightened_cells_fit(monkeypatch):
+    """64 px templates in small degraded photographs, with no floor under the limit, so that the cells that
+    may reach the bar often outnumber it before tightening: where the sample's estimate fits, the search goes
+    on (the sample tightened) and returns the exhaustive find's best match."""
+    monkeypatch.setattr(pyramid, "MIN_SCORED", 64)
+    monkeypatch.setattr(pyramid, "MIN_SAMPLE_CLUSTERS", 4)
+    calls = spy_overflow(monkeypatch)
+    went_on = 0
+    for scene, tpl, _ in degraded_cases(24, seed=11):
+        tpl = tpl[:64, :64]
+        calls.clear()
+        (e,) = find(scene, tpl, "ncc")
+        (p,), info = find_pyramid(scene, tpl, "ncc")
+        assert same_best(e, p), info
+        went_on += "" in calls and not info.fell_back
+    assert went_on >= 3
+
+
+def test_threshold_search_scores_untightened_cells_when_they_fit(monkeypatch):
+    """``max_matches=None`` with a threshold: the bar is final, so the finest cells that may reach it are all
+    scored, untightened when they fit under the limit (board seeds 1 and 2), tightened first when they do not
+    (seed 0, after the sample's estimate); either way the exhaustive find's matches, with their scores."""
+    calls = []
+    tighten = Levels.tighten
+    monkeypatch.setattr(Levels, "tighten", lambda self, cells: (calls.append(len(cells)), tighten(self, cells))[1])
+    paths = set()
+    for seed in range(3):
+        img, led, corners = board_scene(seed)
+        calls.clear()
+        e = find(img, led, "ncc", threshold=0.8, max_matches=None)
+        p, info = find_pyramid(img, led, "ncc", threshold=0.8, max_matches=None)
+        assert sorted((m.x, m.y) for m in p) == sorted(corners) and not info.fell_back, info
+        assert [(m.x, m.y) for m in p] == [(m.x, m.y) for m in e], info
+        assert [m.score for m in p] == pytest.approx([m.score for m in e], abs=1e-9)
+        paths.add("tightened" if calls else "untightened")
+    assert paths == {"tightened", "untightened"}

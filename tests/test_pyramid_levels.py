@@ -11,7 +11,8 @@
   the least window energy is the brute-force minimum (exactly for 8-bit images);
 - the search: the levels are used (no fallback) and give the exhaustive answer on
   decoys and near-duplicates; a whole finer level is bounded when splitting would
-  cost more, and still agrees.
+  cost more, and still agrees; a coarse level that leaves the template too much
+  detail for the bar is left out, and the finest level alone still agrees.
 """
 
 import cv2
@@ -21,7 +22,8 @@ import pytest
 from matcher.scores.reference import match_template_reference
 from matcher.search.bounds import block_stats, cell_bounds, pool_stats, stats_bounds, template_terms
 from matcher.search.find import find
-from matcher.search.levels import Levels, level_sizes, window_energy_min
+import matcher.search.levels as levels_module
+from matcher.search.levels import Levels, detail_share, level_sizes, pruning_levels, window_energy_min
 from matcher.search.pyramid import find_pyramid
 from test_pyramid import cell_max
 
@@ -248,7 +250,9 @@ def test_nested_search_finds_the_planted_copy_among_decoys(seed):
 
 def test_threshold_search_through_a_whole_level_agrees(monkeypatch):
     """Noise on a smooth field: too many 8 px cells may reach a low threshold, so the 4 px level is bounded
-    whole (and then the search goes on, not back to the exhaustive search)."""
+    whole (and then the search goes on, not back to the exhaustive search); the 8 px level kept whatever its
+    detail (:data:`matcher.search.levels.COARSE_DETAIL`)."""
+    monkeypatch.setattr(levels_module, "COARSE_DETAIL", 10.0)
     whole = []
     bound_all = Levels.bound_all
     monkeypatch.setattr(Levels, "bound_all", lambda self, level: (whole.append(level), bound_all(self, level))[1])
@@ -279,3 +283,25 @@ def test_eight_bit_block_statistics_are_exact(shape):
             assert M8.shape == M64.shape == (gy, gx, img.ndim * 2 - 3)
             assert np.array_equal(M8, M64) and np.array_equal(A8, A64), (b, gy, gx)
             assert A8.sum() == float((img.astype(np.float64) ** 2)[: gy * b, : gx * b].sum())
+
+
+def test_a_coarse_level_with_too_much_detail_for_the_bar_is_left_out(monkeypatch):
+    """The smooth field under noise with a 96 px template: its 8 px blocks leave it a detail share between
+    0.7 x 0.6 and 0.7 x 0.9, so a threshold of 0.6 bounds the 4 px level alone (from the start, whole), one of
+    0.9 keeps the 8 px level; both give the exhaustive matches. Without the rule (COARSE_DETAIL large) the
+    same matches through both levels."""
+    rng = np.random.default_rng(8)
+    field = cv2.resize(cv2.GaussianBlur(rng.normal(128, 120, (150, 150)), (0, 0), 1.0), (600, 600))
+    img = np.clip(field + rng.normal(0, 6, field.shape), 0, 255).astype(np.uint8)
+    tpl = np.clip(field[200:296, 300:396], 0, 255).astype(np.uint8)
+    share = detail_share(template_terms(tpl, 8, True))
+    assert 0.7 * 0.6 <= share < 0.7 * 0.9, share
+    assert pruning_levels(tpl, [8, 4], True, 0.6)[0] == [4] and pruning_levels(tpl, [8, 4], True, 0.9)[0] == [8, 4]
+    for rule in (True, False):
+        monkeypatch.setattr(levels_module, "COARSE_DETAIL", 0.7 if rule else 10.0)
+        for threshold in (0.6, 0.9):
+            e = find(img, tpl, "ncc", threshold=threshold, max_matches=None)
+            p, info = find_pyramid(img, tpl, "ncc", threshold=threshold, max_matches=None)
+            assert [(m.x, m.y) for m in p] == [(m.x, m.y) for m in e] == [(300, 200)], info
+            assert [m.score for m in p] == pytest.approx([m.score for m in e], abs=1e-9)
+            assert not info.fell_back and info.levels == (2 if rule and threshold == 0.6 else 3), (rule, info)

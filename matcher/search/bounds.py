@@ -385,45 +385,86 @@ def _box(Z, ky, kx, y0, x0, ny, nx):
     """Sums over ``ky x kx`` blocks starting at ``(y0 + i, x0 + j)``, ``i < ny``, ``j < nx``, from the integral image ``Z``."""
     ys, xs = slice(y0, y0 + ny), slice(x0, x0 + nx)
     ye, xe = slice(y0 + ky, y0 + ky + ny), slice(x0 + kx, x0 + kx + nx)
-    return Z[ye, xe] - Z[ys, xe] - Z[ye, xs] + Z[ys, xs]
+    out = Z[ye, xe] - Z[ys, xe]
+    out -= Z[ye, xs]
+    out += Z[ys, xs]
+    return out
 
 
 def _integral(a):
+    """The integral image of ``a`` (2-D, or 3-D with channels last), float64, of the same number of axes."""
     Z = cv2.integral(np.ascontiguousarray(a), sdepth=cv2.CV_64F)
-    return Z[:, :, None] if Z.ndim == 2 else Z
+    return Z[:, :, None] if Z.ndim == 2 and a.ndim == 3 else Z
 
 
 def _cell_sums(M, A2, terms, ncy, ncx):
     """Per cell: the coarse correlation's part of the numerator bound, the coarse correlation at ``q``, the
     remainders' part (and the coarse correlation's rounding), the window energy's lower (core) and upper
-    (``E_q``) bounds, and the energy of the window at ``b q``."""
+    (``E_q``) bounds, and the energy of the window at ``b q``.
+
+    The arithmetic is done in place where it can be (the same operations in the same order: the same
+    values; fresh arrays of a whole level's cells cost as much as the arithmetic), one channel in 2-D.
+    """
     b, (nby, nbx), (ky, kx) = terms.b, terms.nb, terms.core
     m32, t32 = np.ascontiguousarray(M, np.float32), terms.t
     C = cv2.matchTemplate(m32 if m32.shape[2] > 1 else m32[:, :, 0],
                           t32 if t32.shape[2] > 1 else t32[:, :, 0], cv2.TM_CCORR)
-    corner = np.maximum(np.maximum(C[:ncy, :ncx], C[1 : ncy + 1, :ncx]),
-                        np.maximum(C[:ncy, 1 : ncx + 1], C[1 : ncy + 1, 1 : ncx + 1])).astype(np.float64)
+    corner = np.maximum(C[:ncy, :ncx], C[1 : ncy + 1, :ncx])
+    np.maximum(corner, np.maximum(C[:ncy, 1 : ncx + 1], C[1 : ncy + 1, 1 : ncx + 1]), out=corner)
     rounding = ROUNDING * float(np.abs(t32).sum()) * float(np.abs(M).max())
-    ZM, ZM2, ZA2 = _integral(M), _integral(M * M), _integral(A2)
+    one = M.shape[2] == 1
+    M2d, A2d = (M[:, :, 0], A2[:, :, 0]) if one else (M, A2)
+    ZM, ZM2, ZA2 = _integral(M2d), _integral(M2d * M2d), _integral(A2d)
     sm, sm2, ext = (_box(Z, nby, nbx, 0, 0, ncy, ncx) for Z in (ZM, ZM2, ZA2))
-    m_energy = np.maximum(sm2 - sm**2 / (nby * nbx), 0.0)  # sum(e^r) = 0: M may be centred on E_q
-    v_energy = np.maximum(ext - (b * b) * sm2, 0.0) + 1e-12 * ext  # the detail's energy in E_q; float64 rounding
-    detail = np.minimum(np.sqrt(v_energy) @ terms.eta, _blockwise_detail(M, A2, terms, ncy, ncx))
-    rest = np.sqrt(m_energy) @ terms.eps + detail + rounding
-    s1 = _box(ZM, ky, kx, 1, 1, ncy, ncx) * (b * b)
+    m_energy = _spread(sm2, sm, nby * nbx)  # sum(e^r) = 0: M may be centred on E_q
+    v_energy = sm2  # the detail's energy in E_q (+ float64 rounding); sm2 is not needed any more
+    v_energy *= b * b
+    np.subtract(ext, v_energy, out=v_energy)
+    np.maximum(v_energy, 0.0, out=v_energy)
+    v_energy += 1e-12 * ext
+    detail = _by_channel(np.sqrt(v_energy, out=v_energy), terms.eta, one)
+    np.minimum(detail, _blockwise_detail(M, A2, terms, ncy, ncx), out=detail)
+    rest = _by_channel(np.sqrt(m_energy, out=m_energy), terms.eps, one)
+    rest += detail
+    rest += rounding
+    s1 = _box(ZM, ky, kx, 1, 1, ncy, ncx)
+    s1 *= b * b
     s2 = _box(ZA2, ky, kx, 1, 1, ncy, ncx)
-    core = np.maximum(s2 - s1**2 / (ky * kx * b * b), 0.0) if terms.centred else s2
+    core = _spread(s2, s1, ky * kx * b * b) if terms.centred else s2
     ty, tx = terms.t.shape[:2]  # the window at b q, for the estimate
-    a1, a2 = _box(ZM, ty, tx, 0, 0, ncy, ncx) * (b * b), _box(ZA2, ty, tx, 0, 0, ncy, ncx)
-    aligned = np.maximum(a2 - a1**2 / (ty * tx * b * b), 0.0) if terms.centred else a2
-    return corner, C[:ncy, :ncx].astype(np.float64), rest, core.sum(axis=2), ext.sum(axis=2), aligned.sum(axis=2)
+    a1, a2 = _box(ZM, ty, tx, 0, 0, ncy, ncx), _box(ZA2, ty, tx, 0, 0, ncy, ncx)
+    a1 *= b * b
+    aligned = _spread(a2, a1, ty * tx * b * b) if terms.centred else a2
+    at_q = C[:ncy, :ncx].astype(np.float64)
+    if one:
+        return corner.astype(np.float64), at_q, rest, core, ext, aligned
+    return corner.astype(np.float64), at_q, rest, core.sum(axis=2), ext.sum(axis=2), aligned.sum(axis=2)
+
+
+def _spread(s2, s1, n):
+    """``max(s2 - s1**2 / n, 0)``, the energy about the mean of ``n`` values from their sums, in ``s1``'s array."""
+    s1 *= s1
+    s1 /= n
+    np.subtract(s2, s1, out=s1)
+    return np.maximum(s1, 0.0, out=s1)
+
+
+def _by_channel(a, v, one):
+    """``a @ v``: the per-channel values of ``a`` (the last axis, or ``a`` itself with ``one`` channel) weighted by ``v``."""
+    if one:
+        a *= v[0]
+        return a
+    return a @ v
 
 
 def _blockwise_detail(M, A2, terms, ncy, ncx):
     """``sum_Q tau(Q) ||V||_Q`` over the blocks of ``E_q``: Cauchy-Schwarz block by block (tighter where the
     template's detail and the image's lie in different blocks), float32 rounding included."""
     b = terms.b
-    nu = np.sqrt(np.maximum(A2 - (b * b) * M * M, 0.0)).astype(np.float32)
+    nu = M * (b * b)  # A2 - (b * b) M M, in place
+    nu *= M
+    np.subtract(A2, nu, out=nu)
+    nu = np.sqrt(np.maximum(nu, 0.0, out=nu), out=nu).astype(np.float32)
     tau = terms.tau
     out = cv2.matchTemplate(nu if nu.shape[2] > 1 else nu[:, :, 0], tau if tau.shape[2] > 1 else tau[:, :, 0],
                             cv2.TM_CCORR)[:ncy, :ncx].astype(np.float64)

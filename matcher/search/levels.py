@@ -23,11 +23,18 @@ from scipy import ndimage
 from ..scores.engine import num_threads, thread_pool
 from .bounds import BoundParts, block_stats, bound_from_parts, bound_parts, pool_stats, template_terms
 
-__all__ = ["Levels", "level_sizes", "window_energy_min", "clusters", "GLOBAL_BLOCK", "PARALLEL_CELLS"]
+__all__ = ["Levels", "level_sizes", "pruning_levels", "detail_share", "window_energy_min", "clusters", "GLOBAL_BLOCK",
+           "PARALLEL_CELLS", "COARSE_DETAIL"]
 
 _MERGE = 4  # cells to bound within 2 _MERGE of each other are bounded in one box (fewer calls)
 GLOBAL_BLOCK = 8
 """Levels with blocks at least this large get their block statistics for the whole image at once."""
+COARSE_DETAIL = 0.7
+"""A coarser level is bounded first only if its blocks leave less than this share of the template's norm in
+detail (:func:`detail_share`) for each unit of the bar: the bound adds about that share wherever the image's own
+detail is as large as its energy, so a larger one prunes little (the bench's board, 0.66 at 8 px for a bar of 0.8:
+34% of the 8 px cells left, the 4 px level bounded whole anyway; its other 8 px levels 0.23-0.56 for bars near 1:
+0.1-3% left)."""
 PARALLEL_CELLS = 1 << 15
 """Rectangles of at least twice this many cells are bounded in bands of rows, one per engine thread
 (:func:`matcher.scores.engine.num_threads`)."""
@@ -53,6 +60,38 @@ def level_sizes(height, width, top_blocks=12, finest=4, largest=16):
     return sizes
 
 
+def detail_share(terms):
+    """The share of the template's norm in detail finer than the blocks, ``||eta|| / ||T||`` (0 to 1), from its
+    :class:`matcher.search.bounds.TemplateTerms` (the norms over the channels).
+
+    >>> ramp = np.add.outer(np.arange(64.0), np.arange(64.0))  # smooth: its detail shrinks with the blocks
+    >>> board = np.indices((64, 64)).sum(axis=0) % 2 * 255.0  # all detail at every block size
+    >>> [round(detail_share(template_terms(t, b, True)), 2) for t in (ramp, board) for b in (8, 4)]
+    [0.48, 0.35, 1.0, 1.0]
+    """
+    return float(np.sqrt((terms.eta**2).sum() / terms.norm2.sum())) if terms.norm2.sum() > 0 else 0.0
+
+
+def pruning_levels(template, sizes, centred, bar):
+    """The cell sizes worth bounding (``sizes`` without the coarsest levels whose :func:`detail_share` is at
+    least :data:`COARSE_DETAIL` times ``bar``, the finest always kept) and their template terms.
+
+    ``bar`` is the least score (``ncc`` or ``ccorr_normed``) a window must reach: the threshold, or 1 without one.
+
+    Examples
+    --------
+    >>> ramp = np.add.outer(np.arange(64.0), np.arange(64.0))
+    >>> board = np.indices((64, 64)).sum(axis=0) % 2 * 255.0
+    >>> [pruning_levels(t, [8, 4], True, bar)[0] for t, bar in ((board, 1.0), (ramp, 1.0), (ramp, 0.5))]
+    [[4], [8, 4], [4]]
+    """
+    terms = [template_terms(template, s, centred) for s in sizes]
+    drop = 0
+    while drop < len(sizes) - 1 and detail_share(terms[drop]) >= COARSE_DETAIL * bar:
+        drop += 1
+    return list(sizes[drop:]), terms[drop:]
+
+
 class Levels:
     """The nested cells of one search: per level, the bounds computed so far and which cells were split.
 
@@ -64,6 +103,8 @@ class Levels:
         One of :data:`matcher.search.bounds.BOUNDED_METHODS`.
     sizes : list of int
         Cell sizes, coarsest first, each half the previous (:func:`level_sizes`).
+    terms : list of TemplateTerms, optional
+        The template's terms for each size (:func:`matcher.search.bounds.template_terms`), if already computed.
 
     Attributes
     ----------
@@ -85,11 +126,11 @@ class Levels:
     the least energy of their windows, exactly (:func:`window_energy_min`).
     """
 
-    def __init__(self, image, template, method, sizes):
+    def __init__(self, image, template, method, sizes, terms=None):
         self.centred = method == "ncc"
         self.image, self.method, self.sizes = image, method, list(sizes)
         self.tshape = template.shape[:2]
-        self.terms = [template_terms(template, s, self.centred) for s in self.sizes]
+        self.terms = list(terms) if terms is not None else [template_terms(template, s, self.centred) for s in sizes]
         self.norm2 = self.terms[0].norm2
         H, W = image.shape[:2]
         h, w = self.tshape
