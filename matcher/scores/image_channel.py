@@ -160,12 +160,16 @@ class BandChannel:
         """The channel in float64: "raw", "centred" (minus its centre), or the square of either
         ("raw_squared", "centred_squared")."""
         if plane not in self._planes64:
-            if plane == "raw":
+            out = self._lent("plane64/" + plane, np.float64)  # None: a fresh array
+            if plane == "raw" and (self.plane.dtype == np.float64 or out is None):
                 self._planes64[plane] = np.asarray(self.plane, dtype=np.float64)
+            elif plane == "raw":
+                np.copyto(out, self.plane)
+                self._planes64[plane] = out
             elif plane == "centred":
-                self._planes64[plane] = np.subtract(self.plane, self.centre, dtype=np.float64)
+                self._planes64[plane] = np.subtract(self.plane, self.centre, dtype=np.float64, out=out)
             else:
-                self._planes64[plane] = np.square(self.plane64(plane.removesuffix("_squared")))
+                self._planes64[plane] = np.square(self.plane64(plane.removesuffix("_squared")), out=out)
         return self._planes64[plane]
 
     def plane_peak(self, plane):
