@@ -100,12 +100,20 @@ class BandChannel:
         window shape is kept."""
         key = (shape, "variances")
         if key not in self._sums:
-            self._sums = {key: split_variances(np.asarray(self._summed(), dtype=np.float64), shape, sum_peak(self))}
+            self._sums = {key: split_variances(np.asarray(self._summed(), dtype=np.float64), shape, sum_peak(self),
+                                               self._split_buffer)}
         return self._sums[key]
 
     def _summed(self):
         """The values the window sums add up: the channel minus its offset (in float64 where shifted)."""
         return self._src if self.offset == 0.0 else np.subtract(self._src, self.offset, dtype=np.float64)
+
+    def _split_buffer(self, name, dtype):
+        """A working array of the band's shape for :func:`split_variances`, or None: the channel's own for
+        its results, one for every channel for the rest (they die before the next channel's are made)."""
+        if name in ("s1", "var"):
+            return self._lent("split/" + name, dtype)
+        return lend("split/" + name, self._src.shape, dtype)
 
     def sum_errors(self, n):
         """Bounds on the errors of :meth:`sums` for an ``n``-pixel window: ``(sum, sum of squares, rel)``.
@@ -274,7 +282,7 @@ _INT_SUMS = 2.0**30  # |window sum| of the integer parts, so that n * sum(h^2) a
 _FLOAT_SUMS = 2.0**51  # window sums of the squared integer parts stay exact in float64
 
 
-def split_variances(v, shape, m):
+def split_variances(v, shape, m, buffers=None):
     """Window sums of ``v`` and ``n sum(v^2) - sum(v)^2`` (n pixels a window), the latter without cancellation.
 
     ``v = h / 2^k + r`` with integers ``h`` (``k`` as large as keeps the
@@ -296,6 +304,9 @@ def split_variances(v, shape, m):
         The window's (h, w).
     m : float
         ``max |v|``.
+    buffers : callable, optional
+        ``buffers(name, dtype)``: an array of ``v``'s shape for the working array ``name``, or None (a new
+        one); the results are "s1" and "var".
 
     Returns
     -------
@@ -314,38 +325,41 @@ def split_variances(v, shape, m):
     n = hgt * wid
     if m == 0:
         return np.zeros_like(v), np.zeros_like(v), 0.0, 0.0, 0.0
+
+    def array(name):
+        lent = None if buffers is None else buffers(name, np.float64)
+        return np.empty(v.shape) if lent is None else lent
+
     k = math.floor(math.log2(min((_INT_SUMS / n - 0.5) / m, (math.sqrt(_FLOAT_SUMS / n) - 0.5) / m)))
     scale = 2.0**k
     kw = dict(anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
-    h = np.multiply(v, scale)
+    h = np.multiply(v, scale, out=array("h"))
     np.rint(h, out=h)
-    H1 = cv2.boxFilter(h, cv2.CV_64F, (wid, hgt), **kw)  # exact integers
-    H2 = cv2.sqrBoxFilter(h, cv2.CV_64F, (wid, hgt), **kw)
+    H1 = cv2.boxFilter(h, cv2.CV_64F, (wid, hgt), dst=array("s1"), **kw)  # exact integers
+    H2 = cv2.sqrBoxFilter(h, cv2.CV_64F, (wid, hgt), dst=array("H2"), **kw)
     h /= scale  # exact: h 2^-k
-    r = np.subtract(v, h)  # exact (within half a step of v)
-    R1 = cv2.boxFilter(r, cv2.CV_64F, (wid, hgt), **kw)
+    r = np.subtract(v, h, out=array("r"))  # exact (within half a step of v)
+    R1 = cv2.boxFilter(r, cv2.CV_64F, (wid, hgt), dst=array("R1"), **kw)
     h += v
     h *= r  # r (v + h 2^-k)
-    X = cv2.boxFilter(h, cv2.CV_64F, (wid, hgt), **kw)
-    del h, r
-    exact = H2.astype(np.int64)
+    X = cv2.boxFilter(h, cv2.CV_64F, (wid, hgt), dst=array("X"), **kw)
+    exact = h.view(np.int64)  # h and r are spent: their memory holds the integers
+    np.copyto(exact, H2, casting="unsafe")  # integers: exact
     exact *= n
-    i1 = H1.astype(np.int64)
+    i1 = r.view(np.int64)
+    np.copyto(i1, H1, casting="unsafe")
     np.multiply(i1, i1, out=i1)
     exact -= i1  # n H2 - H1^2: exact, below 2**61
-    del i1
-    var = exact.astype(np.float64)
-    del exact
+    var = array("var")
+    np.copyto(var, exact, casting="unsafe")
     var /= scale * scale
     X *= n
     var += X
-    del X
     np.multiply(H1, 2.0 / scale, out=H2)
     H2 *= R1  # 2 H1 R1 / 2^k
     var -= H2
     np.square(R1, out=H2)
     var -= H2
-    del H2
     H1 /= scale
     H1 += R1  # sum(v)
     # errors: the remainders' running sums (2 (H + W + 2) eps of n times their largest term), the roundings

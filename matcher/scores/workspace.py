@@ -15,7 +15,8 @@ belong to one live array at a time, and nothing lent may be returned to the
 caller. A session opened inside another on the same thread lends nothing
 (the outer one's arrays are in use). Outside a session
 :func:`empty` is ``np.empty``. Each thread keeps at most :data:`KEPT_BYTES`
-(past that it forgets what it kept and starts again from the new arrays),
+(past that it forgets the buffers its current session has not used, and
+allocates afresh what still does not fit),
 in buffers under :data:`LARGEST_BYTES`, mapped beside malloc's heap (inside
 it they fragmented it: the large arrays of the next calls found no room
 and were faulted in afresh, 10% on 2048^2 maps); larger arrays are allocated as
@@ -41,11 +42,12 @@ _LOCAL = threading.local()
 
 
 class _Buffers:
-    """One thread's kept buffers, by name."""
+    """One thread's kept buffers, by name, and the names lent in its current session."""
 
     def __init__(self):
         self.arrays = {}
         self.kept = 0
+        self.used = set()
 
     def lend(self, name, shape, dtype):
         dtype = np.dtype(dtype)
@@ -55,12 +57,15 @@ class _Buffers:
         buf = self.arrays.get(name)
         if buf is None or buf.nbytes < nbytes:
             grown = self.kept - (0 if buf is None else buf.nbytes) + nbytes
-            if grown > KEPT_BYTES:  # the work changed: keep the new arrays, not the old
-                self.arrays.clear()  # (arrays lent from them stay valid: they hold their memory)
-                grown = nbytes
+            if grown > KEPT_BYTES:  # the work changed: forget the buffers this session has not used
+                for stale in [n for n in self.arrays if n not in self.used and n != name]:
+                    grown -= self.arrays.pop(stale).nbytes  # (arrays lent from them stay valid)
+                if grown > KEPT_BYTES:  # this session's own work is larger: the rest is allocated afresh
+                    return None
             # beside malloc's heap, not inside it; private: a forked child writes its own copy
             buf = np.frombuffer(mmap.mmap(-1, max(nbytes, 1), flags=mmap.MAP_PRIVATE), np.uint8)
             self.arrays[name], self.kept = buf, grown
+        self.used.add(name)
         return buf[:nbytes].view(dtype).reshape(shape)
 
 
@@ -69,6 +74,8 @@ def session():
     """Lend working arrays to this thread's code until the block ends (see the module's notes)."""
     depth = getattr(_LOCAL, "depth", 0)
     _LOCAL.depth = depth + 1
+    if depth == 0 and getattr(_LOCAL, "buffers", None) is not None:
+        _LOCAL.buffers.used.clear()  # a new session: every kept buffer may be stale again
     try:
         yield
     finally:
