@@ -164,9 +164,17 @@ class BandChannel:
         return lend(f"{name}/{self.index}", self._src.shape if shape is None else shape, dtype)
 
 
-    def plane64(self, plane):
+    def plane64(self, plane, part=None):
         """The channel in float64: "raw", "centred" (minus its centre), or the square of either
-        ("raw_squared", "centred_squared")."""
+        ("raw_squared", "centred_squared"); only its rectangle ``part`` (a pair of slices), if given and the
+        whole plane is not made yet (a float64 strip: the rest of a large plane is not needed)."""
+        if part is not None:
+            if plane in self._planes64:
+                return self._planes64[plane][part]
+            if plane.endswith("_squared"):
+                return np.square(self.plane64(plane.removesuffix("_squared"), part))
+            shift = self.centre if plane == "centred" else 0.0
+            return np.subtract(self.plane[part], shift, dtype=np.float64)
         if plane not in self._planes64:
             out = self._lent("plane64/" + plane, np.float64)  # None: a fresh array
             if plane == "raw" and (self.plane.dtype == np.float64 or out is None):
@@ -197,12 +205,14 @@ class BandChannel:
         below 2**53 (the bound is then 0).
         """
         h, w = kernel.shape
-        src = self.plane64(plane)
         whole = rows is None and cols is None
-        if not whole:
-            a, b = rows or (0, src.shape[0] - h + 1)
-            c0, c1 = cols or (0, src.shape[1] - w + 1)
-            src = src[a : b + h - 1, c0 : c1 + w - 1]
+        if whole:
+            src = self.plane64(plane)
+        else:
+            H, W = self.plane.shape
+            a, b = rows or (0, H - h + 1)
+            c0, c1 = cols or (0, W - w + 1)
+            src = self.plane64(plane, (slice(a, b + h - 1), slice(c0, c1 + w - 1)))
         peak = self.plane_peak(plane)
         if algorithm == "direct":
             _, per_peak = float64_coefficients("direct", h * w, src.size, exact=exact)
