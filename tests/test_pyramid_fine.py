@@ -17,7 +17,9 @@
   from starts anywhere, edges and corners included.
 """
 
-import cv2
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -28,6 +30,9 @@ from matcher.search.find import find
 from matcher.search.levels import Levels, level_sizes
 from matcher.search.pyramid import find_pyramid
 from matcher.search.ranking import MAX_CLIMB, ExactScores
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from bench_pyramid import button  # noqa: E402  (a flat GUI button: the bench's icons scene)
 from test_pyramid import board_scene, cell_max, degraded_cases, same_best
 from test_pyramid_levels import cases, decoy_photo
 
@@ -236,21 +241,6 @@ def test_whole_levels_in_bands_with_banded_block_sums_finish_and_agree(monkeypat
     assert not info.fell_back and info.levels == 3, info
     assert (found[0].x, found[0].y) == truth
     assert [(m.x, m.y) for m in found] == [(m.x, m.y) for m in e]
-
-
-def button(label, icon, w=120, h=64):
-    """A flat GUI button: a frame, one of three icons and a label (as the bench's icons scene)."""
-    b = np.full((h, w), 235, np.uint8)
-    cv2.rectangle(b, (2, 2), (w - 3, h - 3), 120, 2)
-    cx, cy = 20, h // 2
-    if icon == 0:
-        cv2.circle(b, (cx, cy), 11, 60, -1)
-    elif icon == 1:
-        cv2.rectangle(b, (cx - 10, cy - 10), (cx + 10, cy + 10), 60, 3)
-    else:
-        cv2.fillPoly(b, [np.array([(cx - 11, cy + 10), (cx + 11, cy + 10), (cx, cy - 11)])], 60)
-    cv2.putText(b, label, (38, cy + 7), cv2.FONT_HERSHEY_SIMPLEX, 0.55, 30, 1, cv2.LINE_AA)
-    return b
 
 
 def button_screen(seed, rows=7, cols=6):
