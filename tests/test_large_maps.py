@@ -375,6 +375,22 @@ def test_float32_ssd_holds_low_contrast_images(dtype, algorithm, fast_calls):
     assert_matches(got, exact(image, template, "ssd", algorithm=algorithm), "ssd", what=dtype)
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32"])
+def test_float32_ssd_with_one_hazy_channel_among_others(dtype, algorithm, fast_calls):
+    """Colour ssd whose channels differ: one hazy (levels 118-138, centred with its template), one
+    full-range (raw), one constant. The error model takes the larger constants of the pairs used; the
+    float32 path scores the map itself, within the contract."""
+    camera = grey(photo("camera")).astype(np.float64)
+    hazy = 118.0 + cv2.GaussianBlur(camera, (0, 0), 2.0) * (20.0 / 255.0)
+    content = np.stack([hazy, camera, np.full_like(camera, 200.0)], axis=2)
+    image = (content * 100.0 - 20000.0 if dtype == "int16" else content).astype(dtype)
+    template = cut(image, SHAPES["colour", algorithm], (70, 90), np.random.default_rng(6))
+    got = match_template(image, template, "ssd", algorithm=algorithm)
+    assert [result for _, _, result in fast_calls] == [True], fast_calls
+    assert_matches(got, exact(image, template, "ssd", algorithm=algorithm), "ssd", what=dtype)
+
+
 def _sized(out_rows, out_cols, shape=(7, 7), seed=0):
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, (out_rows + shape[0] - 1, out_cols + shape[1] - 1)).astype(np.uint8)
