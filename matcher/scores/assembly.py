@@ -170,6 +170,8 @@ class _Assembly:
         self.den_rel = denominator_relative_error(self.terms, method) if self.normalised else 0.0
         if self.normalised and not self.exact_den:
             self.err_den = denominator_error(self.terms, method) * max(self.den_factors)
+        self.zeros_exact = self.exact_den or (self.normalised and self._integral_den()
+                                              and self.err_den * (1.0 + self.den_rel) + self.den_rel < 0.25)
         self.bound = empty("bound", out.shape, self.work) if self.normalised else None
         # one unmasked channel's raw energy is its window sums themselves: no copy
         self.den_view = (C == 1 and method in ("ccorr_normed", "ssd_normed") and not self.masked
@@ -387,8 +389,17 @@ class _Assembly:
 
     def may_vanish(self, den):
         """Which of the denominators ``den`` (any shape) may be zero: those that are, where they are exact;
-        those within their error of zero otherwise (candidates of degeneracy, for :func:`degenerate_at`)."""
+        those within their error of zero otherwise: candidates of degeneracy (for :func:`degenerate_at`),
+        or, where :attr:`zeros_exact`, exactly the zero ones."""
         return den == 0 if self.exact_den else den <= self.err_den
+
+    def _integral_den(self):
+        """Whether every denominator is an integer in exact arithmetic: an integer image, binary weights
+        (or none), integer offsets and one weight sum for every channel. One whose error is under 1/2 is
+        then within it of zero exactly when it is zero (a transform's masked sums of a black background:
+        they round to about 1e-8, and were each tested or recomputed by definition)."""
+        return (self.p.integer_valued and all(t.binary and float(t.offset).is_integer() for t in self.terms)
+                and all(float(s).is_integer() for s in self.raw_shifts) and all(f == 1.0 for f in self.den_factors))
 
     @property
     def can_refine_denominators(self):
@@ -408,7 +419,7 @@ class _Assembly:
         """
         _, h, w = self.p.template.shape
         self.terms = [box_terms(ch, (h, w), True, variance=True) for ch in self.channels]
-        self.exact_den = False
+        self.exact_den = self.zeros_exact = False
         self.err_den = denominator_error(self.terms, "ncc") * max(self.den_factors)
         self.den_rel = denominator_relative_error(self.terms, "ncc")
         for a, b in chunks:
@@ -539,7 +550,7 @@ class _Assembly:
             ys.append(y + a)
             xs.append(x)
         ys, xs = np.concatenate(ys), np.concatenate(xs)
-        if not self.exact_den:
+        if not self.zeros_exact:
             confirmed = degenerate_at(p, ys, xs)
             if self.masked:  # a window zero on the used pixels only: by definition
                 rescore(p, out, ys[~confirmed], xs[~confirmed])

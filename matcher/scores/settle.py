@@ -145,7 +145,7 @@ def settle_flagged(job, flagged, limit):
     d = job.den[ys, xs]
     zero = np.flatnonzero(job.may_vanish(d))
     if zero.size:
-        if not job.exact_den:  # candidates only: test them exactly
+        if not job.zeros_exact:  # candidates only: test them exactly
             zero = zero[degenerate_at(p, ys[zero], xs[zero])]
         scores[ys[zero], xs[zero]] = degenerate_score(p.method)  # the template is not degenerate here
         keep = np.ones(ys.size, bool)
