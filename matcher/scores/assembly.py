@@ -399,7 +399,7 @@ class _Assembly:
         then within it of zero exactly when it is zero (a transform's masked sums of a black background:
         they round to about 1e-8, and were each tested or recomputed by definition)."""
         return (self.p.integer_valued and all(t.binary and float(t.offset).is_integer() for t in self.terms)
-                and all(float(s).is_integer() for s in self.raw_shifts) and all(f == 1.0 for f in self.den_factors))
+                and all(f == 1.0 for f in self.den_factors))
 
     @property
     def can_refine_denominators(self):

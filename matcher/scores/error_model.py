@@ -87,21 +87,19 @@ def float32_coefficients(plane, direct):
     return (a_direct * EPS32, 0.0) if direct else (a * EPS32, b * EPS32)
 
 
-def float64_coefficients(algorithm, taps, grid_points, exact=False):
-    """``(local, per_peak)`` of a float64 correlation by direct sums (``algorithm="direct"``; the
+def float64_coefficients(taps, *, exact=False):
+    """``(local, per_peak)`` of a float64 correlation by direct sums of ``taps`` products (the
     transforms' bound is :func:`matcher.scores.correlate.fft_error_bound`).
 
     ``exact`` says every product and partial sum is an integer below 2**53
     (integer data, direct sums): no error at all. Otherwise, direct sums of
     ``taps`` products err by at most ``taps eps |k| |c| <= taps^1.5 eps ||k|| max|c|``.
 
-    >>> float64_coefficients("direct", 9, 100, exact=True)
+    >>> float64_coefficients(9, exact=True)
     (0.0, 0.0)
     """
     if exact:
         return 0.0, 0.0
-    if algorithm != "direct":
-        raise ValueError(f"the transforms' bound is matcher.scores.correlate.fft_error_bound, got {algorithm!r}")
     return 0.0, EPS64 * float(taps * np.sqrt(taps) + 64.0)
 
 

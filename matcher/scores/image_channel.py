@@ -168,25 +168,23 @@ class BandChannel:
         """The channel in float64: "raw", "centred" (minus its centre), or the square of either
         ("raw_squared", "centred_squared"); only its rectangle ``part`` (a pair of slices), if given and the
         whole plane is not made yet (a float64 strip: the rest of a large plane is not needed)."""
+        if plane in self._planes64:
+            return self._planes64[plane] if part is None else self._planes64[plane][part]
         if part is not None:
-            if plane in self._planes64:
-                return self._planes64[plane][part]
-            if plane.endswith("_squared"):
-                return np.square(self.plane64(plane.removesuffix("_squared"), part))
-            shift = self.centre if plane == "centred" else 0.0
-            return np.subtract(self.plane[part], shift, dtype=np.float64)
-        if plane not in self._planes64:
-            out = self._lent("plane64/" + plane, np.float64)  # None: a fresh array
-            if plane == "raw" and (self.plane.dtype == np.float64 or out is None):
-                self._planes64[plane] = np.asarray(self.plane, dtype=np.float64)
-            elif plane == "raw":
-                np.copyto(out, self.plane)
-                self._planes64[plane] = out
-            elif plane == "centred":
-                self._planes64[plane] = np.subtract(self.plane, self.centre, dtype=np.float64, out=out)
-            else:
-                self._planes64[plane] = np.square(self.plane64(plane.removesuffix("_squared")), out=out)
+            return self._make_plane64(plane, part)
+        self._planes64[plane] = self._make_plane64(plane)
         return self._planes64[plane]
+
+    def _make_plane64(self, plane, part=None):
+        """:meth:`plane64` ``plane``: whole, in the band's working array of its name (the channel itself for
+        "raw" float64 data), or its rectangle ``part``, in a new array."""
+        src = self.plane if part is None else self.plane[part]
+        if plane == "raw" and src.dtype == np.float64:
+            return src
+        out = None if part is not None else self._lent("plane64/" + plane, np.float64)
+        if plane.endswith("_squared"):
+            return np.square(self.plane64(plane.removesuffix("_squared"), part), out=out)
+        return np.subtract(src, self.centre if plane == "centred" else 0.0, dtype=np.float64, out=out)
 
     def plane_peak(self, plane):
         """The largest magnitude in :meth:`plane64`."""
@@ -215,7 +213,7 @@ class BandChannel:
             src = self.plane64(plane, (slice(a, b + h - 1), slice(c0, c1 + w - 1)))
         peak = self.plane_peak(plane)
         if algorithm == "direct":
-            _, per_peak = float64_coefficients("direct", h * w, src.size, exact=exact)
+            _, per_peak = float64_coefficients(h * w, exact=exact)
             return correlate_direct(src, kernel), float(np.sqrt(np.sum(kernel * kernel))) * per_peak * peak
         if whole and reuse:
             if plane not in self._spectra:

@@ -88,7 +88,8 @@ def masked_terms(ch, weights, algorithm, need_s1, need_a2, need_s2, centred=True
     m2 = weights * weights
     binary = bool(np.array_equal(weights, m2))
     taps = int(np.count_nonzero(weights))
-    plane, offset, peak = ("centred", ch.centre, ch.peak) if centred else ("raw", 0.0, ch.magnitude)
+    plane, offset = ("centred", ch.centre) if centred else ("raw", 0.0)
+    peak = ch.plane_peak(plane)
     exact_ints = ch.integer_valued and binary
     s1 = a2 = s2 = None
     e1 = e2 = 0.0
