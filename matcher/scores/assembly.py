@@ -26,7 +26,7 @@ import numpy as np
 
 from ..methods import get_method
 from .degenerate import degenerate_at, degenerate_score, template_degenerate_score
-from .error_model import EPS64, denominator_error, denominator_relative_error, float32_coefficients
+from .error_model import EPS64, denominator_error, denominator_relative_error, float32_coefficients, sum_magnitude_bound
 from .image_channel import BandChannel
 from .inputs import RECOMPUTE
 from .reference import centred, rescore
@@ -239,11 +239,14 @@ class _Assembly:
         self.kernels, self.t_total = kernels, t_total
         self.norms = [float(np.sqrt((k * k).sum())) for k in kernels]
         ccorr_shifted = method in ("ccorr", "ccorr_normed") and any(self.plane_shifts)
-        sums = [math.fsum(k.ravel()) for k in kernels] if self.zero_mean or ccorr_shifted else [0.0] * C
         # An unmasked centred kernel sums to a few rounding errors, not to 0: its
         # sum s adds s * (the window's mean of the centred channel) to the
-        # correlation, which the bound covers. A masked one's weighted sum is
-        # subtracted (Padfield): sum(M^2 T' (I - mean_M(I))) = x - s mean_M(I).
+        # correlation, which the bound covers (a bound on |s| serves). A masked one's
+        # weighted sum is subtracted (Padfield): sum(M^2 T' (I - mean_M(I))) = x - s mean_M(I).
+        if self.zero_mean and not self.masked:
+            sums = [sum_magnitude_bound(k) for k in kernels]
+        else:
+            sums = [math.fsum(k.ravel()) for k in kernels] if self.zero_mean or ccorr_shifted else [0.0] * C
         self.corrections = [s / sw if sw > 0 else 0.0 for s, sw in zip(sums, self.sw)] if self.masked and self.zero_mean else None
         self.residuals = [abs(s) if self.zero_mean and not self.masked else 0.0 for s in sums]
         # ccorr of a shifted image: plus the shift's share, sum_c shift_c sum(k_c)

@@ -19,10 +19,12 @@ The assembly turns these into a bound for every score and recomputes the
 windows whose bound exceeds the precision's tolerance.
 """
 
+import math
+
 import numpy as np
 
 __all__ = ["correlation_error_bound", "float32_coefficients", "float64_coefficients", "denominator_error",
-           "denominator_relative_error", "EPS32", "EPS64"]
+           "denominator_relative_error", "sum_magnitude_bound", "EPS32", "EPS64"]
 
 EPS32 = float(np.finfo(np.float32).eps)
 EPS64 = float(np.finfo(np.float64).eps)
@@ -136,3 +138,35 @@ def denominator_relative_error(terms, method):
     if all(t.offset == 0.0 for t in terms):  # raw energies summed over channels, each rounding once more
         return max((t.rel2 for t in terms), default=0.0) + (len(terms) - 1) * EPS64
     return 0.0
+
+
+def sum_magnitude_bound(values):
+    """A bound on ``|sum(values)|`` (float64): numpy's sum plus its rounding error.
+
+    A centred kernel sums to a few rounding errors, not to 0, and the assembly
+    needs only a bound on that residual; ``math.fsum`` gives it exactly but
+    costs about 30 ns a value (0.5 ms for a 128 x 128 template), this about
+    1 ns. numpy sums a contiguous array pairwise (blocks of up to 128 values
+    in 8 running sums of up to 16, added in a tree; blocks in a tree of depth
+    ``log2(n / 128)``), so every value passes through at most ``log2(n) + 12``
+    additions, each rounding by at most ``eps / 2`` of its partial sum: the
+    error is below ``(log2(n) + 20) eps sum|values|`` (margin for the terms of
+    second order and the rounding of ``sum|values|``).
+
+    Parameters
+    ----------
+    values : ndarray of float64, any shape
+
+    Returns
+    -------
+    float
+        At least ``|sum(values)|`` in exact arithmetic.
+
+    Examples
+    --------
+    >>> sum_magnitude_bound(np.array([0.1, 0.2, -0.3])) >= abs(math.fsum([0.1, 0.2, -0.3]))
+    True
+    """
+    flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    depth = math.ceil(math.log2(max(flat.size, 2))) + 20
+    return abs(float(np.add.reduce(flat))) + 1.01 * depth * EPS64 * float(np.add.reduce(np.abs(flat)))

@@ -16,6 +16,7 @@ from .inputs import magnitude_shift, prepare, result_shift, scale_back
 __all__ = ["match_template_reference", "window_scores", "centred", "used_extremes", "gather_windows", "rescore", "scores_at"]
 
 _BATCH_VALUES = 1 << 22  # pixel values per batch of gathered windows
+_FEW_WINDOWS = 16  # up to this many are cut out one by one
 NEAR_PERFECT = 1 << 12
 """Up to this many windows within their error bound of a perfect score are recomputed by definition
 (both assemblies), so that an exact copy of the template scores exactly 1 (0 for ssd_normed)."""
@@ -64,17 +65,26 @@ def window_scores(windows, template, weights, method):
     """
     w_mag, t_mag = _largest(windows), _largest(template)
     w_shift, t_shift = magnitude_shift(w_mag), magnitude_shift(t_mag)
-    if get_method(method).lower_is_better:  # the ssd family subtracts T - I: one common factor
+    if method in _LOWER_IS_BETTER:  # the ssd family subtracts T - I: one common factor
         w_shift = t_shift = magnitude_shift(max(w_mag, t_mag))
     if w_shift:
         windows = np.ldexp(windows, -w_shift)
     if t_shift:
         template = np.ldexp(template, -t_shift)
-    return scale_back(_scores(windows, template, weights, method), result_shift(method, w_shift, t_shift), method)
+    scores = _scores(windows, template, weights, method)
+    return scale_back(scores, result_shift(method, w_shift, t_shift), method) if w_shift or t_shift else scores
+
+
+_LOWER_IS_BETTER = tuple(m for m in ("ssd", "ssd_normed", "ccorr", "ccorr_normed", "ccoeff", "ncc")
+                         if get_method(m).lower_is_better)
+# The reductions below call the ufuncs' reduce directly: the same sums, minima and maxima as the
+# arrays' methods (``a.sum()``, ``a.min()``), without their wrappers (a few microseconds each, which
+# is most of the cost of scoring the one or nine windows a search reports).
+_sum, _min, _max, _all = np.add.reduce, np.minimum.reduce, np.maximum.reduce, np.logical_and.reduce
 
 
 def _largest(a):
-    return max(float(a.max()), -float(a.min())) if a.size else 0.0
+    return max(float(_max(a, axis=None)), -float(_min(a, axis=None))) if a.size else 0.0
 
 
 def _scores(windows, template, weights, method):
@@ -88,38 +98,38 @@ def _scores(windows, template, weights, method):
 
     if method in ("ssd", "ssd_normed", "ccorr", "ccorr_normed"):
         def ssd():
-            return (weighted(T - windows) ** 2).sum(axis=axes)
+            return _sum(weighted(T - windows) ** 2, axis=axes)
 
         def ccorr():
-            return weighted(weighted(T * windows)).sum(axis=axes)
+            return _sum(weighted(weighted(T * windows)), axis=axes)
 
         if method in ("ssd", "ccorr"):
             return ssd() if method == "ssd" else ccorr()
-        t_norm2 = (weighted(T) ** 2).sum()
-        w_norm2 = (weighted(windows) ** 2).sum(axis=axes)
+        t_norm2 = _sum(weighted(T) ** 2, axis=None)
+        w_norm2 = _sum(weighted(windows) ** 2, axis=axes)
         denom = np.sqrt(t_norm2 * w_norm2)
         num = ssd() if method == "ssd_normed" else ccorr()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = num / denom
+        positive = denom > 0
+        ratio = np.divide(num, denom, where=positive, out=np.zeros_like(num))
         if method == "ssd_normed":
             zero_pair = (t_norm2 == 0) & (w_norm2 == 0)
-            return np.where(denom > 0, np.minimum(ratio, 1.0), np.where(zero_pair, 0.0, 1.0))
-        return np.where(denom > 0, np.clip(ratio, -1.0, 1.0), 0.0)
+            return np.where(positive, np.minimum(ratio, 1.0), np.where(zero_pair, 0.0, 1.0))
+        return np.where(positive, np.minimum(np.maximum(ratio, -1.0), 1.0), 0.0)
     # ccoeff and ncc: weighted means per channel, subtracted in a second pass.
     if M is None:
         t_dev, w_dev = centred(T), centred(windows)
     else:
         t_dev, w_dev = M * centred(T, M), M * centred(windows, M)
-    num = (t_dev * w_dev).sum(axis=axes)
+    num = _sum(t_dev * w_dev, axis=axes)
     if method == "ccoeff":
         return num
     used = None if M is None else np.broadcast_to(M > 0, windows.shape)
-    flat_window = np.equal(*used_extremes(windows, used)).all(axis=1)
-    flat_template = np.equal(*used_extremes(T, None if M is None else used[:1])).all()
-    denom = np.sqrt((t_dev**2).sum() * (w_dev**2).sum(axis=axes))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        score = np.clip(num / denom, -1.0, 1.0)
-    return np.where(flat_window | flat_template | ~(denom > 0), 0.0, score)
+    flat_window = _all(np.equal(*used_extremes(windows, used)), axis=1)
+    flat_template = _all(np.equal(*used_extremes(T, None if M is None else used[:1])), axis=None)
+    denom = np.sqrt(_sum(t_dev**2, axis=None) * _sum(w_dev**2, axis=axes))
+    valid = ~(flat_window | flat_template) & (denom > 0)
+    score = np.divide(num, denom, where=valid, out=np.zeros_like(num))
+    return np.minimum(np.maximum(score, -1.0), 1.0, out=score)
 
 
 def centred(values, weights=None):
@@ -154,14 +164,18 @@ def centred(values, weights=None):
         used = np.broadcast_to(weights > 0, values.shape).reshape(flat.shape)
         pivot = np.take_along_axis(flat, used.argmax(axis=-1)[..., None], axis=-1)
     d = values - pivot[..., None]
-    if weights is None:
-        return d - d.mean(axis=(-2, -1), keepdims=True)
-    return d - (weights * d).sum(axis=(-2, -1), keepdims=True) / weights.sum(axis=(-2, -1), keepdims=True)
+    if weights is None:  # the mean as numpy's mean computes it: the sum over the count
+        return d - _sum(d, axis=(-2, -1), keepdims=True) / (values.shape[-2] * values.shape[-1])
+    return d - _sum(weights * d, axis=(-2, -1), keepdims=True) / _sum(weights, axis=(-2, -1), keepdims=True)
 
 
 def gather_windows(p, ys, xs):
     """Yield ``(ys, xs, windows)`` batches of problem ``p``'s windows at (ys, xs), shaped ``(K, C, h, w)`` float64."""
     C, h, w = p.template.shape
+    if 0 < ys.size <= _FEW_WINDOWS:  # cut out one by one: cheaper than setting up a view for a few
+        windows = np.stack([p.image[:, y : y + h, x : x + w] for y, x in zip(ys.tolist(), xs.tolist())])
+        yield ys, xs, windows.astype(np.float64, copy=False)
+        return
     view = sliding_window_view(p.image, (h, w), axis=(1, 2))  # (C, H', W', h, w)
     batch = max(1, _BATCH_VALUES // (C * h * w))
     for start in range(0, ys.size, batch):
@@ -201,9 +215,9 @@ def used_extremes(windows, used):
     test is exact; a variance computed from sums never is. ``used`` None: every pixel.
     """
     if used is None or np.all(used):
-        return windows.min(axis=(2, 3)), windows.max(axis=(2, 3))
-    lo = np.where(used, windows, np.inf).min(axis=(2, 3))
-    hi = np.where(used, windows, -np.inf).max(axis=(2, 3))
+        return _min(windows, axis=(2, 3)), _max(windows, axis=(2, 3))
+    lo = _min(np.where(used, windows, np.inf), axis=(2, 3))
+    hi = _max(np.where(used, windows, -np.inf), axis=(2, 3))
     return lo, hi
 
 
