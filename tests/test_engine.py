@@ -702,6 +702,51 @@ def test_thread_pool_is_kept_and_follows_set_num_threads():
     np.testing.assert_array_equal(match_template(image, template, "ncc"), first)
 
 
+def test_run_parallel_runs_the_first_task_here_and_waits_for_all_before_raising():
+    """Task 0 runs in the calling thread (awake, its caches warm) and the rest on the pool; the results
+    come in task order; when a task fails, every task has finished before the error propagates (none
+    keeps writing into the caller's arrays after it returned)."""
+    import threading
+    import time
+
+    import matcher.scores.engine as engine
+
+    previous = engine.set_num_threads(2)
+    try:
+        threads = {}
+
+        def record(k):
+            threads[k] = threading.get_ident()
+            return k * 10
+
+        assert engine.run_parallel(record, 4) == [0, 10, 20, 30]
+        assert threads[0] == threading.get_ident()
+        assert all(threads[k] != threading.get_ident() for k in (1, 2, 3))
+        assert engine.run_parallel(record, 1) == [0] and engine.run_parallel(record, 0) == []
+
+        finished = []
+
+        def failing(k):
+            if k == 0:
+                raise ValueError("task 0 failed")
+            time.sleep(0.05)
+            finished.append(k)
+
+        with pytest.raises(ValueError, match="task 0 failed"):
+            engine.run_parallel(failing, 3)
+        assert sorted(finished) == [1, 2]
+
+        def failing_later(k):
+            if k == 2:
+                raise KeyError(k)
+            return k
+
+        with pytest.raises(KeyError):
+            engine.run_parallel(failing_later, 3)
+    finally:
+        engine.set_num_threads(previous)
+
+
 def test_set_num_threads_controls_bands_and_rejects_bad_values(monkeypatch):
     import matcher.scores.engine as engine
     from matcher import set_num_threads

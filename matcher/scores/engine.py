@@ -38,7 +38,7 @@ from ..errors import MatcherError
 from .assembly import assemble
 from .workspace import empty, session
 
-__all__ = ["match_template", "match_templates", "set_num_threads", "num_threads", "thread_pool"]
+__all__ = ["match_template", "match_templates", "set_num_threads", "num_threads", "thread_pool", "run_parallel"]
 
 _USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _CORES = _USABLE_CORES  # threads for bands and FFTs; set_num_threads changes it
@@ -175,10 +175,7 @@ def match_templates(image, templates, method="ncc", *, masks=None, mode="correla
                 if not in_place:
                     out[r0 : r0 + rows] = target[:rows]
 
-    if len(bounds) == 2:
-        score_band(0)
-    else:
-        list(thread_pool().map(score_band, range(len(bounds) - 1)))
+    run_parallel(score_band, len(bounds) - 1)
     results = [scale_back(r, p.result_shift, p.method) for r, p in zip(results, problems)]
     return [r[0] if p.one_d else r for r, p in zip(results, problems)]
 
@@ -236,6 +233,31 @@ def thread_pool():
                 _POOL[0].shutdown(wait=False)  # its running tasks finish; its threads then exit
             _POOL = (ThreadPoolExecutor(_CORES, thread_name_prefix="matcher"), _CORES, os.getpid())
         return _POOL[0]
+
+
+def run_parallel(task, count):
+    """``[task(k) for k in range(count)]``, task 0 in the calling thread and the others on :func:`thread_pool`.
+
+    The calling thread is running (its core awake, its caches warm): it takes
+    a share of the work at once rather than waiting while pool threads wake
+    for every task. All tasks finish before an exception (the first task's
+    first) propagates.
+
+    >>> run_parallel(lambda k: k * k, 3)
+    [0, 1, 4]
+    """
+    if count <= 1:
+        return [task(0)] if count == 1 else []
+    pool = thread_pool()
+    futures = [pool.submit(task, k) for k in range(1, count)]
+    try:
+        first = task(0)
+    finally:
+        others = [f.exception() for f in futures]  # waits for each
+    for error in others:
+        if error is not None:
+            raise error
+    return [first] + [f.result() for f in futures]
 
 
 def _band_bounds(problems):

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..scores.engine import thread_pool
+from ..scores.engine import run_parallel
 
 __all__ = ["TemplateTerms", "template_terms", "cell_bounds", "block_stats", "stats_bounds", "pool_stats", "ROUNDING",
            "BOUNDED_METHODS", "BoundParts", "bound_parts", "bound_from_parts"]
@@ -339,7 +339,7 @@ def _eight_bit_sums(img, b, gy, gx, parallel):
         A2[g0 : g0 + n] = _area_sums(cv2.multiply(part, part, dtype=cv2.CV_32F), b, n, gx)
 
     if parallel and bands > 1:
-        list(thread_pool().map(band, range(bands)))
+        run_parallel(band, bands)
     else:
         for k in range(bands):
             band(k)

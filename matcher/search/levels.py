@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ..scores.engine import num_threads, thread_pool
+from ..scores.engine import num_threads, run_parallel
 from .bounds import BoundParts, block_stats, bound_from_parts, bound_parts, pool_stats, template_terms
 
 __all__ = ["Levels", "level_sizes", "pruning_levels", "detail_share", "window_energy_min", "clusters", "GLOBAL_BLOCK",
@@ -230,8 +230,7 @@ class Levels:
         if bands < 2:
             return self._band(level, y0, y1, x0, x1, energy)
         edges = [y0 + round((y1 - y0) * k / bands) for k in range(bands + 1)]
-        done = list(thread_pool().map(lambda k: self._band(level, edges[k], edges[k + 1], x0, x1, energy),
-                                      range(bands)))
+        done = run_parallel(lambda k: self._band(level, edges[k], edges[k + 1], x0, x1, energy), bands)
         return np.concatenate([b for b, _ in done]), np.concatenate([e for _, e in done])
 
     def _band(self, level, y0, y1, x0, x1, energy):

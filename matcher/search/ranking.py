@@ -11,7 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import deadline
-from ..scores.engine import num_threads, thread_pool
+from ..scores.engine import num_threads, run_parallel
 from ..scores.inputs import channels_first
 from ..scores.reference import window_scores
 from .peaks import NEIGHBOURS_X, NEIGHBOURS_Y
@@ -89,7 +89,7 @@ def match_in_bands(image, templ, cv_method):
         r0, r1 = bounds[k], bounds[k + 1]
         out[r0:r1] = cv2.matchTemplate(image[r0 : r1 + templ.shape[0] - 1], templ, cv_method)
 
-    list(thread_pool().map(band, range(cores)))
+    run_parallel(band, cores)
     return out
 
 
