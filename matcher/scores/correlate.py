@@ -20,12 +20,12 @@ OPENCV_DIRECT_TAPS = 49
 BLOCKED_DFT_SIDE = 256
 """Up to this kernel side, OpenCV's blocked DFT (:func:`correlate_dft`) beats scipy's full-grid FFT for one kernel
 on large images (measured 20-35% faster on 2048^2 images, 16-256 px templates)..."""
-SCIPY_FFT_SIDE = 128
-"""...but from this kernel side on images of up to :data:`SCIPY_FFT_PIXELS`, scipy's FFT (with the kernel's
-rows only transformed, :func:`kernel_spectrum`) is faster: 6.8 against 10.6 ms at 480x640 with 128 px, 21.6
-against 33 ms at 720x1280 with 256 px."""
-SCIPY_FFT_PIXELS = 1 << 21
-"""Images up to this many pixels: see :data:`SCIPY_FFT_SIDE`."""
+SCIPY_FFT_FROM = ((1 << 17, 24), (1 << 19, 96), (1 << 21, 128))
+"""...but on images of up to ``pixels``, scipy's FFT (with the kernel's rows only transformed,
+:func:`kernel_spectrum`) is faster from a kernel side of ``side``, for each ``(pixels, side)``: one grid
+transform of a small image costs less than the blocks' overhead (320x240, 24-96 px: 1.8-1.9 against
+2.3-2.6 ms), and a large kernel makes many blocks (480x640 with 128 px: 6.8 against 10.6 ms; 720x1280
+with 256 px: 21.6 against 33 ms)."""
 PARALLEL_FFT_PIXELS = 1 << 19
 """Transforms of fewer points than this run on one thread (two were slower: 7.5 against 6.0 ms at 480x640)."""
 _EPS = np.finfo(np.float64).eps
@@ -133,9 +133,11 @@ def blocked_dft_wins(kernel_shape, image_pixels):
 
     >>> blocked_dft_wins((32, 32), 640 * 480), blocked_dft_wins((128, 128), 640 * 480)
     (True, False)
+    >>> blocked_dft_wins((16, 16), 320 * 240), blocked_dft_wins((32, 32), 320 * 240)
+    (True, False)
     """
     side = max(kernel_shape)
-    return side <= BLOCKED_DFT_SIDE and (side < SCIPY_FFT_SIDE or image_pixels > SCIPY_FFT_PIXELS)
+    return side <= BLOCKED_DFT_SIDE and not any(image_pixels <= p and side >= s for p, s in SCIPY_FFT_FROM)
 
 
 def fft_workers(points, workers):
