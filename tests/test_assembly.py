@@ -209,3 +209,41 @@ def test_masked_window_terms_under_a_dc_offset(method, mask_kind, algorithm):
     got = assembled(image, template, method, work="float64", mask=mask, algorithm=algorithm)
     ref = match_template_reference(image, template, method, mask=mask)
     contract.assert_within(got, ref, method, REL["exact"])
+
+
+@pytest.mark.parametrize("method", NORMALISED)
+@pytest.mark.parametrize("work, precision", [("float32", "fast"), ("float64", "exact"), ("float64", "fast")])
+def test_a_chunks_uniform_bound_covers_every_windows_own(method, work, precision, monkeypatch):
+    """Where every window's bound is far inside the tolerance, a chunk gets one bound (its largest ``q``
+    over its smallest denominator): the same scores, a bound at least each window's own, and nothing
+    flagged that the per-window bounds would not flag."""
+    import skimage.data
+
+    from matcher.scores import assembly
+
+    rng = np.random.default_rng(11)
+    image = skimage.data.camera()[100:300, 150:410].astype(np.float64) / 255.0 + rng.normal(0, 0.01, (200, 260))
+    template = image[60:76, 90:106] * 1.5 + 0.2
+    seen = []
+    original = assembly.settle_normalised
+
+    def spy(job, *args, **kwargs):
+        seen.append((job.bound.copy(), job.bound_max))
+        return original(job, *args, **kwargs)
+
+    monkeypatch.setattr(assembly, "settle_normalised", spy)
+    uniform = assembled(image, template, method, work=work, precision=precision)
+    (bound_uniform, bound_max), = seen
+    assert uniform is not None and np.isfinite(bound_max), "the uniform bound was not used: this case does not test it"
+    assert len(np.unique(bound_uniform)) <= 2  # one value a chunk
+    assert bound_uniform.max() <= bound_max
+
+    seen.clear()
+    monkeypatch.setattr(assembly._Assembly, "_uniform_bound", lambda self, *args: False)
+    per_window = assembled(image, template, method, work=work, precision=precision)
+    (bound_window, bound_max), = seen
+    assert np.isinf(bound_max) and len(np.unique(bound_window)) > 100
+    np.testing.assert_array_equal(uniform, per_window)
+    assert np.all(bound_uniform >= bound_window)
+    ref = match_template_reference(image, template, method)
+    contract.assert_within(uniform, ref, method, REL[precision])

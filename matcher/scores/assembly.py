@@ -95,6 +95,7 @@ def assemble(p, algorithm, out, *, work="float64", precision="fast", channels=No
         job.settle_degenerate_template(chunks, scratch)
         return True
     contract = RECOMPUTE[precision][work]  # of the score range
+    job.contract = contract
     if float64:
         x, err = job.correlate64(algorithm)
         model = (0.0, err + job.extra_error)
@@ -173,6 +174,8 @@ class _Assembly:
         self.zeros_exact = self.exact_den or (self.normalised and self._integral_den()
                                               and self.err_den * (1.0 + self.den_rel) + self.den_rel < 0.25)
         self.bound = empty("bound", out.shape, self.work) if self.normalised else None
+        self.bound_max = 0.0  # at least every value of self.bound (inf: not tracked)
+        self.contract = math.inf  # of the score range: set by assemble() before the chunks
         # one unmasked channel's raw energy is its window sums themselves: no copy
         self.den_view = (C == 1 and method in ("ccorr_normed", "ssd_normed") and not self.masked
                          and self.raw_shifts[0] == 0.0)
@@ -503,10 +506,18 @@ class _Assembly:
         # D = sqrt(scale den); scores num / D; bounds alpha + beta / D
         dd = buf("dd", self.work)
         np.multiply(den, scale, out=dd, casting="unsafe")
-        degenerate = buf("small", bool)
-        np.less(dd, _SMALLEST, out=degenerate)  # (near) zero denominators: flagged below, settled later
-        np.maximum(dd, _SMALLEST, out=dd)
+        smallest = float(dd.min())
+        degenerate = None
+        if smallest < _SMALLEST:  # (near) zero denominators: flagged below, settled later
+            degenerate = buf("small", bool)
+            np.less(dd, _SMALLEST, out=degenerate)
+            np.maximum(dd, _SMALLEST, out=dd)
         np.sqrt(dd, out=dd)
+        scores = buf("scores", self.work)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # ncc, ccorr_normed: the correlation over D; ssd_normed: ssd over D
+            np.divide(o if method == "ssd_normed" else xs, dd, out=scores, casting="unsafe")
+        np.clip(scores, 0.0 if method == "ssd_normed" else -1.0, 1.0, out=scores)
         coef = 2.0 if method == "ssd_normed" else 1.0
         alpha = coef * local + 4.0 * self.eps + self.den_rel  # and the arithmetic of the assembly
         beta = coef * absolute
@@ -517,11 +528,17 @@ class _Assembly:
             else:
                 coef_q = local / float(np.sqrt(n)) + max((r / (n * nm) for r, nm in zip(self.residuals, self.norms)
                                                           if nm > 0), default=0.0)
+        elif method == "ssd_normed":
+            beta += self._energy_error(self.num_shifts)  # the numerator's window energy
+        if degenerate is None and self._uniform_bound(e, scores, q, coef_q if method == "ncc" else 0.0,
+                                                      alpha, beta, smallest * (1.0 - 4.0 * self.eps)):
+            o[...] = scores
+            return
+        self.bound_max = math.inf
+        if method == "ncc":
             np.multiply(q, coef_q, out=e)
             e += beta
         else:
-            if method == "ssd_normed":
-                beta += self._energy_error(self.num_shifts)  # the numerator's window energy
             e[...] = beta
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             np.divide(e, dd, out=e)
@@ -531,13 +548,33 @@ class _Assembly:
                 np.square(dd, out=d2)
                 np.divide(self.err_den * scale / 2.0, d2, out=d2)
                 e += d2
-            if method == "ssd_normed":
-                np.divide(o, dd, out=dd, casting="unsafe")
-            else:  # ncc, ccorr_normed: the correlation over D
-                np.divide(xs, dd, out=dd, casting="unsafe")
-        np.copyto(e, np.inf, where=degenerate)
-        np.clip(dd, 0.0 if method == "ssd_normed" else -1.0, 1.0, out=dd)
-        o[...] = dd
+        if degenerate is not None:
+            np.copyto(e, np.inf, where=degenerate)
+        o[...] = scores
+
+    def _uniform_bound(self, e, scores, q, coef_q, alpha, beta, smallest):
+        """One bound for every window of the chunk, when it is far inside the tolerance: True, ``e`` filled.
+
+        The per-window bound ``(coef_q q + beta) / D + alpha + kappa / D^2``
+        grows with ``q`` and shrinks with ``D``; with the chunk's largest
+        ``q`` and smallest ``D^2`` (``smallest``, rounded down) it holds for
+        every window. Used when it is under half the tolerance the chunk's
+        own score range implies (the map's range, which sets the tolerance,
+        is at least the chunk's), so that it flags no window the per-window
+        bounds would not: four passes over the chunk fewer, and the settling
+        checks :attr:`bound_max` instead of every bound.
+        """
+        lo, hi = value_range(scores)
+        d_min = math.sqrt(smallest)
+        bound = (coef_q * (float(q.max()) if coef_q else 0.0) + beta) / d_min + alpha
+        if self.err_den:
+            bound += self.err_den * (self.t_total / self.den_scale if self.p.method == "ncc" else self.t_total) / (
+                2.0 * smallest)
+        if not bound <= 0.5 * self.contract * (hi - lo):
+            return False
+        e.fill(bound)
+        self.bound_max = max(self.bound_max, bound)
+        return True
 
     def settle_degenerate_template(self, chunks, scratch):
         """ssd_normed with an all-zero template: 1 wherever the window is not zero too, 0 where it is."""

@@ -18,6 +18,8 @@ Near-perfect windows are recomputed too when they are few, so that an exact
 copy of the template scores exactly 1 (0 for ssd_normed).
 """
 
+import math
+
 import cv2
 import numpy as np
 
@@ -51,15 +53,18 @@ def settle_normalised(job, chunks, scratch, contract, limits, algorithm):
         if tighter >= 0.75 * tolerance:
             break
         tolerance = tighter
-    ys, xs = near_perfect(out, job.bound, method == "ssd_normed")
+    ys, xs = near_perfect(out, job.bound, method == "ssd_normed", job.bound_max)
     if 0 < ys.size <= limits[1] + NEAR_PERFECT:  # beyond the usual limit: cheap, few values each
         rescore(job.p, out, ys, xs)
     return True
 
 
-def near_perfect(scores, bound, lower):
-    """Positions whose score is within its (non-zero) bound of perfect (1; 0 if ``lower``)."""
-    b_max = value_range(bound)[1] if bound.dtype == np.float32 else float(bound.max())
+def near_perfect(scores, bound, lower, bound_max=math.inf):
+    """Positions whose score is within its (non-zero) bound of perfect (1; 0 if ``lower``); ``bound_max``,
+    if finite, is at least every bound (it saves finding the largest)."""
+    if math.isinf(bound_max):
+        bound_max = value_range(bound)[1] if bound.dtype == np.float32 else float(bound.max())
+    b_max = bound_max
     rows, _ = sparse_where(scores, b_max if lower else 1.0 - b_max, lower, positions=False)
     s, b = scores[rows], bound[rows]
     near = (s <= b) if lower else (s >= 1.0 - b)
@@ -87,6 +92,8 @@ def settle_over_tolerance(job, chunks, scratch, tolerance, limits, algorithm):
     ``limits = (strip factor or None, most windows to recompute one by one)``.
     Returns how many windows changed, or None if too many remain to recompute one by one.
     """
+    if job.bound_max <= tolerance:  # every bound within it (the chunks' uniform bounds): nothing to settle
+        return 0
     _, h, w = job.p.template.shape
     if job.can_refine_denominators and _denominators_fail(job, tolerance) > limits[1]:
         job.refine_denominators(chunks, scratch)  # too many to settle: first, variances without cancellation
