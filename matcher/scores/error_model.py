@@ -24,10 +24,12 @@ import math
 import numpy as np
 
 __all__ = ["correlation_error_bound", "float32_coefficients", "float64_coefficients", "denominator_error",
-           "denominator_relative_error", "sum_magnitude_bound", "EPS32", "EPS64"]
+           "denominator_relative_error", "sum_magnitude_bound", "EPS32", "EPS64", "EXACT_FLOAT64"]
 
 EPS32 = float(np.finfo(np.float32).eps)
 EPS64 = float(np.finfo(np.float64).eps)
+EXACT_FLOAT64 = 2.0**52
+"""Integers below this (in magnitude) and their sums below it are exact in float64."""
 # Error bound of OpenCV's float32 correlation of an image c with a kernel k,
 # per output: eps32 ||k|| (A sqrt(E) + B max|c|) through its blocked DFT,
 # eps32 ||k|| A_DIRECT sqrt(E) through its direct filter (up to 11 x 11), E

@@ -15,11 +15,10 @@ import numpy as np
 
 from .correlate import (OPENCV_DIRECT_TAPS, FFTCorrelator, blocked_dft_wins, correlate_dft, correlate_direct,
                         fft_error_bound, fft_workers)
-from .error_model import float64_coefficients
+from .error_model import EXACT_FLOAT64, float64_coefficients
 from .workspace import lend
 
 _EPS64 = float(np.finfo(np.float64).eps)
-_EXACT = 2.0**52
 _OPENCV_DEPTHS = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 
 
@@ -64,7 +63,7 @@ class BandChannel:
 
     def exact_for(self, n):
         """Whether the window terms of an ``n``-pixel template stay exact (below 2**52)."""
-        return not self.exact or (n * n + 4 * n) * self.magnitude**2 < _EXACT
+        return not self.exact or (n * n + 4 * n) * self.magnitude**2 < EXACT_FLOAT64
 
     def sums(self, shape, first):
         """Full-band window sums of (plane - offset) (if ``first``) and of its square: (S1 or None, S2).
@@ -124,7 +123,7 @@ class BandChannel:
         in ``err2`` (``rel`` 0).
         """
         m = sum_peak(self)
-        if self.exact and n * m * m < _EXACT:  # integer sums below 2**52
+        if self.exact and n * m * m < EXACT_FLOAT64:  # integer sums below 2**52
             return 0.0, 0.0, 0.0
         steps = 2.0 * (self.plane.shape[0] + self.plane.shape[1] + 2) * _EPS64
         if self.split:  # running sums of remainders only, then one rounding of the total

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .error_model import EPS64
+from .error_model import EPS64, EXACT_FLOAT64
 from .image_channel import sum_peak
 
-_EXACT = 2.0**52
 
 
 @dataclass
@@ -94,7 +93,7 @@ def masked_terms(ch, weights, algorithm, need_s1, need_a2, need_s2, centred=True
     s1 = a2 = s2 = None
     e1 = e2 = 0.0
     if need_s1 or (need_a2 and binary):
-        exact = exact_ints and algorithm == "direct" and taps * peak < _EXACT
+        exact = exact_ints and algorithm == "direct" and taps * peak < EXACT_FLOAT64
         s1, e1 = ch.correlate64(weights, algorithm, plane=plane, exact=exact)
     if need_a2:
         a2 = s1
@@ -102,7 +101,7 @@ def masked_terms(ch, weights, algorithm, need_s1, need_a2, need_s2, centred=True
             a2, e_a2 = ch.correlate64(m2, algorithm, plane=plane)
             e1 = max(e1, e_a2)
     if need_s2:
-        exact = exact_ints and algorithm == "direct" and taps * peak * peak < _EXACT
+        exact = exact_ints and algorithm == "direct" and taps * peak * peak < EXACT_FLOAT64
         s2, e2 = ch.correlate64(m2, algorithm, plane=plane + "_squared", exact=exact)
         if not exact:
             e2 += 4.0 * EPS64 * float(m2.sum()) * peak * peak  # the squares' own rounding
