@@ -25,7 +25,8 @@ import pytest
 
 import matcher.search.pyramid as pyramid
 from matcher.scores.reference import match_template_reference
-from matcher.search.bounds import block_stats, bound_from_parts, bound_parts, stats_bounds, template_terms
+from matcher.search.block_stats import block_stats
+from matcher.search.bounds import bound_from_parts, bound_parts, stats_bounds, template_terms
 from matcher.search.find import find
 from matcher.search.levels import Levels, level_sizes
 from matcher.search.pyramid import find_pyramid
@@ -200,9 +201,9 @@ def test_climb_leaving_out_neighbours_ranked_far_below(method):
 def test_eight_bit_block_statistics_in_bands_are_exact(shape, monkeypatch):
     """8-bit block sums taken in bands of block rows (on threads) are the float64 path's sums exactly, the
     bottom band's blocks cut by the image's edge and the rows of blocks past it included."""
-    import matcher.search.bounds as bounds_module
+    import matcher.search.block_stats as block_stats_module
 
-    monkeypatch.setattr(bounds_module, "_BAND_PIXELS", 300)
+    monkeypatch.setattr(block_stats_module, "_BAND_PIXELS", 300)
     img = np.random.default_rng(10).integers(0, 256, shape).astype(np.uint8)
     for b in (2, 4, 8):
         for centred in (False, True):
@@ -221,14 +222,14 @@ def test_whole_levels_in_bands_with_banded_block_sums_finish_and_agree(monkeypat
     must finish and give the exhaustive answer."""
     import threading
 
-    import matcher.search.bounds as bounds_module
+    import matcher.search.block_stats as block_stats_module
     import matcher.search.levels as levels_module
 
     monkeypatch.setattr(pyramid, "MAX_SCORED", 1.0)
     monkeypatch.setattr(pyramid, "MAX_SPLIT", 0.0)
     monkeypatch.setattr(pyramid, "MIN_SPLIT", 64)
     monkeypatch.setattr(levels_module, "PARALLEL_CELLS", 256)
-    monkeypatch.setattr(bounds_module, "_BAND_PIXELS", 4096)
+    monkeypatch.setattr(block_stats_module, "_BAND_PIXELS", 4096)
     img, tpl, truth = decoy_photo(0, t=96)
     out = {}
     worker = threading.Thread(target=lambda: out.update(found=find_pyramid(img, tpl, "ncc", max_matches=2)),

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from matcher.scores.reference import match_template_reference
-from matcher.search.bounds import block_stats, cell_bounds, pool_stats, stats_bounds, template_terms
+from matcher.search.block_stats import block_stats, pool_stats
+from matcher.search.bounds import cell_bounds, stats_bounds, template_terms
 from matcher.search.find import find
 import matcher.search.levels as levels_module
 from matcher.search.levels import Levels, detail_share, level_sizes, pruning_levels, window_energy_min

@@ -11,8 +11,8 @@ holding it may reach the bar, and it is skipped only by its own bound, so no
 window that reaches the bar is lost.
 
 The block statistics are computed once, for the finest blocks
-(:func:`matcher.search.bounds.block_stats`), and summed two by two for the
-coarser ones (:func:`matcher.search.bounds.pool_stats`): every level's grid is
+(:func:`matcher.search.block_stats.block_stats`), and summed two by two for the
+coarser ones (:func:`matcher.search.block_stats.pool_stats`): every level's grid is
 nested in the next coarser one, and a cell's blocks start at its own block.
 """
 
@@ -21,7 +21,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..scores.engine import num_threads, run_parallel
-from .bounds import BoundParts, block_stats, bound_from_parts, bound_parts, pool_stats, template_terms
+from .block_stats import block_stats, pool_stats
+from .bounds import BoundParts, bound_from_parts, bound_parts, template_terms
 
 __all__ = ["Levels", "level_sizes", "pruning_levels", "detail_share", "window_energy_min", "clusters", "GLOBAL_BLOCK",
            "PARALLEL_CELLS", "COARSE_DETAIL"]
@@ -121,7 +122,7 @@ class Levels:
     -----
     The block statistics of the levels of at least :data:`GLOBAL_BLOCK` px are
     computed once for the whole image (the finest of them by
-    :func:`matcher.search.bounds.block_stats`, the others summed from it); finer
+    :func:`matcher.search.block_stats.block_stats`, the others summed from it); finer
     levels' only for the boxes they bound. The finest level's cells also get
     the least energy of their windows, exactly (:func:`window_energy_min`).
     """
