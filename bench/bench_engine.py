@@ -96,8 +96,12 @@ def make_contenders(method, precisions, use_skimage):
     return out
 
 
-def time_interleaved(contenders, image, template, repeats, warmup):
+def time_interleaved(contenders, image, template, repeats, warmup, warm=False):
     """Call each contender ``repeats`` times, round-robin, order rotated every round.
+
+    Each timed call follows ``gc.collect()`` (cold: caches and idle cores as a
+    pipeline doing other work between calls leaves them), or with ``warm``, an
+    untimed call of the same contender (as in a tight loop).
 
     Returns {name: {"wall": [...], "cpu": [...], "result": last result}}.
     """
@@ -110,7 +114,10 @@ def time_interleaved(contenders, image, template, repeats, warmup):
         for k in range(n):
             name, fn = contenders[(r + k) % n]
             stats[name]["result"] = None  # free the previous map before timing
-            gc.collect()
+            if warm:
+                fn(image, template)
+            else:
+                gc.collect()
             c0, t0 = time.process_time(), time.perf_counter()
             result = fn(image, template)
             t1, c1 = time.perf_counter(), time.process_time()

@@ -29,11 +29,17 @@ ratios and the worst cell; and the worst cell over all. Scenes: camera()
 resized to the frame (INTER_CUBIC) plus seeded noise, as in bench_engine.py;
 the template is cut from the scene.
 
+Each timed call follows ``gc.collect()``, as a pipeline that does other work
+between frames leaves the machine (caches cold, the second core idle);
+``--warm`` times each call right after an untimed one of the same contender,
+as in a tight loop.
+
 Run from the repository root:
 
     .venv/bin/python bench/bench_grid.py --quick          # a subset, a minute or two
     .venv/bin/python bench/bench_grid.py --repeat 7       # the whole grid
     .venv/bin/python bench/bench_grid.py --groups find,masked
+    .venv/bin/python bench/bench_grid.py --repeat 3 --warm  # a tight loop
 
 The table goes to stdout, progress to stderr.
 """
@@ -97,10 +103,11 @@ def disc(size, kind):
     return inside.astype(np.uint8) * 255, inside.astype(np.uint8) * 255
 
 
-def measure(ours, opencv, repeat):
-    """Interleaved medians: (ours s, opencv s, [per-round ratios])."""
+def measure(ours, opencv, repeat, warm=False):
+    """Interleaved medians: (ours s, opencv s, [per-round ratios]); ``warm``: each timed call right after an
+    untimed one of the same contender, instead of after ``gc.collect()``."""
     stats = be.time_interleaved([("ours", lambda i, t: ours()), ("opencv", lambda i, t: opencv())], None, None,
-                                repeat, warmup=1)
+                                repeat, warmup=1, warm=warm)
     a, b = stats["ours"]["wall"], stats["opencv"]["wall"]
     return statistics.median(a), statistics.median(b), [x / y for x, y in zip(a, b)]
 
@@ -184,6 +191,9 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="frames 320x240 and 640x480, templates 16 and 32, three find cells and the row searches")
     p.add_argument("--repeat", type=int, default=5, help="interleaved timed rounds per cell (default 5)")
+    p.add_argument("--warm", action="store_true",
+                   help="time each call right after an untimed one of the same contender (a tight loop), "
+                        "instead of after gc.collect() (a pipeline doing other work between calls)")
     args = p.parse_args(argv)
     unknown = set(args.groups.split(",")) - set(GROUPS)
     if unknown:
@@ -216,7 +226,7 @@ def main(argv=None):
     rows = []
     for generator in cells:
         for cell, ours, opencv in generator:
-            t_ours, t_cv, ratios = measure(ours, opencv, args.repeat)
+            t_ours, t_cv, ratios = measure(ours, opencv, args.repeat, args.warm)
             rows.append((cell, t_ours / t_cv))
             print(f"{describe(cell)} {t_ours * 1e3:9.3f} {t_cv * 1e3:9.3f} {t_ours / t_cv:6.2f} "
                   f"{min(ratios):5.2f}-{max(ratios):<5.2f}", flush=True)
