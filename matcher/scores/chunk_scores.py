@@ -160,6 +160,8 @@ class ChunkScores:
         coef = 2.0 if method == "ssd_normed" else 1.0
         alpha = coef * local + 4.0 * self.eps + self.den_rel  # and the arithmetic of the assembly
         beta = coef * absolute
+        kappa = self.err_den * scale / 2.0  # the denominator's error: |score| err_den / (2 den) <= kappa / D^2
+        coef_q = 0.0
         if method == "ncc":
             # the kernels' residual sums: sum_c |s_c| |window sum_c| / n <= q max_c |s_c| / (n ||k_c||)
             if len(self.channels) == 1:
@@ -169,8 +171,8 @@ class ChunkScores:
                                                           if nm > 0), default=0.0)
         elif method == "ssd_normed":
             beta += self._energy_error(self.num_shifts)  # the numerator's window energy
-        if degenerate is None and self._uniform_bound(e, scores, q, coef_q if method == "ncc" else 0.0,
-                                                      alpha, beta, smallest * (1.0 - 4.0 * self.eps)):
+        if degenerate is None and self._uniform_bound(e, scores, q, coef_q, alpha, beta, kappa,
+                                                      smallest * (1.0 - 4.0 * self.eps)):
             o[...] = scores
             return
         self.bound_max = math.inf
@@ -182,16 +184,16 @@ class ChunkScores:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             np.divide(e, dd, out=e)
             e += alpha
-            if self.err_den:  # the denominator's error: |score| err_den / (2 den) <= kappa / D^2
+            if kappa:
                 d2 = buf("d2", self.work)
                 np.square(dd, out=d2)
-                np.divide(self.err_den * scale / 2.0, d2, out=d2)
+                np.divide(kappa, d2, out=d2)
                 e += d2
         if degenerate is not None:
             np.copyto(e, np.inf, where=degenerate)
         o[...] = scores
 
-    def _uniform_bound(self, e, scores, q, coef_q, alpha, beta, smallest):
+    def _uniform_bound(self, e, scores, q, coef_q, alpha, beta, kappa, smallest):
         """One bound for every window of the chunk, when it is far inside the tolerance: True, ``e`` filled.
 
         The per-window bound ``(coef_q q + beta) / D + alpha + kappa / D^2``
@@ -205,10 +207,7 @@ class ChunkScores:
         """
         lo, hi = value_range(scores)
         d_min = math.sqrt(smallest)
-        bound = (coef_q * (float(q.max()) if coef_q else 0.0) + beta) / d_min + alpha
-        if self.err_den:
-            bound += self.err_den * (self.t_total / self.den_scale if self.p.method == "ncc" else self.t_total) / (
-                2.0 * smallest)
+        bound = (coef_q * (float(q.max()) if coef_q else 0.0) + beta) / d_min + alpha + kappa / smallest
         if not bound <= 0.5 * self.contract * (hi - lo):
             return False
         e.fill(bound)

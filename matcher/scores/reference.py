@@ -10,7 +10,7 @@ windows whose fast score could be inaccurate.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..methods import get_method
+from ..methods import LOWER_IS_BETTER
 from .inputs import magnitude_shift, prepare, result_shift, scale_back
 
 __all__ = ["match_template_reference", "window_scores", "centred", "used_extremes", "gather_windows", "rescore", "scores_at"]
@@ -65,7 +65,7 @@ def window_scores(windows, template, weights, method):
     """
     w_mag, t_mag = _largest(windows), _largest(template)
     w_shift, t_shift = magnitude_shift(w_mag), magnitude_shift(t_mag)
-    if method in _LOWER_IS_BETTER:  # the ssd family subtracts T - I: one common factor
+    if method in LOWER_IS_BETTER:  # the ssd family subtracts T - I: one common factor
         w_shift = t_shift = magnitude_shift(max(w_mag, t_mag))
     if w_shift:
         windows = np.ldexp(windows, -w_shift)
@@ -75,8 +75,6 @@ def window_scores(windows, template, weights, method):
     return scale_back(scores, result_shift(method, w_shift, t_shift), method) if w_shift or t_shift else scores
 
 
-_LOWER_IS_BETTER = tuple(m for m in ("ssd", "ssd_normed", "ccorr", "ccorr_normed", "ccoeff", "ncc")
-                         if get_method(m).lower_is_better)
 # The reductions below call the ufuncs' reduce directly: the same sums, minima and maxima as the
 # arrays' methods (``a.sum()``, ``a.min()``), without their wrappers (a few microseconds each, which
 # is most of the cost of scoring the one or nine windows a search reports).

@@ -62,9 +62,9 @@ def settle_normalised(job, chunks, scratch, contract, limits, algorithm):
 def near_perfect(scores, bound, lower, bound_max=math.inf):
     """Positions whose score is within its (non-zero) bound of perfect (1; 0 if ``lower``); ``bound_max``,
     if finite, is at least every bound (it saves finding the largest)."""
-    if math.isinf(bound_max):
-        bound_max = value_range(bound)[1] if bound.dtype == np.float32 else float(bound.max())
     b_max = bound_max
+    if math.isinf(b_max):
+        b_max = value_range(bound)[1] if bound.dtype == np.float32 else float(bound.max())
     rows, _ = sparse_where(scores, b_max if lower else 1.0 - b_max, lower, positions=False)
     s, b = scores[rows], bound[rows]
     near = (s <= b) if lower else (s >= 1.0 - b)

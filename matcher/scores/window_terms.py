@@ -21,7 +21,6 @@ from .error_model import EPS64, EXACT_FLOAT64
 from .image_channel import sum_peak
 
 
-
 @dataclass
 class WindowTerms:
     """One channel's window terms over a band (arrays of the band's output shape, or None when not needed).
