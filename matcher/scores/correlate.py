@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 import scipy.fft as sfft
 
+from .error_model import EPS64
+
 OPENCV_DIRECT_TAPS = 49
 """OpenCV's ``filter2D`` sums up to this many kernel taps directly (float64 data); from one more, its blocked DFT."""
 BLOCKED_DFT_SIDE = 256
@@ -28,7 +30,6 @@ transform of a small image costs less than the blocks' overhead (320x240, 24-96 
 with 256 px: 21.6 against 33 ms)."""
 PARALLEL_FFT_PIXELS = 1 << 19
 """Transforms of fewer points than this run on one thread (two were slower: 7.5 against 6.0 ms at 480x640)."""
-_EPS = np.finfo(np.float64).eps
 
 
 def _filter_valid(image, kernel, out_shape):
@@ -175,7 +176,7 @@ def fft_error_bound(grid, image_rms, image_peak, kernel):
 
     Examples
     --------
-    >>> bool(np.isclose(fft_error_bound((8, 8), 1.0, 1.0, np.ones((2, 2))), _EPS * (2.0 * 6 * 4 + 6.0 * 2 * 2)))
+    >>> bool(np.isclose(fft_error_bound((8, 8), 1.0, 1.0, np.ones((2, 2))), EPS64 * (2.0 * 6 * 4 + 6.0 * 2 * 2)))
     True
     """
     # Measured on photographs, noise, a DC offset, a dark image and a single spike with masks,
@@ -186,7 +187,7 @@ def fft_error_bound(grid, image_rms, image_peak, kernel):
     k = np.asarray(kernel, dtype=np.float64)
     size = float(np.prod(grid))
     taps = float(np.count_nonzero(k))
-    return _EPS * (spread * np.log2(max(size, 2.0)) * image_rms * float(np.abs(k).sum())
+    return EPS64 * (spread * np.log2(max(size, 2.0)) * image_rms * float(np.abs(k).sum())
                   + local * np.sqrt(taps) * float(np.sqrt(np.sum(k * k))) * image_peak)
 
 

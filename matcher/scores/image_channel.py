@@ -15,10 +15,9 @@ import numpy as np
 
 from .correlate import (OPENCV_DIRECT_TAPS, FFTCorrelator, blocked_dft_wins, correlate_dft, correlate_direct,
                         fft_error_bound, fft_workers)
-from .error_model import EXACT_FLOAT64, float64_coefficients
+from .error_model import EPS64, EXACT_FLOAT64, float64_coefficients
 from .workspace import lend
 
-_EPS64 = float(np.finfo(np.float64).eps)
 _OPENCV_DEPTHS = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 
 
@@ -125,10 +124,10 @@ class BandChannel:
         m = sum_peak(self)
         if self.exact and n * m * m < EXACT_FLOAT64:  # integer sums below 2**52
             return 0.0, 0.0, 0.0
-        steps = 2.0 * (self.plane.shape[0] + self.plane.shape[1] + 2) * _EPS64
+        steps = 2.0 * (self.plane.shape[0] + self.plane.shape[1] + 2) * EPS64
         if self.split:  # running sums of remainders only, then one rounding of the total
             tail1, tail2 = split_tails(m, n)
-            return steps * n * tail1 + 2.0 * _EPS64 * n * m, (steps + 2.0 * _EPS64) * n * tail2, 2.0 * _EPS64
+            return steps * n * tail1 + 2.0 * EPS64 * n * m, (steps + 2.0 * EPS64) * n * tail2, 2.0 * EPS64
         return steps * n * m, steps * n * m * m, 0.0
 
     def plane32(self, centred):
@@ -370,13 +369,13 @@ def split_variances(v, shape, m, buffers=None):
     H1 /= scale
     H1 += R1  # sum(v)
     # errors: the remainders' running sums (2 (H + W + 2) eps of n times their largest term), the roundings
-    steps = 2.0 * (v.shape[0] + v.shape[1] + 2) * _EPS64
+    steps = 2.0 * (v.shape[0] + v.shape[1] + 2) * EPS64
     rho = 0.5 / scale
     tail = rho * (2.0 * m + rho)
     d_r1 = steps * n * rho
-    d_x = (steps + 2.0 * _EPS64) * n * tail
+    d_x = (steps + 2.0 * EPS64) * n * tail
     s1_max, r1_max, x_max = n * (m + rho), n * rho + d_r1, n * tail + d_x
-    err1 = d_r1 + 2.0 * _EPS64 * s1_max
+    err1 = d_r1 + 2.0 * EPS64 * s1_max
     err_var = (n * d_x + 2.0 * (s1_max + r1_max) * d_r1 + d_r1 * d_r1
-               + 8.0 * _EPS64 * (n * x_max + 2.0 * s1_max * r1_max + r1_max * r1_max))
-    return H1, var, err1, err_var, 4.0 * _EPS64
+               + 8.0 * EPS64 * (n * x_max + 2.0 * s1_max * r1_max + r1_max * r1_max))
+    return H1, var, err1, err_var, 4.0 * EPS64
