@@ -27,11 +27,12 @@ import numpy as np
 from ..methods import get_method
 from .chunk_scores import ChunkScores
 from .degenerate import degenerate_at, degenerate_score, template_degenerate_score
-from .error_model import EPS64, EXACT_FLOAT64, denominator_error, denominator_relative_error, float32_coefficients, sum_magnitude_bound
+from .error_model import EPS64, EXACT_FLOAT64, denominator_error, denominator_relative_error, float32_coefficients
 from .image_channel import BandChannel
 from .inputs import RECOMPUTE
-from .reference import centred, rescore
+from .reference import rescore
 from .settle import NOMINAL_RANGE, settle_global, settle_normalised, value_range
+from .template_constants import template_constants
 from .window_terms import box_terms, masked_terms
 from .workspace import empty
 
@@ -84,13 +85,13 @@ def assemble(p, algorithm, out, *, work="float64", precision="fast", channels=No
     job = _Assembly(p, [cache[c] for c in range(C)], out, work, algorithm)
     if not job.feasible:
         return False
-    if job.constant is not None:
-        out[...] = job.constant
+    if job.consts.constant is not None:
+        out[...] = job.consts.constant
         return True
     rows = max(1, min(out.shape[0], _CHUNK // max(out.shape[1], 1)))
     scratch = _Scratch(rows, out.shape[1])
     chunks = [(a, min(out.shape[0], a + rows)) for a in range(0, out.shape[0], rows)]
-    if job.template_degenerate:
+    if job.consts.template_degenerate:
         job.settle_degenerate_template(chunks, scratch)
         return True
     contract = RECOMPUTE[precision][work]  # of the score range
@@ -143,8 +144,6 @@ class _Assembly(ChunkScores):
         if self.masked and not self.float64:
             raise ValueError("masked problems are assembled in float64")
         self.normalised = method in NOMINAL_RANGE
-        self.constant = None
-        self.template_degenerate = False
         self.zero_mean = get_method(method).zero_mean
         # ncc and ccoeff correlate the centred image with a zero-mean kernel (the
         # centre cancels, and errors shrink with it); in float64 the others
@@ -155,9 +154,9 @@ class _Assembly(ChunkScores):
         # the band grows with it: image and template are both centred (ssd does not change).
         ssd_centred = method == "ssd" and any(ch.magnitude > _SSD_CENTRED * ch.peak for ch in channels)
         self.centred = self.zero_mean or self.float64 or ssd_centred
-        self._kernels(p, channels)
+        self.consts = template_constants(p, channels, float64=self.float64, centred_plane=self.centred)
         self.feasible = self.float64 or self._fits_float32(channels)
-        if self.feasible and self.constant is None:  # else assemble() is done without them
+        if self.feasible and self.consts.constant is None:  # else assemble() is done without them
             self._prepare_terms(algorithm)
 
     def _prepare_terms(self, algorithm):
@@ -169,7 +168,7 @@ class _Assembly(ChunkScores):
         # a relative error rho of the denominator moves a score in [-1, 1] by at most rho
         self.den_rel = denominator_relative_error(self.terms, method) if self.normalised else 0.0
         if self.normalised and not self.exact_den:
-            self.err_den = denominator_error(self.terms, method) * max(self.den_factors)
+            self.err_den = denominator_error(self.terms, method) * max(self.consts.den_factors)
         self.zeros_exact = self.exact_den or (self.normalised and self._integral_den()
                                               and self.err_den * (1.0 + self.den_rel) + self.den_rel < 0.25)
         self.bound = empty("bound", out.shape, self.work) if self.normalised else None
@@ -177,7 +176,7 @@ class _Assembly(ChunkScores):
         self.contract = math.inf  # of the score range: set by assemble() before the chunks
         # one unmasked channel's raw energy is its window sums themselves: no copy
         self.den_view = (C == 1 and method in ("ccorr_normed", "ssd_normed") and not self.masked
-                         and self.raw_shifts[0] == 0.0)
+                         and self.consts.raw_shifts[0] == 0.0)
         self.den = None
         if self.normalised:
             if self.den_view:
@@ -185,87 +184,13 @@ class _Assembly(ChunkScores):
             else:
                 self.den = empty("den", out.shape, np.float64)
 
-    # -- the template side -------------------------------------------------
-
-    def _kernels(self, p, channels):
-        """The kernels correlated with each channel, their norms and sums, and the template's constants."""
-        method, T, M = p.method, p.template, p.weights
-        C = T.shape[0]
-        m2 = [None] * C if M is None else [m * m for m in M]
-        self.sw = [float(self.n)] * C if M is None else [float(m.sum()) for m in M]
-        common = len(set(self.sw)) == 1
-        self.den_scale = self.sw[0] if common else 1.0  # ncc's denominators are kept times this
-        self.den_factors = [self.den_scale / s if s > 0 else 0.0 for s in self.sw]
-        self.t_sq = 0.0
-        # the value each channel is shifted by before it is correlated: its centre for ncc and ccoeff;
-        # in float64 or with a mask, the offset its window terms sum from (its centre where a DC offset
-        # would cost precision, 0 otherwise: no shift, no extra pass; with a mask the centre for ncc and
-        # ccoeff, whose weighted means cancel only there); 0 in unmasked float32
-        offsets = [ch.centre if self.masked and self.zero_mean else ch.offset for ch in channels]
-        if self.zero_mean or (self.centred and not self.float64):  # ncc, ccoeff; float32 ssd centred
-            self.plane_shifts = [ch.centre for ch in channels]
-        else:
-            self.plane_shifts = offsets if self.centred else [0.0] * C
-        if self.zero_mean:
-            devs = []
-            for c in range(C):
-                used = T[c] if M is None else T[c][M[c] > 0]
-                flat = used.size == 0 or used.min() == used.max()
-                devs.append(np.zeros_like(T[c]) if flat else centred(T[c], None if M is None else M[c]))
-            kernels = [d if m is None else m * d for d, m in zip(devs, m2)]
-            t_total = float(sum((k * d).sum() for k, d in zip(kernels, devs)))
-            if method == "ncc" and t_total == 0:
-                self.constant = 0.0  # constant template: no evidence anywhere
-        else:
-            raw = [T[c] if m2[c] is None else m2[c] * T[c] for c in range(C)]
-            t_total = float(sum((k * t).sum() for k, t in zip(raw, T)))  # sum((T M)^2)
-            kernels = raw
-            if method in ("ssd", "ssd_normed"):
-                if any(self.plane_shifts):  # ssd is unchanged when image and template shift together
-                    shifted = [T[c] - self.plane_shifts[c] for c in range(C)]
-                    kernels = [s if m2[c] is None else m2[c] * s for c, s in enumerate(shifted)]
-                    self.t_sq = float(sum((k * s).sum() for k, s in zip(kernels, shifted)))
-                else:
-                    self.t_sq = t_total
-            if method == "ccorr_normed" and t_total == 0:
-                self.constant = 0.0
-            if method == "ssd_normed" and t_total == 0:
-                self.template_degenerate = True
-        if method in ("ncc", "ccorr_normed") and t_total > 0 and not self.float64:
-            # their scores do not change with the template's scale: a unit
-            # kernel keeps float32 far from underflow and overflow (float64
-            # keeps integer kernels exact instead)
-            unit = 1.0 / np.sqrt(t_total)
-            kernels = [k * unit for k in kernels]
-            t_total = 1.0
-        self.kernels, self.t_total = kernels, t_total
-        self.norms = [float(np.sqrt((k * k).sum())) for k in kernels]
-        ccorr_shifted = method in ("ccorr", "ccorr_normed") and any(self.plane_shifts)
-        # An unmasked centred kernel sums to a few rounding errors, not to 0: its
-        # sum s adds s * (the window's mean of the centred channel) to the
-        # correlation, which the bound covers (a bound on |s| serves). A masked one's
-        # weighted sum is subtracted (Padfield): sum(M^2 T' (I - mean_M(I))) = x - s mean_M(I).
-        if self.zero_mean and not self.masked:
-            sums = [sum_magnitude_bound(k) for k in kernels]
-        else:
-            sums = [math.fsum(k.ravel()) for k in kernels] if self.zero_mean or ccorr_shifted else [0.0] * C
-        self.corrections = [s / sw if sw > 0 else 0.0 for s, sw in zip(sums, self.sw)] if self.masked and self.zero_mean else None
-        self.residuals = [abs(s) if self.zero_mean and not self.masked else 0.0 for s in sums]
-        # ccorr of a shifted image: plus the shift's share, sum_c shift_c sum(k_c)
-        self.shift = math.fsum(g * s for g, s in zip(self.plane_shifts, sums)) if ccorr_shifted else 0.0
-        self.planes = ["centred" if g != 0.0 else "raw" for g in self.plane_shifts]
-        self.peaks = [ch.peak if plane == "centred" else ch.magnitude for ch, plane in zip(channels, self.planes)]
-        # the window energies: raw ones (denominators) and those of the plane ssd's numerator uses
-        self.raw_shifts = offsets
-        self.num_shifts = [o - g for o, g in zip(offsets, self.plane_shifts)]
-
     def _fits_float32(self, channels):
         """Whether float32 holds the centred values and the products without overflow or underflow."""
         if not all(ch.peak == 0 or 1.0 / _RANGE32 < ch.peak < _RANGE32 for ch in channels):
             return False
-        if self.p.method == "ssd_normed" and not 1e-20 < self.t_total < 1e20:
+        if self.p.method == "ssd_normed" and not 1e-20 < self.consts.t_total < 1e20:
             return False
-        largest = self.n * sum((ch.peak + abs(ch.centre)) ** 2 for ch in channels) * max(self.t_total, 1.0)
+        largest = self.n * sum((ch.peak + abs(ch.centre)) ** 2 for ch in channels) * max(self.consts.t_total, 1.0)
         return largest < 1e30
 
     def _window_terms(self, algorithm):
@@ -273,8 +198,8 @@ class _Assembly(ChunkScores):
         method = self.p.method
         need_s1 = method == "ncc" or (method == "ccoeff" and self.masked)
         need_s2 = method in ("ncc", "ccorr_normed", "ssd", "ssd_normed")
-        need_a2 = method == "ncc" or (method in ("ccorr_normed", "ssd_normed") and any(self.raw_shifts)) or (
-            method in ("ssd", "ssd_normed") and any(self.num_shifts))
+        need_a2 = method == "ncc" or (method in ("ccorr_normed", "ssd_normed") and any(self.consts.raw_shifts)) or (
+            method in ("ssd", "ssd_normed") and any(self.consts.num_shifts))
         if not (need_s1 or need_s2 or need_a2):
             return []
         _, h, w = self.p.template.shape
@@ -282,7 +207,7 @@ class _Assembly(ChunkScores):
             return [box_terms(ch, (h, w), need_s1 or need_a2, variance=method == "ncc" and ch.split)
                     for ch in self.channels]
         return [masked_terms(ch, self.p.weights[c], algorithm, need_s1, need_a2, need_s2, centred=o != 0.0)
-                for c, (ch, o) in enumerate(zip(self.channels, self.raw_shifts))]
+                for c, (ch, o) in enumerate(zip(self.channels, self.consts.raw_shifts))]
 
     # -- correlations ----------------------------------------------------------
 
@@ -290,19 +215,19 @@ class _Assembly(ChunkScores):
         """OpenCV's float32 correlation of every channel, summed; and its error model ``(local, absolute)``."""
         out_shape = self.out.shape
         x = None
-        for ch, k in zip(self.channels, self.kernels):
+        for ch, k in zip(self.channels, self.consts.kernels):
             xc = ch.correlate(k, out_shape, direct, self.centred)
             x = xc if x is None else x.__iadd__(xc)
         # zero-mean kernels on the centred plane; raw kernels on the raw plane; ssd's template minus the
         # image's centre on the centred plane (a channel centred on 0 is raw): the largest constants
-        pairs = {"centred"} if self.zero_mean else {"shifted" if g else "raw" for g in self.plane_shifts}
+        pairs = {"centred"} if self.zero_mean else {"shifted" if g else "raw" for g in self.consts.plane_shifts}
         local, per_peak = (max(c) for c in zip(*(float32_coefficients(pair, direct) for pair in pairs)))
-        return x, (local, per_peak * sum(nm * pk for nm, pk in zip(self.norms, self.peaks)))
+        return x, (local, per_peak * sum(nm * pk for nm, pk in zip(self.consts.norms, self.consts.peaks)))
 
     def correlate64(self, algorithm, rows=None, cols=None):
         """Float64 correlation of every channel (output ``rows``, ``cols``, default all), summed; and its bound."""
         x, err = None, 0.0
-        for ch, k, pk, plane in zip(self.channels, self.kernels, self.peaks, self.planes):
+        for ch, k, pk, plane in zip(self.channels, self.consts.kernels, self.consts.peaks, self.consts.planes):
             exact = (self.p.integer_valued and algorithm == "direct" and np.array_equal(k, np.round(k))
                      and self.n * pk * float(np.abs(k).max()) < EXACT_FLOAT64)
             xc, e = ch.correlate64(k, algorithm, plane=plane, rows=rows, cols=cols, exact=exact,
@@ -314,12 +239,12 @@ class _Assembly(ChunkScores):
     @property
     def extra_error(self):
         """Errors of the numerator beyond its correlation: the masked mean's share, the centre's share."""
-        extra = 0.0
-        if self.corrections is not None:
-            extra += sum(abs(r) * (t.err1 + 4.0 * EPS64 * t.sw * t.peak) for r, t in zip(self.corrections, self.terms))
-        if self.shift:
-            extra += 4.0 * EPS64 * (abs(self.shift) + sum(nm * pk * math.sqrt(self.n) for nm, pk in
-                                                          zip(self.norms, [ch.magnitude for ch in self.channels])))
+        extra, k = 0.0, self.consts
+        if k.corrections is not None:
+            extra += sum(abs(r) * (t.err1 + 4.0 * EPS64 * t.sw * t.peak) for r, t in zip(k.corrections, self.terms))
+        if k.shift:
+            extra += 4.0 * EPS64 * (abs(k.shift) + sum(nm * pk * math.sqrt(self.n) for nm, pk in
+                                                       zip(k.norms, [ch.magnitude for ch in self.channels])))
         return extra
 
     # -- assembly ----------------------------------------------------------------
@@ -328,26 +253,26 @@ class _Assembly(ChunkScores):
         """ccorr and ccoeff: the correlation is the score (plus the shift's share, minus the masked mean's).
         Returns the scores' (minimum, maximum)."""
         out = self.out
-        if not self.shift and self.corrections is None:
+        if not self.consts.shift and self.consts.corrections is None:
             lo, hi = value_range(x)  # on float32 x: half the bytes to read
             np.copyto(out, x)
             return lo, hi
         np.copyto(out, x)
-        if self.shift:
-            out += self.shift
-        if self.corrections is not None:
-            for r, t, ch in zip(self.corrections, self.terms, self.channels):
+        if self.consts.shift:
+            out += self.consts.shift
+        if self.consts.corrections is not None:
+            for r, t, ch in zip(self.consts.corrections, self.terms, self.channels):
                 out -= r * (t.s1 - t.sw * (ch.centre - t.offset))
         return value_range(out)
 
     def global_bound(self, model):
         """One bound for every ssd, ccorr or ccoeff score of the band."""
         local, absolute = model
-        root_n = math.sqrt(self.n)
-        e = sum(nm * pk * local * root_n for nm, pk in zip(self.norms, self.peaks)) + absolute
-        e += sum(r * pk for r, pk in zip(self.residuals, self.peaks))  # a kernel's residual sum times |window mean|
+        root_n, k = math.sqrt(self.n), self.consts
+        e = sum(nm * pk * local * root_n for nm, pk in zip(k.norms, k.peaks)) + absolute
+        e += sum(r * pk for r, pk in zip(k.residuals, k.peaks))  # a kernel's residual sum times |window mean|
         if self.p.method == "ssd":
-            e = 2.0 * e + self._energy_error(self.num_shifts)
+            e = 2.0 * e + self._energy_error(self.consts.num_shifts)
         return e
 
     def may_vanish(self, den):
@@ -362,7 +287,7 @@ class _Assembly(ChunkScores):
         then within it of zero exactly when it is zero (a transform's masked sums of a black background:
         they round to about 1e-8, and were each tested or recomputed by definition)."""
         return (self.p.integer_valued and all(t.binary and float(t.offset).is_integer() for t in self.terms)
-                and all(f == 1.0 for f in self.den_factors))
+                and all(f == 1.0 for f in self.consts.den_factors))
 
     @property
     def can_refine_denominators(self):
@@ -383,7 +308,7 @@ class _Assembly(ChunkScores):
         _, h, w = self.p.template.shape
         self.terms = [box_terms(ch, (h, w), True, variance=True) for ch in self.channels]
         self.exact_den = self.zeros_exact = False
-        self.err_den = denominator_error(self.terms, "ncc") * max(self.den_factors)
+        self.err_den = denominator_error(self.terms, "ncc") * max(self.consts.den_factors)
         self.den_rel = denominator_relative_error(self.terms, "ncc")
         for a, b in chunks:
             self.chunk(a, b, self.x[a:b], self.model, scratch)
@@ -397,7 +322,7 @@ class _Assembly(ChunkScores):
             def buf(name, dtype=np.float64, a=a, b=b):
                 return scratch.get(name, b - a, dtype, out.shape[1])
 
-            den = self._energies(slice(a, b), slice(0, out.shape[1]), buf, self.raw_shifts, "den")
+            den = self._energies(slice(a, b), slice(0, out.shape[1]), buf, self.consts.raw_shifts, "den")
             y, x = np.nonzero(self.may_vanish(den))
             ys.append(y + a)
             xs.append(x)

@@ -8,8 +8,10 @@ variance (ncc) or energy (ccorr_normed, ssd_normed) times the template's,
 and each gets a bound on its error, ``alpha + beta / D (+ kappa / D^2)``
 (:meth:`ChunkScores._normalise`), or one bound for the chunk where every
 window's is far inside the tolerance (:meth:`ChunkScores._uniform_bound`).
-The assembly supplies the state these methods read: the problem, its
-channels and window terms, the template's constants and the output arrays.
+The assembly supplies the state these methods read, listed on the class:
+the template's constants (a frozen
+:class:`matcher.scores.template_constants.TemplateConstants`), the band's
+channels and window terms, the error terms and the output arrays.
 """
 
 import math
@@ -26,7 +28,21 @@ SMALLEST_SQUARED_DENOMINATOR = 1e-30
 
 
 class ChunkScores:
-    """The chunk-by-chunk part of the assembly: scores, denominators and bounds of output rows."""
+    """The chunk-by-chunk part of the assembly: scores, denominators and bounds of output rows.
+
+    A subclass (:class:`matcher.scores.assembly._Assembly`) sets, before the first chunk:
+
+    - ``p`` (the problem: ``method``), ``n`` (template pixels), ``consts``
+      (:class:`matcher.scores.template_constants.TemplateConstants`);
+    - ``channels`` (the band's :class:`matcher.scores.image_channel.BandChannel`)
+      and ``terms`` (their :class:`matcher.scores.window_terms.WindowTerms`);
+    - ``work`` (the correlation's dtype) and ``eps`` (its epsilon), ``den_rel``
+      and ``err_den`` (the denominators' relative and absolute errors), ``contract``
+      (the tolerance, of the score range);
+    - the outputs: ``out`` (scores), ``den`` (denominators, or a view of
+      ``terms[0].s2`` where ``den_view``), ``bound`` (each score's error bound) and
+      ``bound_max`` (at least every bound; ``inf``: not tracked), which the chunks update.
+    """
 
     def _energy_error(self, shifts):
         """Bound on the error of :meth:`_energies` with these shifts (0 where integer sums stay exact)."""
@@ -57,17 +73,17 @@ class ChunkScores:
             den, q = self._ncc_denominators(rows, columns, buf, xs)
         if method in ("ssd", "ssd_normed"):  # energy - 2 x + t_sq
             np.multiply(xs, -2.0, out=o)
-            o += self._energies(rows, columns, buf, self.num_shifts, "num")
-            o += self.t_sq
+            o += self._energies(rows, columns, buf, self.consts.num_shifts, "num")
+            o += self.consts.t_sq
             np.maximum(o, 0.0, out=o)
             if method == "ssd":
                 return
         if method != "ncc":
-            den = self._energies(rows, columns, buf, self.raw_shifts, "den")
+            den = self._energies(rows, columns, buf, self.consts.raw_shifts, "den")
             if not self.den_view:
                 self.den[rows, columns] = den
-        if self.shift:  # ccorr_normed of the centred image
-            xs += self.shift
+        if self.consts.shift:  # ccorr_normed of the centred image
+            xs += self.consts.shift
         self._normalise(o, xs, den, q, model, self.bound[rows, columns], buf)
 
     def _ncc_denominators(self, rows, columns, buf, xs):
@@ -95,17 +111,17 @@ class ChunkScores:
                     np.multiply(s1, t.a2[rows, columns], out=term)
                     term *= 2.0
                     part -= term
-            if self.den_factors[c] != 1.0:
-                part *= self.den_factors[c]
+            if self.consts.den_factors[c] != 1.0:
+                part *= self.consts.den_factors[c]
             if c:
                 den += part
             qc = q if c == 0 else buf("r", self.work)
             np.subtract(s1, t.sw * (ch.centre - t.offset), out=qc, casting="unsafe")
-            if self.corrections is not None:
-                xs -= self.corrections[c] * qc
+            if self.consts.corrections is not None:
+                xs -= self.consts.corrections[c] * qc
             np.abs(qc, out=qc)
             if not single:  # one channel: its norm goes into the bound's coefficient
-                qc *= self.norms[c]
+                qc *= self.consts.norms[c]
                 if c:
                     q += qc
         return den, q
@@ -141,7 +157,7 @@ class ChunkScores:
         """
         method, n = self.p.method, self.n
         local, absolute = model
-        scale = self.t_total / self.den_scale if method == "ncc" else self.t_total
+        scale = self.consts.t_total / self.consts.den_scale if method == "ncc" else self.consts.t_total
         # D = sqrt(scale den); scores num / D; bounds alpha + beta / D
         dd = buf("dd", self.work)
         np.multiply(den, scale, out=dd, casting="unsafe")
@@ -165,12 +181,12 @@ class ChunkScores:
         if method == "ncc":
             # the kernels' residual sums: sum_c |s_c| |window sum_c| / n <= q max_c |s_c| / (n ||k_c||)
             if len(self.channels) == 1:
-                coef_q = local / float(np.sqrt(n)) * self.norms[0] + self.residuals[0] / n
+                coef_q = local / float(np.sqrt(n)) * self.consts.norms[0] + self.consts.residuals[0] / n
             else:
-                coef_q = local / float(np.sqrt(n)) + max((r / (n * nm) for r, nm in zip(self.residuals, self.norms)
-                                                          if nm > 0), default=0.0)
+                coef_q = local / float(np.sqrt(n)) + max(
+                    (r / (n * nm) for r, nm in zip(self.consts.residuals, self.consts.norms) if nm > 0), default=0.0)
         elif method == "ssd_normed":
-            beta += self._energy_error(self.num_shifts)  # the numerator's window energy
+            beta += self._energy_error(self.consts.num_shifts)  # the numerator's window energy
         if degenerate is None and self._uniform_bound(e, scores, q, coef_q, alpha, beta, kappa,
                                                       smallest * (1.0 - 4.0 * self.eps)):
             o[...] = scores
