@@ -434,7 +434,7 @@ def _find_error(exc, args):
 
 
 def _write_annotation(args, image, color, matches):
-    from .render import draw_matches, encode_image
+    from .render import draw_matches
 
     pixels = image.pixels
     if color == "gray":  # converted to gray for matching? draw on the image as stored

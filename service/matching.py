@@ -13,7 +13,6 @@ import base64
 import time
 
 import cv2
-import numpy as np
 
 import matcher
 from matcher import LOWER_IS_BETTER, deadline, find_many, find_with_scores, load_image, match_template

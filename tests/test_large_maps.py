@@ -33,9 +33,7 @@ Tolerances are those of test_engine.py: ``rel * range + 16 eps * max|ref|``,
 rel = 1e-4 for "fast", 1e-9 for "exact".
 """
 
-import dataclasses
 import functools
-from unittest import mock
 
 import cv2
 import numpy as np

@@ -38,7 +38,6 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .. import deadline
-from ..errors import MatcherError
 from ..scores.engine import match_template
 from .exhaustive import search_exhaustive
 from ..options import FindOptions
