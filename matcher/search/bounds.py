@@ -128,10 +128,12 @@ def _shifted_block_sums(T, b, nby, nbx):
     Z[b + 1 + h :, b + 1 : b + 1 + w] = Z[b + h : b + 1 + h, b + 1 : b + 1 + w]  # integral image: rows past the end
     Z[:, b + 1 + w :] = Z[:, b + w : b + 1 + w]
     r = np.arange(b)
-    y0 = b * np.arange(nby)[None, :] - r[:, None] + b  # (b, nby): first row of block Q for offset r
-    x0 = b * np.arange(nbx)[None, :] - r[:, None] + b
-    Y0, X0 = y0[:, None, :, None], x0[None, :, None, :]
-    return Z[Y0 + b, X0 + b] - Z[Y0, X0 + b] - Z[Y0 + b, X0] + Z[Y0, X0]
+    ys = b * np.arange(nby + 1)[None, :] - r[:, None] + b  # (b, nby + 1): block Q's first row for offset r is ys[r, Q]
+    xs = b * np.arange(nbx + 1)[None, :] - r[:, None] + b
+    # the integral image at every block corner, for every offset: two takes along one axis each (a gather
+    # with four broadcast indices cost twice as much), then (b, b, nby + 1, nbx + 1, C)
+    E = Z.take(ys, axis=0).take(xs, axis=2).transpose(0, 2, 1, 3, 4)
+    return E[:, :, 1:, 1:] - E[:, :, :-1, 1:] - E[:, :, 1:, :-1] + E[:, :, :-1, :-1]
 
 
 def _bilinear_spread(t, b):
