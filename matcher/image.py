@@ -15,7 +15,8 @@ __all__ = ["LoadedImage"]
 @dataclass(frozen=True, eq=False)
 class LoadedImage:
     """A decoded image: ``pixels`` ``(H, W)`` gray or ``(H, W, 3)`` **RGB**, uint8 or
-    uint16 as stored; ``mask`` the alpha channel ``(H, W)`` (same dtype) or None;
+    uint16 as stored (a TIFF may also hold signed or 32-bit integers or floats:
+    :data:`matcher.io.SAMPLE_TYPES`); ``mask`` the alpha channel ``(H, W)`` (same dtype) or None;
     ``format`` one of :data:`FORMATS`. ``width``, ``height``, ``channels`` (1 or 3)
     and ``dtype`` (e.g. ``"uint8"``) are derived from ``pixels``."""
 
@@ -33,9 +34,10 @@ class LoadedImage:
         """The mask matching should use: the alpha channel, or None without one or when it is fully
         opaque (it would mask nothing). :func:`matcher.find` applies it to a ``LoadedImage`` template,
         and so do the command line and the service: one rule."""
-        if self.mask is None or self.mask.min() == np.iinfo(self.mask.dtype).max:
+        if self.mask is None:
             return None
-        return self.mask
+        opaque = 1.0 if self.mask.dtype.kind == "f" else np.iinfo(self.mask.dtype).max  # float alpha: 1 is opaque
+        return None if self.mask.min() >= opaque else self.mask
 
     def to_dict(self):
         """JSON-ready metadata (no pixel data)."""

@@ -22,11 +22,15 @@ from .image import LoadedImage
 from .errors import ImageDecodeError, ImageTooLargeError, MatcherError, UnsupportedFormatError
 from .headers import check_inflation, read_header, sniff, tiff_ifd0
 
-__all__ = ["load_image", "LoadedImage", "FORMATS", "COLORS", "DEFAULT_MAX_PIXELS"]
+__all__ = ["load_image", "to_gray", "LoadedImage", "FORMATS", "COLORS", "SAMPLE_TYPES", "DEFAULT_MAX_PIXELS"]
 
 FORMATS = ("png", "jpeg", "webp", "bmp", "tiff")
 """The formats :func:`load_image` decodes; its default allowlist."""
 COLORS = ("auto", "gray", "color")
+SAMPLE_TYPES = ("uint8", "uint16", "int8", "int16", "int32", "uint32", "float32", "float64")
+"""The sample types :func:`load_image` returns, as stored: 8- and 16-bit unsigned for every format; TIFF
+also holds signed integers, 32-bit integers and floats (microscopy, depth maps, scientific data)."""
+_LUMA = (0.299, 0.587, 0.114)
 DEFAULT_MAX_PIXELS = 100_000_000
 """Default limit on width x height: 100 megapixels (300 MB as 8-bit RGB)."""
 
@@ -34,7 +38,7 @@ _OPENCV_MAX_PIXELS = 1 << 30  # default of OpenCV's own limit, env OPENCV_IO_MAX
 
 
 def load_image(source, *, color="auto", max_pixels=DEFAULT_MAX_PIXELS, formats=FORMATS):
-    """Decode a PNG, JPEG, WebP, BMP or TIFF image (8- or 16-bit).
+    """Decode a PNG, JPEG, WebP, BMP or TIFF image (8- or 16-bit; TIFF also 32-bit and float).
 
     Parameters
     ----------
@@ -43,9 +47,8 @@ def load_image(source, *, color="auto", max_pixels=DEFAULT_MAX_PIXELS, formats=F
         encoded data (bytes, bytearray, memoryview; bytes are never a path).
     color : {"auto", "gray", "color"}
         "auto": gray images ``(H, W)``, colour ones ``(H, W, 3)``; "gray": always
-        ``(H, W)`` (luma ``0.299 R + 0.587 G + 0.114 B``, rounded, as OpenCV's
-        ``cvtColor``); "color": always ``(H, W, 3)``. Colour is in **RGB** order,
-        not OpenCV's BGR. WebP has no gray mode, so it is always colour.
+        ``(H, W)`` (:func:`to_gray`); "color": always ``(H, W, 3)``. Colour is in
+        **RGB** order, not OpenCV's BGR. WebP has no gray mode, so it is always colour.
     max_pixels : int
         Largest accepted ``width * height``, read from the header before
         decoding. OpenCV's own limit (env ``OPENCV_IO_MAX_IMAGE_PIXELS``,
@@ -68,7 +71,7 @@ def load_image(source, *, color="auto", max_pixels=DEFAULT_MAX_PIXELS, formats=F
         The file cannot be read (as raised by :func:`open`).
     UnsupportedFormatError
         The format (sniffed from the magic bytes) is not in ``formats``, or the
-        samples are not 8/16-bit unsigned integers.
+        samples are of a type not in :data:`SAMPLE_TYPES`.
     ImageTooLargeError
         The header declares more than ``max_pixels`` pixels.
     ImageDecodeError
@@ -114,10 +117,32 @@ def load_image(source, *, color="auto", max_pixels=DEFAULT_MAX_PIXELS, formats=F
     check_inflation(data, header)
     pixels, mask = _decode(data, fmt)
     if color == "gray" and pixels.ndim == 3:
-        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+        pixels = to_gray(pixels)
     elif color == "color" and pixels.ndim == 2:
         pixels = np.repeat(pixels[:, :, None], 3, axis=2)
     return LoadedImage(pixels, mask, fmt)
+
+
+def to_gray(pixels):
+    """The luma ``0.299 R + 0.587 G + 0.114 B`` of RGB ``pixels`` ``(H, W, 3)``, in their dtype: ``(H, W)``.
+
+    Integers are rounded (OpenCV's ``cvtColor`` for 8- and 16-bit data, which
+    this matches), floats are not; gray ``(H, W)`` pixels are returned as they are.
+
+    >>> to_gray(np.array([[[255, 0, 0], [0, 0, 255]]], np.uint8)).tolist()
+    [[76, 29]]
+    >>> to_gray(np.array([[[1.0, 1.0, 1.0], [-2.0, 0.0, 2.0]]])).round(12).tolist()
+    [[1.0, -0.37]]
+    """
+    if pixels.ndim == 2:
+        return pixels
+    if pixels.dtype in (np.uint8, np.uint16, np.float32):
+        return cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
+    luma = pixels.astype(np.float64) @ np.array(_LUMA)
+    if pixels.dtype.kind == "f":
+        return luma.astype(pixels.dtype, copy=False)
+    info = np.iinfo(pixels.dtype)
+    return np.clip(np.rint(luma), info.min, info.max).astype(pixels.dtype)
 
 
 def _read(source):
@@ -154,9 +179,9 @@ def _decode(data, fmt):
     if img is None or img.size == 0:
         reason = f": {said[-1]}" if said else ""
         raise ImageDecodeError(f"could not decode the {fmt.upper()} data (corrupt or truncated){reason}") from None
-    if img.dtype not in (np.uint8, np.uint16):
-        raise UnsupportedFormatError(f"unsupported {fmt.upper()} sample type {img.dtype}: "
-                                     "only 8- and 16-bit unsigned images are supported")
+    if img.dtype.name not in SAMPLE_TYPES:
+        raise UnsupportedFormatError(f"unsupported {fmt.upper()} sample type {img.dtype}; "
+                                     f"allowed sample types: {', '.join(SAMPLE_TYPES)}")
     mask = None
     if img.ndim == 3 and img.shape[2] in (1, 2):  # gray, gray + alpha
         img, mask = img[:, :, 0], (img[:, :, 1] if img.shape[2] == 2 else None)

@@ -12,13 +12,12 @@ matching run under the request's deadline (MATCHER_REQUEST_TIMEOUT,
 import base64
 import time
 
-import cv2
-
 import matcher
 from matcher import LOWER_IS_BETTER, deadline, find_many, find_with_scores, load_image, match_template
 from matcher.budget import search_cost
 from matcher.errors import MatcherError, TemplateTooLargeError
 from matcher.headers import read_header
+from matcher.io import to_gray
 from matcher.options import format_option
 from matcher.search.rotated import search_cost as turned_search_cost
 from matcher.render import draw_matches, encode_png, score_heatmap
@@ -178,7 +177,7 @@ def _mask(upload, template, opts, config):
     if upload is None:
         return template.matching_mask
     mask = _load(upload, opts, config)
-    pixels = mask.pixels if mask.channels == 1 else cv2.cvtColor(mask.pixels, cv2.COLOR_RGB2GRAY)
+    pixels = to_gray(mask.pixels)
     if pixels.shape != template.pixels.shape[:2]:
         raise Unprocessable(f"the mask is {mask.width}x{mask.height}, but the template is "
                             f"{template.width}x{template.height}; they must be the same size", field="mask")

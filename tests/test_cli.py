@@ -539,3 +539,28 @@ def test_a_reader_that_goes_away_ends_it_quietly_with_141():
     proc.stdout.close()  # gone before anything is written
     _, err = proc.communicate(timeout=120)
     assert (proc.returncode, err) == (141, b"")
+
+
+def test_float_and_signed_tiffs_are_searched_and_annotated(capsys, tmp_path):
+    rng = np.random.default_rng(5)
+    scene = cv2.GaussianBlur(rng.normal(0, 1e3, (90, 120)), (0, 0), 3.0) - 250.5
+    for dtype in (np.float32, np.int16):
+        image, template, out = tmp_path / "scene.tif", tmp_path / "part.tif", tmp_path / "seen.png"
+        cv2.imwrite(str(image), scene.astype(dtype))
+        cv2.imwrite(str(template), np.ascontiguousarray(scene[30:55, 61:92]).astype(dtype))
+        code, stdout, err = run(capsys, "match", image, template, "--json", "--annotate", out)
+        assert code == 0, err
+        best = json.loads(stdout)["matches"][0]
+        assert (best["x"], best["y"]) == (61, 30) and best["score"] == pytest.approx(1.0, abs=1e-9)
+        drawn = load_image(out)
+        assert drawn.pixels.dtype == np.uint8 and drawn.pixels.shape == (90, 120, 3)
+
+
+def test_a_tiff_holding_nan_exits_2(capsys, tmp_path):
+    scene = np.random.default_rng(6).random((40, 50)).astype(np.float32)
+    cv2.imwrite(str(tmp_path / "part.tif"), scene[5:20, 10:30].copy())
+    scene[3, 4] = np.nan
+    cv2.imwrite(str(tmp_path / "scene.tif"), scene)
+    code, stdout, err = run(capsys, "match", tmp_path / "scene.tif", tmp_path / "part.tif")
+    assert code == 2 and stdout == ""
+    assert "NaN or infinite" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -431,9 +431,76 @@ def test_format_from_magic_bytes_not_file_name(tmp_path):
     assert load_image(str(tmp_path / "photo.jpg")).format == "bmp"
 
 
-def test_16_bit_only_unsigned_8_and_16():
-    with pytest.raises(UnsupportedFormatError, match="unsupported TIFF sample type float32: only 8- and 16-bit"):
-        load_image(enc(".tiff", np.ones((4, 4), np.float32)))
+# --- TIFF's other sample types: signed, 32-bit, float ------------------------------
+
+TIFF_TYPES = [np.int8, np.int16, np.int32, np.uint32, np.float32, np.float64]
+
+
+def samples(shape, dtype):
+    """Values spanning the type, negatives included where it has them (floats: a wide, offset range)."""
+    if np.dtype(dtype).kind == "f":
+        return (RNG.normal(0, 1e3, shape) - 250.5).astype(dtype)
+    info = np.iinfo(dtype)
+    return RNG.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+
+
+@pytest.mark.parametrize("ch", [1, 3, 4])
+@pytest.mark.parametrize("dtype", TIFF_TYPES, ids=lambda d: np.dtype(d).name)
+def test_tiff_sample_types_round_trip(dtype, ch):
+    bgr = samples((H, W) if ch == 1 else (H, W, ch), dtype)
+    if ch == 4 and np.dtype(dtype).kind == "f":
+        bgr[:, :, 3] = RNG.random((H, W))  # float alpha: weights in [0, 1]
+    img = load_image(enc(".tiff", bgr))
+    assert img.dtype == np.dtype(dtype).name and img.pixels.dtype == dtype
+    np.testing.assert_array_equal(img.pixels, to_rgb(bgr[:, :, :3] if ch == 4 else bgr))
+    if ch == 4:
+        np.testing.assert_array_equal(img.mask, bgr[:, :, 3])
+    else:
+        assert img.mask is None
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32, np.uint32, np.float32, np.float64],
+                         ids=lambda d: np.dtype(d).name)
+def test_gray_is_the_luma_in_the_images_dtype(dtype):
+    bgr = samples((H, W, 3), dtype) if dtype not in (np.uint8, np.uint16) else rand((H, W, 3), dtype)
+    gray = load_image(enc(".tiff", bgr), color="gray").pixels
+    r, g, b = (bgr[:, :, k].astype(np.float64) for k in (2, 1, 0))
+    luma = 0.299 * r + 0.587 * g + 0.114 * b
+    assert gray.dtype == dtype and gray.shape == (H, W)
+    err = np.abs(gray.astype(np.float64) - luma).max()
+    scale = np.abs(bgr.astype(np.float64)).max()
+    if np.dtype(dtype).kind == "f":  # float32: OpenCV's single-precision sum; float64: ours
+        assert err <= (1e-6 if dtype == np.float32 else 1e-13) * scale
+    else:  # rounded (OpenCV's 16-bit weights are fixed-point, 2**-15: off by up to 3e-5 of the range)
+        assert err <= 0.5 + 3e-5 * scale
+
+
+def test_float_alpha_is_a_weight_mask_and_opaque_means_one():
+    bgra = np.dstack([samples((H, W, 3), np.float32), np.ones((H, W), np.float32)])
+    assert load_image(enc(".tiff", bgra)).matching_mask is None  # fully opaque: masks nothing
+    bgra[3:9, 4:11, 3] = 0.25
+    mask = load_image(enc(".tiff", bgra)).matching_mask
+    assert mask.dtype == np.float32 and mask.min() == 0.25 and mask.max() == 1.0
+
+
+def test_finding_in_float_and_signed_tiffs():
+    from matcher import find
+
+    for dtype in (np.float32, np.int16, np.float64):
+        scene = cv2.GaussianBlur(samples((90, 120), np.float64), (0, 0), 3.0).astype(dtype)
+        image = load_image(enc(".tiff", scene))
+        template = load_image(enc(".tiff", np.ascontiguousarray(scene[30:55, 61:92])))
+        best = find(image, template)[0]
+        assert (best.x, best.y) == (61, 30) and best.score == pytest.approx(1.0, abs=1e-9)
+
+
+def test_other_sample_types_are_refused(monkeypatch):
+    data = enc(".tiff", np.ones((4, 4), np.uint8))
+    monkeypatch.setattr(mio.cv2, "imdecodeWithMetadata",
+                        lambda *a, **k: (np.ones((4, 4), np.int64), [], []))  # a type no format stores
+    with pytest.raises(UnsupportedFormatError, match=r"unsupported TIFF sample type int64; allowed sample types: "
+                                                     r"uint8, uint16, int8, int16, int32, uint32, float32, float64$"):
+        load_image(data)
 
 
 # --- corrupt and truncated data --------------------------------------------------

@@ -6,6 +6,7 @@ Every response is checked against the OpenAPI document the service serves.
 import base64
 import io
 
+import cv2
 import numpy as np
 import pytest
 from openapi_spec_validator import validate as validate_spec
@@ -217,3 +218,36 @@ def test_api_keys_from_a_file(make_client, tmp_path):
     client = make_client(MATCHER_API_KEYS_FILE=str(keys))
     assert client.get("/v1/methods", headers={"X-API-Key": "other"}).status_code == 200
     assert client.get("/v1/methods").status_code == 401
+
+
+# ---- TIFF's float and signed samples (where MATCHER_FORMATS allows TIFF) ---------------------
+
+def tiff(array):
+    """TIFF bytes of a gray or RGB array of any sample type OpenCV writes."""
+    a = np.asarray(array)
+    return cv2.imencode(".tiff", np.ascontiguousarray(a[:, :, ::-1] if a.ndim == 3 else a))[1].tobytes()
+
+
+def test_float_tiffs_are_searched_as_stored(make_client, openapi):
+    client = make_client(MATCHER_FORMATS="png,tiff")
+    rng = np.random.default_rng(3)
+    scene = (cv2.GaussianBlur(rng.normal(0, 1e3, (90, 120)), (0, 0), 3.0) - 250.5).astype(np.float32)
+    tpl = np.ascontiguousarray(scene[30:55, 61:92])
+    weights = np.ones(tpl.shape + (3,))  # an RGB float64 mask file: its luma are the weights
+    weights[:6] = 0.0
+    request = {"image": b64(tiff(scene)), "template": b64(tiff(tpl)), "mask": b64(tiff(weights))}
+    body = openapi.check(client.post("/v1/match", json=request), "/v1/match", "post")
+    best = body["matches"][0]
+    assert (best["x"], best["y"]) == (61, 30) and best["score"] == pytest.approx(1.0, abs=1e-9)
+    assert body["image"]["format"] == "tiff" and body["template"]["masked"] is True
+    assert body["matches"] == [m.to_dict() for m in find(scene, tpl, mask=weights[:, :, 0])]
+
+
+def test_a_tiff_holding_nan_is_a_problem_not_a_500(make_client):
+    client = make_client(MATCHER_FORMATS="png,tiff")
+    scene = np.random.default_rng(4).random((40, 50)).astype(np.float32)
+    tpl = scene[5:20, 10:30].copy()
+    scene[0, 0] = np.nan
+    response = client.post("/v1/match", json={"image": b64(tiff(scene)), "template": b64(tiff(tpl))})
+    assert 400 <= response.status_code < 500 and response.mimetype == "application/problem+json"
+    assert "NaN or infinite" in response.get_json()["detail"]
