@@ -138,8 +138,6 @@ class _Assembly(ChunkScores):
         self.work = np.float64 if self.float64 else np.float32
         self.eps = float(np.finfo(self.work).eps)
         method = p.method
-        C, h, w = p.template.shape
-        self.n = h * w
         self.masked = p.weights is not None
         if self.masked and not self.float64:
             raise ValueError("masked problems are assembled in float64")
@@ -155,6 +153,7 @@ class _Assembly(ChunkScores):
         ssd_centred = method == "ssd" and any(ch.magnitude > _SSD_CENTRED * ch.peak for ch in channels)
         self.centred = self.zero_mean or self.float64 or ssd_centred
         self.consts = template_constants(p, channels, float64=self.float64, centred_plane=self.centred)
+        self.n = self.consts.n  # template pixels per channel
         self.feasible = self.float64 or self._fits_float32(channels)
         if self.feasible and self.consts.constant is None:  # else assemble() is done without them
             self._prepare_terms(algorithm)
